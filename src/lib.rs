@@ -1,1 +1,16 @@
-pub fn placeholder() {}
+//! texstyle: restyle the texture of a 3D mesh after a painting.
+//!
+//! The data path, one module per step:
+//! [`mesh`] → [`camera`] → [`raster`] (UV frame) → [`lookup`] (texture
+//! through the frame) → network → loss → gradient → texture → export.
+//! [`conventions`] states the coordinate systems once.
+
+pub mod camera;
+pub mod cli;
+pub mod conventions;
+pub mod gpu;
+pub mod image_io;
+pub mod lookup;
+pub mod mesh;
+pub mod preview;
+pub mod raster;

@@ -1,0 +1,86 @@
+//! `texstyle render`: the mesh with its texture, seen from several views.
+
+use std::time::Instant;
+
+use anyhow::{anyhow, Context};
+
+use super::args::{Layout, RenderArgs};
+use super::CliError;
+use crate::camera::{turntable, CameraRange, ViewSampler};
+use crate::image_io::Image;
+use crate::mesh::Mesh;
+use crate::preview;
+use crate::raster::{Raster, RasterMesh, ViewSize};
+
+pub fn run(a: RenderArgs) -> Result<(), CliError> {
+    if !(-89.0..=89.0).contains(&a.elevation) {
+        return Err(CliError {
+            exit: super::Exit::BadInput,
+            error: anyhow!("--elevation {} is out of range: use a value between -89 and 89 degrees", a.elevation),
+        });
+    }
+    let mesh = Mesh::load(&a.mesh)?;
+    let override_tex = match &a.texture {
+        Some(p) => Some(Image::load(p).with_context(|| format!("reading the texture {}", p.display()))?),
+        None => None,
+    };
+    if !mesh.has_uvs() {
+        super::warn(format!("{} has no texture coordinates: drawing flat material colours", a.mesh.display()));
+    }
+    let raster_mesh = RasterMesh::from_mesh(&mesh);
+    let mut raster = open_raster(a.cpu, &raster_mesh)?;
+
+    let range = CameraRange::default();
+    let cameras = match a.layout {
+        Layout::Turntable => {
+            // Far enough that the whole mesh fits, with a 5 % margin.
+            let fov = range.fov_y_deg.0;
+            let distance = 1.05 * raster_mesh.radius() / (fov.to_radians() / 2.0).sin();
+            turntable(a.views as usize, a.elevation, distance, fov)
+        }
+        Layout::Random => {
+            let mut s = ViewSampler::new(a.seed, range);
+            (0..a.views).map(|_| s.next_camera()).collect()
+        }
+    };
+    let size = ViewSize { width: a.size, height: a.size, samples: a.samples };
+    let textures = vec![override_tex.as_ref(); mesh.materials.len()];
+    let start = Instant::now();
+    let images = preview::render_views(&mut raster, &mesh, &textures, &cameras, size, a.background)?;
+    let elapsed = start.elapsed();
+
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating the output directory {}", a.out.display()))?;
+    for (i, img) in images.iter().enumerate() {
+        img.save_png(&a.out.join(format!("view_{i:03}.png")))?;
+    }
+    let columns = (images.len() as f32).sqrt().ceil() as u32;
+    let sheet_path = a.out.join("contact_sheet.png");
+    preview::contact_sheet(&images, columns, 4, a.background).save_png(&sheet_path)?;
+    eprintln!(
+        "texstyle: rendered {} views of {} ({} triangles) at {}² ×{} samples with {} in {:.0} ms; contact sheet: {}",
+        images.len(),
+        a.mesh.display(),
+        mesh.triangles.len(),
+        a.size,
+        a.samples * a.samples,
+        raster.name(),
+        elapsed.as_secs_f64() * 1e3,
+        sheet_path.display()
+    );
+    Ok(())
+}
+
+/// The wgpu rasterizer, or the CPU reference with a warning when no usable
+/// adapter exists (or `force_cpu`).
+pub fn open_raster(force_cpu: bool, mesh: &RasterMesh) -> anyhow::Result<Raster> {
+    if force_cpu {
+        return Ok(Raster::new(None, mesh)?);
+    }
+    match crate::gpu::Gpu::new() {
+        Ok(gpu) => Ok(Raster::new(Some(&gpu), mesh)?),
+        Err(e) => {
+            super::warn(format!("{e}; using the CPU reference rasterizer"));
+            Ok(Raster::new(None, mesh)?)
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Pictures a person can look at: a mesh rendered with its textures from a
+//! set of cameras, and a contact sheet of those renders.
+
+use anyhow::{Context, Result};
+
+use crate::camera::Camera;
+use crate::image_io::Image;
+use crate::lookup;
+use crate::mesh::Mesh;
+use crate::raster::{Raster, ViewSize};
+
+/// Renders `mesh` from each camera. `textures[m]` overrides material `m`'s
+/// own texture when `Some`.
+pub fn render_views(
+    raster: &mut Raster,
+    mesh: &Mesh,
+    textures: &[Option<&Image>],
+    cameras: &[Camera],
+    size: ViewSize,
+    background: [f32; 3],
+) -> Result<Vec<Image>> {
+    let flat: Vec<[f32; 3]> = mesh.materials.iter().map(|m| m.diffuse).collect();
+    let textures: Vec<Option<&Image>> = (0..mesh.materials.len())
+        .map(|m| textures.get(m).copied().flatten().or(mesh.materials[m].texture.as_ref()))
+        .collect();
+    let textures = if mesh.has_uvs() { textures } else { vec![None; mesh.materials.len()] };
+    cameras
+        .iter()
+        .enumerate()
+        .map(|(i, cam)| {
+            let frame = raster.rasterize(cam.view_proj(size.aspect()), size).with_context(|| format!("view {i}"))?;
+            Ok(lookup::render(&frame, &mesh.tri_material, &textures, &flat, background))
+        })
+        .collect()
+}
+
+/// Tiles images (all of the first one's size) into a grid `columns` wide,
+/// separated by `gap` pixels of `background`.
+pub fn contact_sheet(images: &[Image], columns: u32, gap: u32, background: [f32; 3]) -> Image {
+    let (w, h) = images.first().map_or((0, 0), |i| (i.width, i.height));
+    let columns = columns.max(1).min(images.len().max(1) as u32);
+    let rows = (images.len() as u32).div_ceil(columns);
+    let mut sheet = Image::filled(columns * (w + gap) + gap, rows * (h + gap) + gap, background);
+    for (k, img) in images.iter().enumerate() {
+        let (cx, cy) = (k as u32 % columns, k as u32 / columns);
+        let (ox, oy) = (gap + cx * (w + gap), gap + cy * (h + gap));
+        for y in 0..h.min(img.height) {
+            for x in 0..w.min(img.width) {
+                sheet.set_pixel(ox + x, oy + y, img.pixel(x, y));
+            }
+        }
+    }
+    sheet
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_sheet_places_tiles_in_reading_order() {
+        let tiles: Vec<Image> = (0..3).map(|i| Image::filled(2, 2, [i as f32 / 2.0; 3])).collect();
+        let sheet = contact_sheet(&tiles, 2, 1, [1.0, 0.0, 0.0]);
+        assert_eq!((sheet.width, sheet.height), (7, 7));
+        assert_eq!(sheet.pixel(1, 1), [0.0; 3]);
+        assert_eq!(sheet.pixel(4, 1), [0.5; 3]);
+        assert_eq!(sheet.pixel(1, 4), [1.0; 3]);
+        assert_eq!(sheet.pixel(4, 4), [1.0, 0.0, 0.0]); // empty slot
+        assert_eq!(sheet.pixel(0, 0), [1.0, 0.0, 0.0]); // gap
+    }
+}
