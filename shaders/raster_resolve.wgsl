@@ -32,16 +32,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if i >= params.width * params.height {
         return;
     }
-    let key = ~depth[i];  // back to (tri, depth bits); all ones = empty
+    let key = ~depth[i];  // back to (tri, distance bits); all ones = empty
     if key.y == 0xffffffffu {
         frame[i] = vec4<u32>(0u);
         return;
     }
     let t = key.x;
     let tri = triangles[t];
-    let c0 = (params.mvp * positions[tri.x]).xyw;
-    let c1 = (params.mvp * positions[tri.y]).xyw;
-    let c2 = (params.mvp * positions[tri.z]).xyw;
+    let k0 = params.mvp * positions[tri.x];
+    let k1 = params.mvp * positions[tri.y];
+    let k2 = params.mvp * positions[tri.z];
+    let c0 = k0.xyw;
+    let c1 = k1.xyw;
+    let c2 = k2.xyw;
     let col = i % params.width;
     let row = i / params.width;
     let p = vec3<f32>(
@@ -54,5 +57,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let s = l.x + l.y + l.z;
     l = select(vec3<f32>(1.0 / 3.0), l / s, s != 0.0);
     let uv = l.x * uvs[3u * t] + l.y * uvs[3u * t + 1u] + l.z * uvs[3u * t + 2u];
-    frame[i] = vec4<u32>(bitcast<u32>(uv.x), bitcast<u32>(uv.y), key.y, t + 1u);
+    let depth = dot(l, vec3<f32>(k0.z, k1.z, k2.z)) / dot(l, vec3<f32>(k0.w, k1.w, k2.w));
+    frame[i] = vec4<u32>(bitcast<u32>(uv.x), bitcast<u32>(uv.y), bitcast<u32>(depth), t + 1u);
 }

@@ -5,7 +5,7 @@
 //   0  uniform             params     Params (see raster/gpu.rs, RasterParams)
 //   1  storage, read       positions  array<vec4<f32>>   normalized mesh space, w = 1
 //   2  storage, read       triangles  array<vec4<u32>>   (i0, i1, i2, material)
-//   3  storage, read_write depth      array<atomic<u64>> per sample: ~((depth bits << 32) | tri),
+//   3  storage, read_write depth      array<atomic<u64>> per sample: ~((view distance bits << 32) | tri),
 //                                                         0 = empty (cleared with clear_buffer)
 //
 // Rasterization is homogeneous (Olano & Greer 1997): with M = [c0 c1 c2] the
@@ -19,7 +19,7 @@
 // signs: no pixel falls between them (watertight).
 //
 // Storing the bitwise complement lets the buffer start at 0 and atomicMax pick
-// the smallest (depth, tri) pair: the nearest surface, ties to the lower id.
+// the smallest (distance, tri) pair: the nearest surface, ties to the lower id.
 
 struct Params {
     mvp: mat4x4<f32>,
@@ -110,6 +110,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let sgn = sign(det);
     let z = vec3<f32>(c0.z, c1.z, c2.z);
+    let ws = vec3<f32>(c0.w, c1.w, c2.w);
 
     for (var row = row0; row <= row1; row++) {
         let py = 1.0 - (f32(row) + 0.5) / h * 2.0;
@@ -120,12 +121,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             if any(l < vec3<f32>(0.0)) {
                 continue;
             }
-            // z/w = Σ λ'ᵢ zᵢ with λ' = l / |det| (since Σ λ'ᵢ wᵢ = 1).
-            let d = dot(l, z) / abs(det);
+            // l is proportional to the perspective-correct barycentrics; the
+            // error shared by all three (f32 cancellation in the edge
+            // functions) divides out of these ratios.
+            let lw = dot(l, ws);
+            let d = dot(l, z) / lw;
             if !(d >= 0.0 && d <= 1.0) {
                 continue;  // before the near plane or past the far plane (or NaN)
             }
-            let key = (u64(bitcast<u32>(d)) << 32u) | u64(t);
+            // Test on view distance (w), not on z/w: z/w crowds near 1 and
+            // would tie surfaces millimetres apart.
+            let dist = lw / (l.x + l.y + l.z);
+            let key = (u64(bitcast<u32>(dist)) << 32u) | u64(t);
             atomicMax(&depth[u32(row) * params.width + u32(col)], ~key);
         }
     }

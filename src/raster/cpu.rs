@@ -6,8 +6,8 @@
 //! - coverage uses screen-space edge functions in f64, inclusive on edges;
 //! - UVs are interpolated with 1/w-weighted screen barycentrics.
 //!
-//! The depth test keeps the smallest `(depth as f32 bits, triangle id)` per
-//! sample through `AtomicU64::fetch_min`, so the result does not depend on
+//! The depth test keeps the smallest `(view distance as f32 bits, triangle
+//! id)` per sample through `AtomicU64::fetch_min`, so the result does not depend on
 //! how rayon splits the triangles.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,10 +59,14 @@ pub fn rasterize(mesh: &RasterMesh, view_proj: Mat4, size: ViewSize) -> RasterFr
             let (x, y) = ((i as u32 % w) as f64 + 0.5, (i as u32 / w) as f64 + 0.5);
             let bary = perspective_bary(mesh, view_proj, t, x, y, w, h);
             let uv = |k: usize| mesh.uvs[3 * t + k];
+            let clip = |k: usize| view_proj * Vec4::from_array(mesh.positions[mesh.triangles[t][k] as usize]);
+            let (z, cw) = (0..3).fold((0.0, 0.0), |(z, cw), k| {
+                (z + bary[k] * clip(k).z as f64, cw + bary[k] * clip(k).w as f64)
+            });
             FramePixel {
                 u: (bary[0] * uv(0)[0] as f64 + bary[1] * uv(1)[0] as f64 + bary[2] * uv(2)[0] as f64) as f32,
                 v: (bary[0] * uv(0)[1] as f64 + bary[1] * uv(1)[1] as f64 + bary[2] * uv(2)[1] as f64) as f32,
-                depth: f32::from_bits((key >> 32) as u32),
+                depth: (z / cw) as f32,
                 tri: t as u32 + 1,
             }
         })
@@ -117,6 +121,7 @@ fn raster_triangle(v: &[ClipVertex; 3], t: u32, w: u32, h: u32, mut emit: impl F
     }
     let (x1, y1) = ((x1 as u32).min(w - 1), (y1 as u32).min(h - 1));
     let zw = v.map(|c| c.clip.z as f64 / c.clip.w as f64);
+    let inv_w = v.map(|c| 1.0 / c.clip.w as f64);
     for y in y0..=y1 {
         for x in x0..=x1 {
             let p = DVec2::new(x as f64 + 0.5, y as f64 + 0.5);
@@ -128,12 +133,14 @@ fn raster_triangle(v: &[ClipVertex; 3], t: u32, w: u32, h: u32, mut emit: impl F
             if b.iter().any(|&bk| bk < 0.0) {
                 continue;
             }
-            // z/w is affine in screen space.
-            let d = (b[0] * zw[0] + b[1] * zw[1] + b[2] * zw[2]) as f32;
+            // z/w and 1/w are affine in screen space.
+            let d = b[0] * zw[0] + b[1] * zw[1] + b[2] * zw[2];
             if !(0.0..=1.0).contains(&d) {
                 continue;
             }
-            emit((y * w + x) as usize, (d.to_bits() as u64) << 32 | t as u64);
+            // The depth test compares view distances (w), like the GPU path.
+            let dist = (1.0 / (b[0] * inv_w[0] + b[1] * inv_w[1] + b[2] * inv_w[2])) as f32;
+            emit((y * w + x) as usize, (dist.to_bits() as u64) << 32 | t as u64);
         }
     }
 }
