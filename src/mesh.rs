@@ -252,7 +252,8 @@ impl Mesh {
             let Some(tex_path) = &mat.texture_path else { continue };
             let image = Image::load(tex_path).map_err(|e| {
                 let why = match e {
-                    image::ImageError::IoError(io) => format!("cannot be read: {io}"),
+                    image::ImageError::IoError(io) if !tex_path.is_file() => format!("cannot be read: {io}"),
+                    // A truncated file surfaces as an I/O error from the decoder.
                     other => format!("cannot be decoded: {other}"),
                 };
                 err(

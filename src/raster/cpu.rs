@@ -206,7 +206,7 @@ mod tests {
     #[test]
     fn quad_seen_head_on_maps_uv_to_pixels() {
         // Camera at z = 4 with a FOV that makes the quad fill 1/2 of the view.
-        let fov = 2.0 * (1.0f32 / 8.0 * 2.0).atan().to_degrees();
+        let fov = 2.0 * 0.5f32.atan().to_degrees();
         let cam = Camera::look_at(Vec3::new(0.0, 0.0, 4.0), Vec3::ZERO, fov, 0.1, 10.0);
         let f = rasterize(&quad(), cam.view_proj(1.0), ViewSize::square(16));
         // Corners of the view are background, the centre is covered.
@@ -220,8 +220,8 @@ mod tests {
 
     #[test]
     fn triangle_behind_camera_is_invisible_and_crossing_one_is_clipped() {
-        let cam = Camera::look_at(Vec3::new(0.0, 0.0, 0.5), Vec3::new(0.0, 0.0, -1.0), 90.0, 0.1, 10.0);
-        // The quad at z = 0 lies behind this camera (looking towards −z from z = 0.5)…
+        let cam = Camera::look_at(Vec3::new(0.0, 0.0, -0.5), Vec3::new(0.0, 0.0, -1.0), 90.0, 0.1, 10.0);
+        // The quad at z = 0 lies behind this camera (looking towards −z from z = −0.5)…
         let behind = rasterize(&quad(), cam.view_proj(1.0), ViewSize::square(8));
         assert!(behind.pixels.iter().all(|p| !p.covered()));
         // …while a floor from z = +5 (behind) to z = −5 (in front) shows its front half.

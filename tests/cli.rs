@@ -1,0 +1,104 @@
+//! The `texstyle` binary as a user runs it: outputs, exit codes, messages.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use texstyle::image_io::Image;
+
+fn texstyle(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_texstyle"));
+    cmd.args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("texstyle runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn mean_abs_diff(a: &Image, b: &Image) -> f32 {
+    a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.data.len() as f32
+}
+
+#[test]
+fn render_writes_views_and_a_contact_sheet_matching_the_cpu_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let mesh = common::asset_mesh("spot");
+    let (gpu_out, cpu_out) = (dir.path().join("gpu"), dir.path().join("cpu"));
+    let base = ["render", mesh.to_str().unwrap(), "--views", "4", "--size", "96"];
+    let g = texstyle(&[&base[..], &["--out", gpu_out.to_str().unwrap()]].concat(), &[]);
+    assert!(g.status.success(), "{}", stderr(&g));
+    assert!(stderr(&g).contains("wgpu"), "used the GPU path: {}", stderr(&g));
+    let c = texstyle(&[&base[..], &["--cpu", "--out", cpu_out.to_str().unwrap()]].concat(), &[]);
+    assert!(c.status.success(), "{}", stderr(&c));
+    for i in 0..4 {
+        let name = format!("view_{i:03}.png");
+        let (a, b) = (Image::load(&gpu_out.join(&name)).unwrap(), Image::load(&cpu_out.join(&name)).unwrap());
+        assert_eq!((a.width, a.height), (96, 96));
+        // Both frames pick the same triangles but for a handful of edge
+        // samples, so the renders agree to well under one grey level.
+        let d = mean_abs_diff(&a, &b);
+        assert!(d < 1.0 / 255.0, "view {i}: mean difference {d}");
+        // The cow covers a good part of the view and is not one flat colour.
+        let bg = [128.0 / 255.0; 3];
+        let covered = (0..96 * 96).filter(|&k| a.pixel(k % 96, k / 96) != bg).count();
+        assert!(covered > 96 * 96 / 10, "view {i}: only {covered} pixels drawn");
+    }
+    let sheet = Image::load(&gpu_out.join("contact_sheet.png")).unwrap();
+    assert_eq!((sheet.width, sheet.height), (2 * 100 + 4, 2 * 100 + 4));
+}
+
+#[test]
+fn without_an_adapter_render_falls_back_to_the_cpu_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mesh = common::asset_mesh("spot");
+    let o = texstyle(
+        &["render", mesh.to_str().unwrap(), "--views", "1", "--size", "32", "--out", dir.path().to_str().unwrap()],
+        &[("VK_DRIVER_FILES", "/nonexistent/icd.json"), ("VK_ICD_FILENAMES", "/nonexistent/icd.json"), ("WGPU_BACKEND", "vulkan")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning") && stderr(&o).contains("CPU reference"), "{}", stderr(&o));
+    assert!(dir.path().join("view_000.png").exists());
+}
+
+#[test]
+fn bad_mesh_gives_one_clear_error_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.obj");
+    std::fs::write(&bad, "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n").unwrap();
+    let out = dir.path().join("out");
+    let o = texstyle(&["render", bad.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.starts_with("texstyle: error: "), "{err}");
+    assert!(err.contains("bad.obj:4:") && err.contains("out of range"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one message: {err}");
+    assert!(!err.contains("panicked"));
+    assert!(!out.exists(), "nothing written for bad input");
+}
+
+#[test]
+fn missing_inputs_and_absurd_options_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let spot = common::asset_mesh("spot");
+    let spot = spot.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["render", "/no/such/mesh.obj", "--out", out], "/no/such/mesh.obj"),
+        (&["render", spot, "--texture", "/no/such.png", "--out", out], "/no/such.png"),
+        (&["render", spot, "--size", "0", "--out", out], "--size"),
+        (&["render", spot, "--elevation", "120", "--out", out], "--elevation"),
+    ];
+    for (args, mention) in cases {
+        let o = texstyle(args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(mention), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+    assert!(!Path::new(out).exists());
+}

@@ -1,0 +1,188 @@
+//! Loading meshes: the real assets load with their materials, and each kind
+//! of bad input gets its own error (file, line where known), never a panic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use texstyle::mesh::{Mesh, MeshErrorKind};
+
+#[test]
+fn assets_load_with_uvs_textures_and_shared_positions() {
+    for (name, tris) in [("spot", 5856), ("bob", 10688), ("blub", 14208), ("bunny_textured", 69451)] {
+        let m = common::load(name);
+        assert_eq!(m.triangles.len(), tris, "{name}");
+        assert!(m.has_uvs(), "{name}");
+        assert_eq!(m.materials.len(), 1, "{name}");
+        let tex = m.materials[0].texture.as_ref().expect("texture loaded");
+        assert!(tex.width >= 1024, "{name}");
+        // Closed meshes: every position is used by several triangles.
+        assert!(m.positions.len() < m.triangles.len(), "{name}: positions not shared");
+    }
+}
+
+#[test]
+fn mesh_without_uvs_is_accepted_and_reported() {
+    let m = common::load("bunny_nouv");
+    assert!(!m.has_uvs());
+    assert_eq!(m.triangles.len(), 69451);
+}
+
+#[test]
+fn normalization_fits_the_unit_cube_and_keeps_original_positions() {
+    let m = common::load("spot");
+    let (lo, hi) = m.bounds();
+    let n = m.normalization();
+    let (a, b) = (n.transform_point3(lo), n.transform_point3(hi));
+    assert!((a.min_element() - -1.0).abs() < 1e-5 || (b.max_element() - 1.0).abs() < 1e-5);
+    assert!(a.cmpge(glam::Vec3::splat(-1.0 - 1e-5)).all() && b.cmple(glam::Vec3::splat(1.0 + 1e-5)).all());
+    // The centre of the box goes to the origin.
+    assert!(n.transform_point3((lo + hi) / 2.0).length() < 1e-5);
+}
+
+/// Writes `files` into a fresh directory and loads `mesh.obj` from it.
+fn load_files(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Result<Mesh, texstyle::mesh::MeshError>) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let r = Mesh::load(dir.path().join("mesh.obj"));
+    (dir, r)
+}
+
+fn expect_error(files: &[(&str, &[u8])], kind: MeshErrorKind, line: Option<usize>, words: &str) {
+    let (_dir, r) = load_files(files);
+    let e = r.expect_err("bad input must be rejected");
+    let text = e.to_string();
+    assert_eq!(e.kind, kind, "{text}");
+    assert_eq!(e.line, line, "{text}");
+    assert!(text.contains("mesh.obj") || text.contains(".mtl") || text.contains(".png"), "names the file: {text}");
+    assert!(text.contains(words), "'{text}' should mention '{words}'");
+}
+
+const QUAD_MTL: &[u8] = b"newmtl m\nKd 1 1 1\nmap_Kd tex.png\n";
+
+fn quad_obj(extra: &str) -> Vec<u8> {
+    format!("mtllib mesh.mtl\nusemtl m\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\nf 1/1 2/2 3/3 4/4\n{extra}")
+        .into_bytes()
+}
+
+fn png_bytes() -> Vec<u8> {
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(4, 4, image::Rgb([200, 10, 10]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png
+}
+
+#[test]
+fn a_good_quad_loads_as_two_triangles_with_its_texture() {
+    let (_d, r) = load_files(&[("mesh.obj", &quad_obj("")), ("mesh.mtl", QUAD_MTL), ("tex.png", &png_bytes())]);
+    let m = r.unwrap();
+    assert_eq!(m.triangles.len(), 2);
+    assert_eq!(m.materials[0].texture.as_ref().unwrap().pixel(0, 0), [200.0 / 255.0, 10.0 / 255.0, 10.0 / 255.0]);
+}
+
+#[test]
+fn missing_file() {
+    let e = Mesh::load(Path::new("/nonexistent/dir/mesh.obj")).unwrap_err();
+    assert_eq!(e.kind, MeshErrorKind::Io);
+    assert!(e.to_string().contains("/nonexistent/dir/mesh.obj"));
+}
+
+#[test]
+fn binary_file_is_not_an_obj() {
+    expect_error(&[("mesh.obj", &png_bytes())], MeshErrorKind::NotObj, None, "binary");
+}
+
+#[test]
+fn text_without_obj_statements_is_not_an_obj() {
+    expect_error(&[("mesh.obj", b"hello world\nthis is a letter\n")], MeshErrorKind::NotObj, None, "no v/vt/f");
+}
+
+#[test]
+fn vertices_without_faces() {
+    expect_error(&[("mesh.obj", b"v 0 0 0\nv 1 0 0\n")], MeshErrorKind::NoFaces, None, "no faces");
+}
+
+#[test]
+fn face_index_out_of_range_names_the_line() {
+    expect_error(&[("mesh.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 7\n")], MeshErrorKind::IndexOutOfRange, Some(4), "7");
+    expect_error(&[("mesh.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 -5\n")], MeshErrorKind::IndexOutOfRange, Some(4), "-5");
+    expect_error(
+        &[("mesh.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nf 1/1 2/1 3/2\n")],
+        MeshErrorKind::IndexOutOfRange,
+        Some(5),
+        "texture coordinate",
+    );
+}
+
+#[test]
+fn nan_and_infinite_coordinates_name_the_line() {
+    expect_error(&[("mesh.obj", b"v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n")], MeshErrorKind::NonFinite, Some(2), "nan");
+    expect_error(&[("mesh.obj", b"v 0 0 0\nv 1 0 0\nv 0 inf 0\nf 1 2 3\n")], MeshErrorKind::NonFinite, Some(3), "inf");
+    expect_error(&[("mesh.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nvt NaN 0\nf 1/1 2/1 3/1\n")], MeshErrorKind::NonFinite, Some(4), "NaN");
+}
+
+#[test]
+fn unparsable_coordinate_names_the_line() {
+    expect_error(&[("mesh.obj", b"v 0 0 0\nv 1 zero 0\nv 0 1 0\nf 1 2 3\n")], MeshErrorKind::Parse, Some(2), "zero");
+}
+
+#[test]
+fn faces_mixing_uvs_and_none() {
+    let obj = b"v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nvt 0 0\nf 1/1 2/1 3/1\nf 2 4 3\n";
+    expect_error(&[("mesh.obj", obj)], MeshErrorKind::MixedUvs, Some(7), "line 6 has UVs");
+    let within = b"v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nf 1/1 2 3/1\n";
+    expect_error(&[("mesh.obj", within)], MeshErrorKind::MixedUvs, Some(5), "some corners");
+}
+
+#[test]
+fn missing_material_library() {
+    expect_error(&[("mesh.obj", &quad_obj(""))], MeshErrorKind::Material, None, "not found");
+}
+
+#[test]
+fn missing_texture() {
+    expect_error(&[("mesh.obj", &quad_obj("")), ("mesh.mtl", QUAD_MTL)], MeshErrorKind::Texture, None, "tex.png");
+}
+
+#[test]
+fn corrupt_texture() {
+    let mut bad = png_bytes();
+    bad.truncate(30);
+    expect_error(
+        &[("mesh.obj", &quad_obj("")), ("mesh.mtl", QUAD_MTL), ("tex.png", &bad)],
+        MeshErrorKind::Texture,
+        None,
+        "cannot be decoded",
+    );
+}
+
+#[test]
+fn all_vertices_at_one_point() {
+    expect_error(&[("mesh.obj", b"v 1 1 1\nv 1 1 1\nv 1 1 1\nf 1 2 3\n")], MeshErrorKind::Degenerate, None, "same point");
+}
+
+#[test]
+fn several_materials_each_keep_their_texture() {
+    let obj = b"mtllib mesh.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nusemtl a\nf 1/1 2/2 3/3\nusemtl b\nf 2/2 4/1 3/3\n";
+    let mtl = b"newmtl a\nmap_Kd a.png\nnewmtl b\nKd 0 0 1\nmap_Kd b.png\n";
+    let other = {
+        let mut png = Vec::new();
+        image::RgbImage::from_pixel(2, 2, image::Rgb([0, 255, 0]))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        png
+    };
+    let (_d, r) = load_files(&[("mesh.obj", obj), ("mesh.mtl", mtl), ("a.png", &png_bytes()), ("b.png", &other)]);
+    let m = r.unwrap();
+    assert_eq!(m.materials.len(), 2);
+    let name_of = |t: usize| m.materials[m.tri_material[t] as usize].name.clone();
+    assert_eq!((name_of(0), name_of(1)), ("a".to_string(), "b".to_string()));
+    let b = &m.materials[m.tri_material[1] as usize];
+    assert_eq!(b.texture.as_ref().unwrap().pixel(0, 0), [0.0, 1.0, 0.0]);
+    assert_eq!(b.texture_path.as_ref().unwrap().file_name().unwrap(), PathBuf::from("b.png").as_os_str());
+    // Positions are shared across the two groups.
+    assert_eq!(m.positions.len(), 4);
+}
