@@ -14,3 +14,4 @@ pub mod lookup;
 pub mod mesh;
 pub mod preview;
 pub mod raster;
+pub mod texture;
