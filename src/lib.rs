@@ -8,6 +8,7 @@
 pub mod camera;
 pub mod cli;
 pub mod conventions;
+pub mod export;
 pub mod gpu;
 pub mod image_io;
 pub mod lookup;
