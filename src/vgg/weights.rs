@@ -129,6 +129,8 @@ pub struct LayerKeys {
     pub keras: String,
     pub in_channels: usize,
     pub out_channels: usize,
+    /// A 2×2 max-pool follows this conv's ReLU (last conv of its block).
+    pub pool_after: bool,
 }
 
 const BLOCK_CHANNELS: [usize; 5] = [64, 128, 256, 512, 512];
@@ -148,6 +150,7 @@ pub fn weight_table(arch: Arch) -> Vec<LayerKeys> {
                 keras: format!("block{}_conv{}", b + 1, i + 1),
                 in_channels: cin,
                 out_channels: cout,
+                pool_after: i + 1 == n,
             });
             feature_index += 2; // conv, relu
             cin = cout;
