@@ -2,7 +2,8 @@
 //!
 //! The data path, one module per step:
 //! [`mesh`] → [`camera`] → [`raster`] (UV frame) → [`lookup`] (texture
-//! through the frame) → network → loss → gradient → texture → export.
+//! through the frame) → [`vgg`] (network, loss, gradient) → [`texture`] →
+//! [`export`].
 //! [`conventions`] states the coordinate systems once.
 
 pub mod camera;
@@ -16,3 +17,4 @@ pub mod mesh;
 pub mod preview;
 pub mod raster;
 pub mod texture;
+pub mod vgg;

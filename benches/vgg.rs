@@ -1,0 +1,82 @@
+//! VGG16 style-loss step, fwd and fwd+bwd (gradient to the input), at 256² and 512², next to the
+//! PyTorch baseline run in the same invocation so the ratios share the machine's conditions.
+//!
+//! `cargo bench --bench vgg`. Env: `VGG_BENCH_SIZES` (default "256 512"), `VGG_BENCH_ITERS`
+//! (default 5), `VGG_BENCH_WARMUP` (default 2), `VGG_BENCH_TORCH=0` to skip the baseline,
+//! `VGG_BENCH_BACKEND=generic` for the candle-ops path. Each size runs in its own child process
+//! so that peak RSS is per size. Threads: `RAYON_NUM_THREADS` (default: all cores), the baseline
+//! gets the same count.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use texstyle::vgg::cli::bench_cmd;
+use texstyle::vgg::Backend;
+
+fn env_usize(k: &str, d: usize) -> usize {
+    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+}
+
+fn parse(line: &str) -> HashMap<String, String> {
+    line.split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn main() -> anyhow::Result<()> {
+    let (warmup, iters) = (env_usize("VGG_BENCH_WARMUP", 2), env_usize("VGG_BENCH_ITERS", 5));
+    let backend = match std::env::var("VGG_BENCH_BACKEND").as_deref() {
+        Ok("generic") => Backend::Generic,
+        _ => Backend::Fast,
+    };
+    if let Ok(size) = std::env::var("VGG_BENCH_CHILD") {
+        bench_cmd(&[size.parse()?], warmup, iters, backend)?;
+        return Ok(());
+    }
+    let sizes: Vec<usize> = std::env::var("VGG_BENCH_SIZES")
+        .unwrap_or_else(|_| "256 512".into())
+        .split_whitespace()
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()?;
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "0".into());
+    println!("machine: {} cores, RAYON_NUM_THREADS={threads}", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    let mut ours = HashMap::new();
+    for &s in &sizes {
+        let out = Command::new(std::env::current_exe()?).env("VGG_BENCH_CHILD", s.to_string()).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        print!("{text}");
+        if !out.status.success() {
+            anyhow::bail!("bench child for size {s} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        if let Some(l) = text.lines().find(|l| l.starts_with("texstyle-vgg16")) {
+            ours.insert(s, parse(l));
+        }
+    }
+    let torch = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/tools/torch-vgg-baseline/run");
+    if std::env::var("VGG_BENCH_TORCH").as_deref() == Ok("0") || !std::path::Path::new(torch).exists() {
+        println!("(torch baseline skipped)");
+        return Ok(());
+    }
+    let mut cmd = Command::new(torch);
+    cmd.arg("--sizes").args(sizes.iter().map(|s| s.to_string()));
+    cmd.args(["--threads", &threads, "--warmup", &warmup.to_string(), "--iters", &iters.to_string()]);
+    let out = cmd.output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    for l in text.lines().filter(|l| l.starts_with("torch-vgg16")) {
+        let t = parse(l);
+        let Some(o) = t.get("size").and_then(|s| s.parse::<usize>().ok()).and_then(|s| ours.get(&s)) else { continue };
+        let ratio = |k: &str| -> String {
+            match (o.get(k).and_then(|v| v.parse::<f64>().ok()), t.get(k).and_then(|v| v.parse::<f64>().ok())) {
+                (Some(a), Some(b)) => format!("{:.2}", a / b),
+                _ => "?".into(),
+            }
+        };
+        println!(
+            "ratio size={} fwd={} fwdbwd={} peak_rss={} (texstyle / torch; target <= 0.80)",
+            t["size"],
+            ratio("fwd_ms"),
+            ratio("fwdbwd_ms"),
+            ratio("peak_rss_mb")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! The fast CPU network: a hand-written forward that keeps what the backward needs (each layer's
+//! ReLU output, which is both the ReLU mask and the max-pool argmax source) and a hand-written
+//! backward to the input image. No candle autograd; buffers are pooled and reused across calls.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::ops::conv3x3::{DirectConv, Tile, WinogradConv};
+use super::ops::{gram, maxpool, Act};
+use super::weights::{Preprocess, VggWeights};
+use super::LayerKind;
+
+enum ConvImpl {
+    Wino(WinogradConv),
+    Direct(DirectConv),
+}
+
+impl ConvImpl {
+    fn forward(&self, input: &Act, out: &mut Act, relu: bool) {
+        match self {
+            ConvImpl::Wino(c) => c.forward(input, out, relu),
+            ConvImpl::Direct(c) => c.forward(input, out, relu),
+        }
+    }
+}
+
+struct FastConv {
+    cin: usize,
+    cout: usize,
+    /// A 2×2 max-pool follows this conv's ReLU (last conv of a block).
+    pool_after: bool,
+    fwd: ConvImpl,
+    bwd: ConvImpl,
+}
+
+/// Winograd tile per layer: F(4,3) where the image is large (the costly early layers), F(2,3)
+/// for the 512-channel layers (smaller images, fewer tiles, tighter error).
+fn tile_for(cin: usize, cout: usize) -> Tile {
+    if cin.max(cout) <= 256 {
+        Tile::F4
+    } else {
+        Tile::F2
+    }
+}
+
+/// `TEXSTYLE_VGG_PROFILE=1` prints per-layer times to stderr (for tuning).
+fn profiling() -> bool {
+    static P: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *P.get_or_init(|| std::env::var_os("TEXSTYLE_VGG_PROFILE").is_some())
+}
+
+fn timed<R>(what: std::fmt::Arguments<'_>, f: impl FnOnce() -> R) -> R {
+    if !profiling() {
+        return f();
+    }
+    let t0 = std::time::Instant::now();
+    let r = f();
+    eprintln!("vgg-profile {what} {:.2} ms", t0.elapsed().as_secs_f64() * 1e3);
+    r
+}
+
+pub(crate) struct FastNet {
+    pub preprocess: Preprocess,
+    convs: Vec<FastConv>,
+    pool: Mutex<Vec<Act>>,
+}
+
+/// What the forward kept: per conv `k`, its ReLU output `a[k]`, the pooled output when a pool
+/// follows, and the pre-ReLU output for convs asked for as `convX_Y` layers.
+pub(crate) struct Trace {
+    pub input: Act,
+    pub a: Vec<Act>,
+    pub pooled: Vec<Option<Act>>,
+    pub z: HashMap<usize, Act>,
+}
+
+/// A gradient entering the network at a layer.
+pub(crate) enum Seed {
+    /// dL/dG for the Gram of that layer's features (`[c, c]`).
+    Gram(Vec<f32>),
+    /// dL/dF for the features themselves.
+    Feature(Act),
+}
+
+impl FastNet {
+    pub fn new(w: &VggWeights) -> Self {
+        let convs = w
+            .convs
+            .iter()
+            .map(|c| {
+                let (cin, cout) = (c.keys.in_channels, c.keys.out_channels);
+                let pool_after = c.keys.pool_after;
+                let (fwd, bwd) = if cin < 16 {
+                    (
+                        ConvImpl::Direct(DirectConv::new(&c.weight, Some(&c.bias), cout, cin)),
+                        ConvImpl::Direct(DirectConv::backward_of(&c.weight, cout, cin)),
+                    )
+                } else {
+                    let t = tile_for(cin, cout);
+                    (
+                        ConvImpl::Wino(WinogradConv::new(t, &c.weight, Some(&c.bias), cout, cin)),
+                        ConvImpl::Wino(WinogradConv::backward_of(t, &c.weight, cout, cin)),
+                    )
+                };
+                FastConv { cin, cout, pool_after, fwd, bwd }
+            })
+            .collect();
+        FastNet { preprocess: w.preprocess, convs, pool: Mutex::new(Vec::new()) }
+    }
+
+    /// A buffer of that shape from the pool (image region holds stale values, border is zero).
+    fn take(&self, h: usize, w: usize, c: usize) -> Act {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        match pool.iter().position(|a| (a.h, a.w, a.c) == (h, w, c)) {
+            Some(i) => pool.swap_remove(i),
+            None => Act::zeros(h, w, c),
+        }
+    }
+
+    fn give(&self, a: Act) {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(a);
+    }
+
+    pub fn recycle_act(&self, a: Act) {
+        self.give(a);
+    }
+
+    pub fn recycle(&self, t: Trace) {
+        self.give(t.input);
+        t.a.into_iter().for_each(|a| self.give(a));
+        t.pooled.into_iter().flatten().for_each(|a| self.give(a));
+        t.z.into_values().for_each(|a| self.give(a));
+    }
+
+    /// Preprocesses one RGB image `[3, h, w]` in [0, 1] into the network's input.
+    pub fn input(&self, rgb: &[f32], h: usize, w: usize) -> Act {
+        let mut x = self.take(h, w, 3);
+        let map = self.preprocess.channel_map();
+        for y in 0..h {
+            for xx in 0..w {
+                let o = x.at(y, xx);
+                for (c, &(src, scale, offset)) in map.iter().enumerate() {
+                    x.data[o + c] = rgb[(src * h + y) * w + xx] * scale + offset;
+                }
+            }
+        }
+        x
+    }
+
+    /// Runs convs `0..=last`; `keep_z` lists convs whose pre-ReLU output must be kept.
+    pub fn forward(&self, input: Act, last: usize, keep_z: &[usize]) -> Trace {
+        let mut t = Trace { input, a: Vec::new(), pooled: Vec::new(), z: HashMap::new() };
+        for k in 0..=last {
+            let conv = &self.convs[k];
+            let x = if k == 0 { &t.input } else { t.pooled[k - 1].as_ref().unwrap_or(&t.a[k - 1]) };
+            let (h, w) = (x.h, x.w);
+            debug_assert_eq!(x.c, conv.cin);
+            let mut a = self.take(h, w, conv.cout);
+            if keep_z.contains(&k) {
+                let mut z = self.take(h, w, conv.cout);
+                conv.fwd.forward(x, &mut z, false);
+                a.data.iter_mut().zip(&z.data).for_each(|(a, z)| *a = z.max(0.0));
+                t.z.insert(k, z);
+            } else {
+                timed(format_args!("fwd conv{k} {}x{} {}->{}", h, w, conv.cin, conv.cout), || conv.fwd.forward(x, &mut a, true));
+            }
+            let pooled = (conv.pool_after && k < last).then(|| {
+                let mut p = self.take(h / 2, w / 2, conv.cout);
+                maxpool::maxpool(&a, &mut p);
+                p
+            });
+            t.a.push(a);
+            t.pooled.push(pooled);
+        }
+        t
+    }
+
+    /// Backward from `seeds` (per conv index: gradients at its ReLU output or pre-ReLU output) to
+    /// the network input (`[h, w, 3]`, preprocessed space).
+    pub fn backward(&self, t: &Trace, seeds: Vec<(usize, LayerKind, Seed)>) -> Act {
+        let last = t.a.len() - 1;
+        let mut by_layer: HashMap<usize, Vec<(LayerKind, Seed)>> = HashMap::new();
+        for (k, kind, s) in seeds {
+            by_layer.entry(k).or_default().push((kind, s));
+        }
+        // g: dL/d(a[k]) flowing down, None while nothing above contributed.
+        let mut g: Option<Act> = None;
+        for k in (0..=last).rev() {
+            let conv = &self.convs[k];
+            let a = &t.a[k];
+            let mut seed_z: Option<Act> = None;
+            for (kind, s) in by_layer.remove(&k).unwrap_or_default() {
+                let feat = match kind {
+                    LayerKind::Relu => a,
+                    LayerKind::Conv => &t.z[&k],
+                };
+                let slot = match kind {
+                    LayerKind::Relu => &mut g,
+                    LayerKind::Conv => &mut seed_z,
+                };
+                timed(format_args!("bwd seed{k}"), || self.add_seed(slot, feat, s));
+            }
+            let x_shape = if k == 0 { (t.input.h, t.input.w) } else { (t.a[k - 1].h, t.a[k - 1].w) };
+            let x_is_pooled = k > 0 && self.convs[k - 1].pool_after;
+            let (xh, xw) = if x_is_pooled { (x_shape.0 / 2, x_shape.1 / 2) } else { x_shape };
+            let mut dx = self.take(xh, xw, conv.cin);
+            match (g.take(), seed_z) {
+                (Some(mut ga), None) => {
+                    // ReLU backward: mask in place (vectorizes; see ops::conv3x3 on fusing).
+                    ga.data.iter_mut().zip(&a.data).for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 });
+                    timed(format_args!("bwd conv{k} {}x{} {}->{}", a.h, a.w, conv.cout, conv.cin), || conv.bwd.forward(&ga, &mut dx, false));
+                    self.give(ga);
+                }
+                (ga, Some(mut gz)) => {
+                    // dL/dz = dL/da ⊙ [a > 0] + the seed at z.
+                    if let Some(ga) = ga {
+                        for ((gz, ga), a) in gz.data.iter_mut().zip(&ga.data).zip(&a.data) {
+                            if *a > 0.0 {
+                                *gz += ga;
+                            }
+                        }
+                        self.give(ga);
+                    }
+                    conv.bwd.forward(&gz, &mut dx, false);
+                    self.give(gz);
+                }
+                (None, None) => {
+                    // Only possible above every seed: nothing to propagate yet.
+                    self.give(dx);
+                    continue;
+                }
+            }
+            if k == 0 {
+                return dx;
+            }
+            g = Some(if x_is_pooled {
+                let prev = &t.a[k - 1];
+                let mut gp = self.take(prev.h, prev.w, prev.c);
+                timed(format_args!("bwd pool{k}"), || maxpool::maxpool_backward(prev, &dx, &mut gp));
+                self.give(dx);
+                gp
+            } else {
+                dx
+            });
+        }
+        // No seed at all: zero gradient.
+        let mut z = self.take(t.input.h, t.input.w, 3);
+        z.data.fill(0.0);
+        z
+    }
+
+    fn add_seed(&self, slot: &mut Option<Act>, feat: &Act, s: Seed) {
+        match (s, slot.as_mut()) {
+            (Seed::Gram(dg), Some(g)) => gram::gram_backward(feat, &dg, g, true),
+            (Seed::Gram(dg), None) => {
+                let mut g = self.take(feat.h, feat.w, feat.c);
+                gram::gram_backward(feat, &dg, &mut g, false);
+                *slot = Some(g);
+            }
+            (Seed::Feature(d), Some(g)) => {
+                g.data.iter_mut().zip(&d.data).for_each(|(g, d)| *g += d);
+            }
+            (Seed::Feature(d), None) => *slot = Some(d),
+        }
+    }
+
+    /// Gradient in preprocessed space `[h, w, 3]` → gradient w.r.t. the RGB image, `[3, h, w]`.
+    pub fn input_grad_to_rgb(&self, d: &Act) -> Vec<f32> {
+        let (h, w) = (d.h, d.w);
+        let mut out = vec![0.0; 3 * h * w];
+        for (c, &(src, scale, _)) in self.preprocess.channel_map().iter().enumerate() {
+            for y in 0..h {
+                for x in 0..w {
+                    out[(src * h + y) * w + x] += d.data[d.at(y, x) + c] * scale;
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,132 @@
+//! 2×2, stride 2 max-pool on [`Act`] buffers (odd trailing rows/columns dropped, as PyTorch) and
+//! its backward.
+//!
+//! Tie rule: the gradient of a window goes entirely to its FIRST maximum in row-major order
+//! (top-left, top-right, bottom-left, bottom-right), as PyTorch's CPU kernel does. The backward
+//! recomputes that argmax from the stored input instead of keeping indices.
+
+use rayon::prelude::*;
+
+use super::{Act, SendPtr};
+
+/// Index (0..4) of the first maximum of a 2×2 window given in row-major order.
+#[inline]
+fn first_max(v: [f32; 4]) -> usize {
+    let mut best = 0;
+    for k in 1..4 {
+        if v[k] > v[best] {
+            best = k;
+        }
+    }
+    best
+}
+
+fn window(a: &Act, y: usize, x: usize, ch: usize) -> [f32; 4] {
+    let o = |dy, dx| a.data[a.at(2 * y + dy, 2 * x + dx) + ch];
+    [o(0, 0), o(0, 1), o(1, 0), o(1, 1)]
+}
+
+pub fn maxpool_slow(input: &Act) -> Act {
+    let mut out = Act::zeros(input.h / 2, input.w / 2, input.c);
+    for y in 0..out.h {
+        for x in 0..out.w {
+            for ch in 0..input.c {
+                let v = window(input, y, x, ch);
+                let at = out.at(y, x) + ch;
+                out.data[at] = v[first_max(v)];
+            }
+        }
+    }
+    out
+}
+
+pub fn maxpool_backward_slow(input: &Act, grad_out: &Act) -> Act {
+    let mut g = Act::zeros(input.h, input.w, input.c);
+    for y in 0..grad_out.h {
+        for x in 0..grad_out.w {
+            for ch in 0..input.c {
+                let k = first_max(window(input, y, x, ch));
+                let at = g.at(2 * y + k / 2, 2 * x + k % 2) + ch;
+                g.data[at] = grad_out.data[grad_out.at(y, x) + ch];
+            }
+        }
+    }
+    g
+}
+
+/// `out` must be `[h / 2, w / 2, c]` of `input`.
+pub fn maxpool(input: &Act, out: &mut Act) {
+    assert!(out.h == input.h / 2 && out.w == input.w / 2 && out.c == input.c);
+    let c = input.c;
+    let op = SendPtr(out.data.as_mut_ptr());
+    let out_wp = out.wp;
+    (0..out.h).into_par_iter().for_each(|y| {
+        let op = op;
+        for x in 0..input.w / 2 {
+            let r0 = &input.data[input.at(2 * y, 2 * x)..][..2 * c];
+            let r1 = &input.data[input.at(2 * y + 1, 2 * x)..][..2 * c];
+            // SAFETY: row y of out belongs to this task.
+            let dst = unsafe { std::slice::from_raw_parts_mut(op.0.add(((y + 1) * out_wp + x + 1) * c), c) };
+            for ch in 0..c {
+                dst[ch] = r0[ch].max(r0[c + ch]).max(r1[ch].max(r1[c + ch]));
+            }
+        }
+    });
+}
+
+/// Writes the whole image region of `grad_in` (`[h, w, c]` of `input`): the window's gradient at
+/// its first maximum, zero elsewhere.
+pub fn maxpool_backward(input: &Act, grad_out: &Act, grad_in: &mut Act) {
+    assert!(grad_in.same_shape(input) && grad_in.hp == input.hp);
+    assert!(grad_out.h == input.h / 2 && grad_out.w == input.w / 2 && grad_out.c == input.c);
+    let c = input.c;
+    let gp = SendPtr(grad_in.data.as_mut_ptr());
+    // One task per pair of input rows (they share windows); a trailing odd row is only zeroed.
+    (0..input.h.div_ceil(2)).into_par_iter().for_each(|y| {
+        let gp = gp;
+        // SAFETY: input rows 2y and 2y + 1 of grad_in belong to this task.
+        let row = |r: usize| unsafe { std::slice::from_raw_parts_mut(gp.0.add(input.at(r, 0)), input.w * c) };
+        let (row0, mut row1) = (row(2 * y), (2 * y + 1 < input.h).then(|| row(2 * y + 1)));
+        row0.fill(0.0);
+        if let Some(r) = row1.as_mut() {
+            r.fill(0.0);
+        }
+        let (Some(row1), true) = (row1, y < grad_out.h) else { return };
+        for x in 0..grad_out.w {
+            let r0 = &input.data[input.at(2 * y, 2 * x)..][..2 * c];
+            let r1 = &input.data[input.at(2 * y + 1, 2 * x)..][..2 * c];
+            let g = &grad_out.data[grad_out.at(y, x)..][..c];
+            for ch in 0..c {
+                let k = first_max([r0[ch], r0[c + ch], r1[ch], r1[c + ch]]);
+                let dst = if k < 2 { &mut *row0 } else { &mut *row1 };
+                dst[(2 * x + k % 2) * c + ch] = g[ch];
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vgg::weights::SplitMix;
+
+    #[test]
+    fn fast_matches_slow_odd_sizes() {
+        let mut rng = SplitMix(5);
+        let (h, w, c) = (7, 9, 5);
+        let x = Act::from_chw(c, h, w, &(0..h * w * c).map(|_| rng.normal()).collect::<Vec<_>>());
+        let mut out = Act::zeros(h / 2, w / 2, c);
+        maxpool(&x, &mut out);
+        assert_eq!(out, maxpool_slow(&x));
+        let g = Act::from_chw(c, h / 2, w / 2, &(0..(h / 2) * (w / 2) * c).map(|_| rng.normal()).collect::<Vec<_>>());
+        let mut gi = Act::zeros(h, w, c);
+        gi.data.fill(7.0); // stale values must be overwritten inside the image
+        maxpool_backward(&x, &g, &mut gi);
+        let want = maxpool_backward_slow(&x, &g);
+        for y in 0..h {
+            for xx in 0..w {
+                assert_eq!(&gi.data[gi.at(y, xx)..][..c], &want.data[want.at(y, xx)..][..c]);
+            }
+        }
+    }
+}

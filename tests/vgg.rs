@@ -1,0 +1,349 @@
+//! VGG: op gradients against finite differences, fast path against candle's ops, weight import
+//! verification on small fixtures, and a real-weights check (needs `texstyle weights fetch`).
+
+use candle_core::{Device, Tensor};
+use texstyle::vgg::ops::conv3x3::{DirectConv, Tile, WinogradConv};
+use texstyle::vgg::ops::{gram, maxpool, Act};
+use texstyle::vgg::weights::{self, Arch, Preprocess, SplitMix, VggWeights, WeightsError};
+use texstyle::vgg::{generic, layers, Backend, ContentTerm, Layer, Objective, StyleTerm, Vgg, VggError, STYLE_LAYERS};
+
+fn rand_act(rng: &mut SplitMix, h: usize, w: usize, c: usize) -> Act {
+    Act::from_chw(c, h, w, &(0..h * w * c).map(|_| rng.normal()).collect::<Vec<_>>())
+}
+
+fn dot(a: &Act, b: &Act) -> f64 {
+    a.data.iter().zip(&b.data).map(|(x, y)| *x as f64 * *y as f64).sum()
+}
+
+/// Checks `grad` against central differences of `loss` at a few image positions of `x`.
+fn check_fd(x: &Act, grad: &Act, loss: &dyn Fn(&Act) -> f64, eps: f32, tol: f64, what: &str) {
+    let mut rng = SplitMix(77);
+    for _ in 0..12 {
+        let (y, xx, c) = ((rng.uniform() * x.h as f32) as usize, (rng.uniform() * x.w as f32) as usize, (rng.uniform() * x.c as f32) as usize);
+        let i = x.at(y, xx) + c;
+        let (mut p, mut m) = (x.clone(), x.clone());
+        p.data[i] += eps;
+        m.data[i] -= eps;
+        let fd = (loss(&p) - loss(&m)) / (2.0 * eps as f64);
+        let g = grad.data[i] as f64;
+        assert!((fd - g).abs() <= tol * (1.0 + g.abs().max(fd.abs())), "{what}: at ({y},{xx},{c}) fd {fd} vs grad {g}");
+    }
+}
+
+#[test]
+fn conv_and_relu_grad_matches_fd() {
+    let mut rng = SplitMix(1);
+    let (h, w, cin, cout) = (6, 7, 16, 32);
+    let x = rand_act(&mut rng, h, w, cin);
+    let r = rand_act(&mut rng, h, w, cout);
+    let wt: Vec<f32> = (0..cout * cin * 9).map(|_| rng.normal() * 0.2).collect();
+    let b: Vec<f32> = (0..cout).map(|_| rng.normal() * 0.1).collect();
+    for tile in [Tile::F2, Tile::F4] {
+        let fwd = WinogradConv::new(tile, &wt, Some(&b), cout, cin);
+        let bwd = WinogradConv::backward_of(tile, &wt, cout, cin);
+        // Conv alone, L = <conv(x) + b, r>: linear, so a large eps is exact and beats rounding.
+        let loss = |x: &Act| {
+            let mut a = Act::zeros(h, w, cout);
+            fwd.forward(x, &mut a, false);
+            dot(&a, &r)
+        };
+        let mut dx = Act::zeros(h, w, cin);
+        bwd.forward(&r, &mut dx, false);
+        check_fd(&x, &dx, &loss, 0.5, 1e-3, &format!("conv {tile:?}"));
+    }
+    // Conv + ReLU, L = <relu(conv(x) + b), r>; dL/dx = conv_bwd(r ⊙ [a > 0]). F(2,3) keeps the
+    // rounding noise low enough for the small eps that stays on one side of the kinks.
+    let fwd = WinogradConv::new(Tile::F2, &wt, Some(&b), cout, cin);
+    let loss = |x: &Act| {
+        let mut a = Act::zeros(h, w, cout);
+        fwd.forward(x, &mut a, true);
+        dot(&a, &r)
+    };
+    let mut a = Act::zeros(h, w, cout);
+    fwd.forward(&x, &mut a, true);
+    let mut gz = r.clone();
+    gz.data.iter_mut().zip(&a.data).for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 });
+    let mut dx = Act::zeros(h, w, cin);
+    WinogradConv::backward_of(Tile::F2, &wt, cout, cin).forward(&gz, &mut dx, false);
+    check_fd(&x, &dx, &loss, 1e-3, 1e-2, "conv+relu");
+    // The RGB first layer (direct conv) and its 3-channel input gradient.
+    let x3 = rand_act(&mut rng, h, w, 3);
+    let r64 = rand_act(&mut rng, h, w, 16);
+    let w1: Vec<f32> = (0..16 * 3 * 9).map(|_| rng.normal()).collect();
+    let fwd = DirectConv::new(&w1, None, 16, 3);
+    let loss = |x: &Act| {
+        let mut a = Act::zeros(h, w, 16);
+        fwd.forward(x, &mut a, false);
+        dot(&a, &r64)
+    };
+    let mut dx = Act::zeros(h, w, 3);
+    DirectConv::backward_of(&w1, 16, 3).forward(&r64, &mut dx, false);
+    check_fd(&x3, &dx, &loss, 1e-2, 2e-3, "direct conv");
+}
+
+#[test]
+fn maxpool_grad_matches_fd_and_tie_rule() {
+    let mut rng = SplitMix(2);
+    let (h, w, c) = (6, 8, 3);
+    let x = rand_act(&mut rng, h, w, c);
+    let r = rand_act(&mut rng, h / 2, w / 2, c);
+    let loss = |x: &Act| {
+        let mut p = Act::zeros(h / 2, w / 2, c);
+        maxpool::maxpool(x, &mut p);
+        dot(&p, &r)
+    };
+    let mut g = Act::zeros(h, w, c);
+    maxpool::maxpool_backward(&x, &r, &mut g);
+    // Distinct random values: FD is well defined (eps far below the gaps' typical size).
+    check_fd(&x, &g, &loss, 1e-4, 1e-2, "maxpool");
+
+    // Ties: the gradient goes to the FIRST maximum in row-major order, fully (1.0, not shared).
+    let win = |v: [f32; 4]| {
+        let a = Act::from_chw(1, 2, 2, &v);
+        let one = Act::from_chw(1, 1, 1, &[1.0]);
+        let mut g = Act::zeros(2, 2, 1);
+        maxpool::maxpool_backward(&a, &one, &mut g);
+        g.to_chw()
+    };
+    assert_eq!(win([1.0, 2.0, 3.0, 4.0]), [0.0, 0.0, 0.0, 1.0], "max gets 1.0 (candle 0.11.1 gives 0.25)");
+    assert_eq!(win([5.0, 5.0, 5.0, 5.0]), [1.0, 0.0, 0.0, 0.0]);
+    assert_eq!(win([0.0, 7.0, 7.0, 1.0]), [0.0, 1.0, 0.0, 0.0]);
+    assert_eq!(win([0.0, 1.0, 7.0, 7.0]), [0.0, 0.0, 1.0, 0.0]);
+    // The generic (candle ops) pool follows the same rule.
+    let dev = Device::Cpu;
+    for v in [[1.0f32, 2.0, 3.0, 4.0], [5.0; 4], [0.0, 7.0, 7.0, 1.0], [0.0, 1.0, 7.0, 7.0]] {
+        let var = candle_core::Var::from_tensor(&Tensor::from_slice(&v, (1, 1, 2, 2), &dev).unwrap()).unwrap();
+        let y = generic::maxpool2x2(var.as_tensor()).unwrap();
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0], v.iter().cloned().fold(f32::MIN, f32::max));
+        let gs = y.sum_all().unwrap().backward().unwrap();
+        let got = gs.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(got, win(v), "generic pool on {v:?}");
+    }
+}
+
+#[test]
+fn gram_grad_matches_fd() {
+    let mut rng = SplitMix(3);
+    let (h, w, c) = (5, 4, 16);
+    let f = rand_act(&mut rng, h, w, c);
+    let d: Vec<f32> = (0..c * c).map(|_| rng.normal()).collect(); // not symmetric on purpose
+    let loss = |f: &Act| gram::gram(f).iter().zip(&d).map(|(g, d)| *g as f64 * *d as f64).sum::<f64>();
+    let mut g = Act::zeros(h, w, c);
+    gram::gram_backward(&f, &d, &mut g, false);
+    check_fd(&f, &g, &loss, 1e-2, 2e-3, "gram");
+    // Normalization F Fᵀ / (C·H·W), against the slow twin.
+    for (a, b) in gram::gram(&f).iter().zip(gram::gram_slow(&f)) {
+        assert!((a - b).abs() < 1e-5);
+    }
+}
+
+fn small_vgg(backend: Backend) -> Vgg {
+    small_vgg_pre(backend, Preprocess::CaffeBgr)
+}
+
+fn small_vgg_pre(backend: Backend, pre: Preprocess) -> Vgg {
+    let w = VggWeights::random(Arch::Vgg16, pre, 11);
+    Vgg::from_weights(&w, &Device::Cpu, backend).unwrap()
+}
+
+fn image(seed: u64, b: usize, h: usize, w: usize) -> Tensor {
+    let mut rng = SplitMix(seed);
+    Tensor::from_vec((0..b * 3 * h * w).map(|_| rng.uniform()).collect::<Vec<f32>>(), (b, 3, h, w), &Device::Cpu).unwrap()
+}
+
+fn objective(vgg: &Vgg, img: &Tensor) -> Objective {
+    let style = layers(&STYLE_LAYERS).unwrap();
+    let targets = vgg.grams(&image(99, 1, img.dim(2).unwrap(), img.dim(3).unwrap()), &style).unwrap();
+    let content: Layer = "conv4_2".parse().unwrap();
+    let ct = vgg.features(&image(98, 1, img.dim(2).unwrap(), img.dim(3).unwrap()), &[content]).unwrap().remove(0);
+    Objective {
+        style: style.iter().zip(targets).map(|(l, t)| StyleTerm { layer: *l, target: t.get(0).unwrap(), weight: 1e3 }).collect(),
+        content: Some(ContentTerm { layer: content, target: ct, weight: 1e-6 }),
+    }
+}
+
+fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
+    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-30);
+    a.iter().zip(&b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// The fast CPU path against the generic path (candle's conv2d etc., the code used on CUDA/Metal),
+/// on VGG16-shaped layers at a small size, batch 2, odd width (pools drop a column).
+#[test]
+fn fast_matches_generic_features_loss_and_grad() {
+    let (fast, gen) = (small_vgg(Backend::Fast), small_vgg(Backend::Generic));
+    let img = image(5, 2, 32, 37);
+    let ls = layers(&["relu1_1", "conv1_2", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "conv4_2", "relu5_1"]).unwrap();
+    let (ff, fg) = (fast.features(&img, &ls).unwrap(), gen.features(&img, &ls).unwrap());
+    for ((a, b), l) in ff.iter().zip(&fg).zip(&ls) {
+        assert_eq!(a.dims(), b.dims(), "{l}");
+        assert!(max_rel(a, b) < 1e-4, "{l}: {}", max_rel(a, b));
+    }
+    let obj = objective(&fast, &img);
+    let (pf, gf) = fast.style_content_grad(&img, &obj).unwrap();
+    let (pg, gg) = gen.style_content_grad(&img, &obj).unwrap();
+    assert!((pf.total - pg.total).abs() < 1e-3 * pg.total, "{} vs {}", pf.total, pg.total);
+    assert!(pf.content > 0.0 && pf.style > 0.0);
+    assert_eq!(gf.dims(), [2, 3, 32, 37]);
+    assert!(max_rel(&gf, &gg) < 2e-3, "grad: {}", max_rel(&gf, &gg));
+    // Forward-only loss agrees with the loss of the gradient call.
+    assert_eq!(fast.style_content_loss(&img, &obj).unwrap().total, pf.total);
+}
+
+/// The whole loss's gradient against central differences along random directions.
+#[test]
+fn loss_grad_matches_fd() {
+    let vgg = small_vgg_pre(Backend::Fast, Preprocess::TorchvisionRgb);
+    let img = image(6, 1, 24, 24);
+    let obj = objective(&vgg, &img);
+    let (_, g) = vgg.style_content_grad(&img, &obj).unwrap();
+    // Along the gradient itself the slope is largest against the f32 rounding noise of the loss;
+    // random directions get a looser bound.
+    let gmax = g.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+    for seed in 0..3u64 {
+        let (dir, tol) = match seed {
+            0 => ((&g / gmax).unwrap(), 1e-2),
+            _ => ((image(100 + seed, 1, 24, 24) - 0.5).unwrap(), 6e-2),
+        };
+        // Small enough that few ReLU / pool switches happen along the segment.
+        let eps = 1e-3;
+        let l = |s: f64| vgg.style_content_loss(&(&img + (&dir * s).unwrap()).unwrap(), &obj).unwrap().total as f64;
+        let fd = (l(eps) - l(-eps)) / (2.0 * eps);
+        let an = (&g * &dir).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+        assert!((fd - an).abs() < tol * an.abs().max(fd.abs()), "direction {seed}: fd {fd} vs analytic {an}");
+    }
+}
+
+/// `G_used` from the hook changes the loss but the gradient is taken through `G_now`.
+#[test]
+fn gram_hook_uses_residual_of_g_used() {
+    let vgg = small_vgg(Backend::Fast);
+    let img = image(7, 1, 16, 16);
+    let mut obj = objective(&vgg, &img);
+    obj.content = None;
+    obj.style.truncate(1);
+    let target = obj.style[0].target.clone();
+    // G_used = target: zero residual, zero loss and zero gradient.
+    let (p, g) = vgg.style_content_grad_with(&img, &obj, &mut |_, _, _| Ok(target.clone())).unwrap();
+    assert_eq!(p.total, 0.0);
+    assert_eq!(g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+    assert_eq!(p.grams[0].dims(), [1, 64, 64]);
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn weights_file_roundtrip_and_rejections() {
+    let dir = tmp();
+    let good = dir.path().join("good.safetensors");
+    let w = VggWeights::random(Arch::Vgg16, Preprocess::TorchvisionRgb, 3);
+    w.save(&good, "test fixture").unwrap();
+    let back = VggWeights::load(&good).unwrap();
+    assert_eq!((back.arch, back.preprocess), (Arch::Vgg16, Preprocess::TorchvisionRgb));
+    assert_eq!(back.convs[12].weight, w.convs[12].weight);
+    assert_eq!(back.sha256(), w.sha256());
+
+    // One float altered in the data: the checksum in the metadata catches it.
+    let mut bytes = std::fs::read(&good).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0x40;
+    let altered = dir.path().join("altered.safetensors");
+    std::fs::write(&altered, &bytes).unwrap();
+    let e = VggWeights::load(&altered).unwrap_err();
+    assert!(matches!(e, WeightsError::Checksum { .. }), "{e}");
+    assert!(e.to_string().contains("altered.safetensors") && e.to_string().contains("checksum"), "{e}");
+
+    // Truncated: rejected as not a valid safetensors file, naming it.
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..n / 2]).unwrap();
+    let e = VggWeights::load(&truncated).unwrap_err();
+    assert!(matches!(e, WeightsError::Format { .. }) && e.to_string().contains("truncated.safetensors"), "{e}");
+
+    // A consistent file that claims to be the Caffe VGG16 but is not: known values reject it.
+    let fake = dir.path().join("fake-caffe.safetensors");
+    let mut wc = w.clone();
+    wc.preprocess = Preprocess::CaffeBgr;
+    wc.save(&fake, "fake").unwrap();
+    let e = VggWeights::load(&fake).unwrap_err();
+    assert!(matches!(e, WeightsError::Value { .. }) && e.to_string().contains("features.0.weight"), "{e}");
+
+    // Wrong shape at a key: error names file, key and both shapes.
+    let bad_shape = dir.path().join("shape.safetensors");
+    let t = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![64, 3, 2, 2], &[0u8; 64 * 3 * 4 * 4]).unwrap();
+    std::fs::write(&bad_shape, safetensors::serialize([("features.0.weight", t)], None).unwrap()).unwrap();
+    let e = VggWeights::load(&bad_shape).unwrap_err().to_string();
+    assert!(e.contains("features.0.weight") && e.contains("[64, 3, 2, 2]") && e.contains("[64, 3, 3, 3]"), "{e}");
+
+    // Missing file: the message says how to get weights.
+    let e = Vgg::load(Some(&dir.path().join("nope.safetensors")), &Device::Cpu).err().unwrap();
+    assert!(matches!(e, VggError::Weights(WeightsError::Missing { .. })));
+    assert!(e.to_string().contains("texstyle weights fetch"), "{e}");
+}
+
+/// Real ImageNet weights (CI runs `texstyle weights fetch` first). Fails when they are missing.
+#[test]
+fn real_weights_respond_like_imagenet_vgg() {
+    let path = weights::default_weights_path().unwrap();
+    let vgg = Vgg::load(None, &Device::Cpu).unwrap_or_else(|e| {
+        panic!("real VGG16 weights needed at {}: {e}", path.display())
+    });
+    let w = VggWeights::load(&path).unwrap();
+    assert_eq!(w.sha256(), weights::CAFFE_VGG16_SHA256);
+    let s = 64;
+    let img = |f: &dyn Fn(usize, usize, usize) -> f32| {
+        let v: Vec<f32> = (0..3 * s * s).map(|i| f(i / (s * s), (i / s) % s, i % s)).collect();
+        Tensor::from_vec(v, (1, 3, s, s), &Device::Cpu).unwrap()
+    };
+    let flat = img(&|_, _, _| 0.5);
+    let vstripes = img(&|_, _, x| if (x / 4) % 2 == 0 { 0.1 } else { 0.9 });
+    let hstripes = img(&|_, y, _| if (y / 4) % 2 == 0 { 0.1 } else { 0.9 });
+    let style = layers(&STYLE_LAYERS).unwrap();
+    let (gf, gv, gh) = (vgg.grams(&flat, &style).unwrap(), vgg.grams(&vstripes, &style).unwrap(), vgg.grams(&hstripes, &style).unwrap());
+    let frob = |t: &Tensor| t.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
+    for (i, l) in style.iter().enumerate() {
+        let d = frob(&(&gv[i] - &gf[i]).unwrap()) / frob(&gv[i]);
+        assert!(d > 0.3, "{l}: Gram of stripes ~ Gram of flat ({d})");
+    }
+    // relu1_1 has oriented edge detectors: some channels answer vertical stripes far more than
+    // horizontal ones and vice versa; on the flat image (away from the zero-padded border) every
+    // channel is constant.
+    let f1 = |t: &Tensor| vgg.features(t, &style[..1]).unwrap().remove(0).narrow(2, 4, s - 8).unwrap().narrow(3, 4, s - 8).unwrap();
+    let (fv, fh, ff) = (f1(&vstripes), f1(&hstripes), f1(&flat));
+    let chan_mean = |t: &Tensor| t.mean_keepdim(2).unwrap().mean_keepdim(3).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (mv, mh) = (chan_mean(&fv), chan_mean(&fh));
+    let sel: Vec<f32> = mv.iter().zip(&mh).map(|(v, h)| (v - h) / (v + h + 1e-3)).collect();
+    assert!(sel.iter().any(|&x| x > 0.5) && sel.iter().any(|&x| x < -0.5), "no oriented channels: {sel:?}");
+    let spread = |t: &Tensor| {
+        let mx = t.max_keepdim(3).unwrap().max_keepdim(2).unwrap();
+        let mn = t.min_keepdim(3).unwrap().min_keepdim(2).unwrap();
+        (mx - mn).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    assert!(spread(&ff).iter().all(|&d| d < 1e-3), "flat image: relu1_1 not constant");
+    assert!(spread(&fv).iter().cloned().fold(0.0, f32::max) > 10.0, "stripes: no strong relu1_1 response");
+    // Horizontal and vertical stripes have the same relu1_1 Gram energy only up to orientation:
+    // their Grams differ, but a 90° rotation of the same pattern keeps its overall scale.
+    let (nv, nh) = (frob(&gv[0]), frob(&gh[0]));
+    assert!((nv / nh - 1.0).abs() < 0.5, "{nv} vs {nh}");
+    assert!(frob(&(&gv[0] - &gh[0]).unwrap()) / nv > 0.05);
+
+    // Preprocessing (BGR order, 0–255, mean subtraction): the ImageNet mean colour, given as RGB
+    // in [0, 1], must reach conv1_1 as exactly zero, so relu1_1 = relu(bias) everywhere. Swapped
+    // channels (R/B means differ by 20/255) or a missing scale/mean would break this.
+    let mean_rgb = [123.68f32 / 255.0, 116.779 / 255.0, 103.939 / 255.0];
+    let mean_img = img(&|c, _, _| mean_rgb[c]);
+    let f = vgg.features(&mean_img, &style[..1]).unwrap().remove(0);
+    let b1: Vec<f32> = w.convs[0].bias.iter().map(|b| b.max(0.0)).collect();
+    let got = f.max_keepdim(3).unwrap().max_keepdim(2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let got_min = f.min_keepdim(3).unwrap().min_keepdim(2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for c in 0..64 {
+        assert!((got[c] - b1[c]).abs() < 1e-3 && (got_min[c] - b1[c]).abs() < 1e-3, "channel {c}: {}..{} vs relu(bias) {}", got_min[c], got[c], b1[c]);
+    }
+    let swapped = img(&|c, _, _| mean_rgb[2 - c]);
+    let fs = vgg.features(&swapped, &style[..1]).unwrap().remove(0);
+    assert!((fs - &f).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() > 1.0, "channel order has no effect?");
+}
