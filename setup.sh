@@ -22,3 +22,6 @@ fi
 
 echo "setup: building texstyle ($profile profile)"
 cargo build --profile "$profile" --quiet
+
+echo "setup: VGG16 ImageNet weights"
+cargo run --profile "$profile" --quiet -- weights fetch

@@ -1,0 +1,118 @@
+//! The style transfer end to end on spot, with the real VGG16 weights
+//! (`./setup.sh` or `texstyle weights fetch` puts them in the cache; these
+//! tests fail without them). Small sizes keep it to seconds.
+
+mod common;
+
+use std::process::Command;
+
+use candle_core::Device;
+use texstyle::camera::CameraRange;
+use texstyle::image_io::Image;
+use texstyle::mesh::Mesh;
+use texstyle::optim::{optimize, prepare_style, Config, Outcome};
+use texstyle::raster::{Raster, RasterMesh};
+use texstyle::texture::ParamKind;
+use texstyle::vgg::Vgg;
+
+fn style_image() -> Image {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/styles/vangogh_starry_night.jpg");
+    prepare_style(&Image::load(&p).unwrap(), 128)
+}
+
+fn config(steps: usize, seed: u64) -> Config {
+    Config {
+        steps,
+        texture_size: 64,
+        render_size: 64,
+        samples: 1,
+        style_weight: 1.0,
+        content_weight: 0.5,
+        gram_decay: 0.95,
+        param: ParamKind::Fft,
+        lr: 0.05,
+        seed,
+        background: [0.0; 3],
+        cameras: CameraRange::default(),
+        eval_views: 4,
+    }
+}
+
+fn run(mesh: &Mesh, cfg: &Config) -> Outcome {
+    let vgg = Vgg::load(None, &Device::Cpu).expect("VGG16 weights in the cache (run ./setup.sh)");
+    let gpu = common::gpu();
+    let mut raster = Raster::new(Some(&gpu), &RasterMesh::from_mesh(mesh)).unwrap();
+    optimize(mesh, &mut raster, &vgg, &style_image(), cfg, &mut |_| {}).unwrap()
+}
+
+#[test]
+fn style_loss_on_held_out_views_drops_and_the_result_exports() {
+    let mesh = common::load("spot");
+    let out = run(&mesh, &config(60, 1));
+    eprintln!("held-out style loss {} -> {}", out.eval_before, out.eval_after);
+    assert!(out.eval_after < 0.6 * out.eval_before, "style loss {} -> {}", out.eval_before, out.eval_after);
+    assert!(out.used_content);
+    assert_eq!(out.log.len(), 60);
+    assert!(out.seen_fraction > 0.2, "seen {}", out.seen_fraction);
+    // The training loss falls too (compare the first and last ten steps).
+    let mean = |s: &[texstyle::optim::StepLog]| s.iter().map(|l| l.total).sum::<f32>() / s.len() as f32;
+    assert!(mean(&out.log[50..]) < mean(&out.log[..10]));
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = texstyle::export::export(&mesh, &out.textures, dir.path(), "spot").unwrap();
+    let back = Mesh::load(&files.obj).unwrap();
+    assert_eq!(back.triangles.len(), mesh.triangles.len());
+    let tex = back.materials[0].texture.as_ref().unwrap();
+    assert_eq!((tex.width, tex.height), (64, 64));
+    // Not the grey initial texture any more, and no texel left at its init value.
+    let spread = tex.data.iter().fold((1.0f32, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    assert!(spread.1 - spread.0 > 0.3, "texture range {spread:?}");
+}
+
+#[test]
+fn same_seed_gives_the_same_texture() {
+    let mesh = common::load("spot");
+    let a = run(&mesh, &config(4, 9));
+    let b = run(&mesh, &config(4, 9));
+    assert_eq!(a.textures, b.textures);
+    let c = run(&mesh, &config(4, 10));
+    assert_ne!(a.textures, c.textures);
+}
+
+#[test]
+fn the_command_writes_obj_mtl_png_preview_and_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mesh = common::asset_mesh("spot");
+    let style = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/styles/vangogh_starry_night.jpg");
+    let o = Command::new(env!("CARGO_BIN_EXE_texstyle"))
+        .args([mesh.to_str().unwrap(), "--style", style.to_str().unwrap(), "--steps", "3", "--texture-size", "32"])
+        .args(["--render-size", "64", "--style-size", "128", "--out", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    for f in ["spot.obj", "spot.mtl", "spot_spot.png", "preview_before_after.png", "loss.csv"] {
+        assert!(dir.path().join(f).is_file(), "{f} missing; stderr: {err}");
+    }
+    let csv = std::fs::read_to_string(dir.path().join("loss.csv")).unwrap();
+    assert!(csv.starts_with("step,style,content,total,seconds"));
+    assert_eq!(csv.lines().count(), 4);
+    let preview = Image::load(&dir.path().join("preview_before_after.png")).unwrap();
+    assert_eq!((preview.width, preview.height), (8 * 260 + 4, 2 * 260 + 4));
+    assert!(err.contains("held-out"), "{err}");
+}
+
+#[test]
+fn a_mesh_without_uvs_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let style = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/styles/vangogh_starry_night.jpg");
+    let o = Command::new(env!("CARGO_BIN_EXE_texstyle"))
+        .args([common::asset_mesh("bunny_nouv").to_str().unwrap(), "--style", style.to_str().unwrap()])
+        .args(["--out", dir.path().join("o").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("no texture coordinates") && err.contains("UV"), "{err}");
+    assert!(!dir.path().join("o").exists());
+}
