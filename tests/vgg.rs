@@ -189,6 +189,9 @@ fn fast_matches_generic_features_loss_and_grad() {
     assert!(pf.content > 0.0 && pf.style > 0.0);
     assert_eq!(gf.dims(), [2, 3, 32, 37]);
     assert!(max_rel(&gf, &gg) < 2e-3, "grad: {}", max_rel(&gf, &gg));
+    // Too small for relu5_1 (4 pools): a shape error, not a panic.
+    let e = fast.features(&image(1, 1, 8, 8), &ls).unwrap_err();
+    assert!(e.to_string().contains(">= 16"), "{e}");
     // Forward-only loss agrees with the loss of the gradient call.
     assert_eq!(fast.style_content_loss(&img, &obj).unwrap().total, pf.total);
 }

@@ -200,11 +200,25 @@ impl Vgg {
         }
     }
 
+    /// Each pool halves the image: the deepest layer's block needs at least 2^(block-1) pixels.
+    fn check_depth(&self, last: usize, h: usize, w: usize) -> Result<()> {
+        let need = 1usize << (self.table[last].block - 1);
+        if h < need || w < need {
+            return Err(VggError::Shape {
+                what: format!("image for layer {} (block {})", self.table[last].name, self.table[last].block),
+                expected: format!("height and width >= {need}"),
+                got: vec![h, w],
+            });
+        }
+        Ok(())
+    }
+
     /// Features at `layers`, each `[batch, c, h, w]`, for an RGB `image` `[batch, 3, height, width]` in [0, 1].
     pub fn features(&self, image: &Tensor, layers: &[Layer]) -> Result<Vec<Tensor>> {
         let (b, h, w) = self.check_image(image)?;
         let idx: Vec<usize> = layers.iter().map(|l| self.conv_index(l)).collect::<Result<_>>()?;
         let Some(&last) = idx.iter().max() else { return Ok(Vec::new()) };
+        self.check_depth(last, h, w)?;
         if let Some(g) = &self.generic {
             let t = g.forward(image, last)?;
             return Ok(layers
@@ -278,6 +292,7 @@ impl Vgg {
             let parts = LossParts { total: 0.0, style: 0.0, content: 0.0, style_per_term: vec![], grams: vec![] };
             return Ok((parts, Some(image.zeros_like()?)));
         };
+        self.check_depth(last, h, w)?;
         let mut style_per_term = vec![0.0f32; obj.style.len()];
         let mut grams: Vec<Vec<Tensor>> = vec![Vec::new(); obj.style.len()];
         let mut content = 0.0f32;
