@@ -116,3 +116,39 @@ fn a_mesh_without_uvs_is_refused_with_advice() {
     assert!(err.contains("no texture coordinates") && err.contains("UV"), "{err}");
     assert!(!dir.path().join("o").exists());
 }
+
+/// A cube with UVs, two materials and no textures, written to `dir`.
+fn write_two_material_cube(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut obj = String::from("mtllib cube.mtl\n");
+    for z in [-1, 1] {
+        for y in [-1, 1] {
+            for x in [-1, 1] {
+                obj += &format!("v {x} {y} {z}\n");
+            }
+        }
+    }
+    obj += "vt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\n";
+    // Faces as quads (v indices of the 8 corners), alternating materials.
+    let faces = [[1, 3, 4, 2], [5, 6, 8, 7], [1, 2, 6, 5], [3, 7, 8, 4], [1, 5, 7, 3], [2, 4, 8, 6]];
+    for (i, f) in faces.iter().enumerate() {
+        obj += &format!("usemtl {}\nf {}/1 {}/2 {}/3 {}/4\n", if i % 2 == 0 { "red" } else { "blue" }, f[0], f[1], f[2], f[3]);
+    }
+    std::fs::write(dir.join("cube.obj"), obj).unwrap();
+    std::fs::write(dir.join("cube.mtl"), "newmtl red\nKd 1 0 0\nnewmtl blue\nKd 0 0 1\n").unwrap();
+    dir.join("cube.obj")
+}
+
+#[test]
+fn untextured_multi_material_mesh_is_styled_per_material_without_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let mesh = Mesh::load(write_two_material_cube(dir.path())).unwrap();
+    assert_eq!(mesh.materials.len(), 2);
+    let out = run(&mesh, &config(3, 4));
+    assert!(!out.used_content, "no texture: style only");
+    assert!(out.log.iter().all(|l| l.content == 0.0));
+    assert_eq!(out.textures.len(), 2);
+    let files = texstyle::export::export(&mesh, &out.textures, &dir.path().join("out"), "cube").unwrap();
+    assert_eq!(files.textures.len(), 2);
+    let back = Mesh::load(&files.obj).unwrap();
+    assert!(back.materials.iter().all(|m| m.texture.is_some()));
+}
