@@ -6,11 +6,12 @@
 //! (direction uniform on the sphere, distance and field of view from ranges);
 //! [`turntable`] gives fixed views for previews.
 //!
-//! Randomness comes from a SplitMix64 generator written out here, because a
-//! seed must give the same views on every machine and every version of
-//! texstyle; general-purpose RNG crates do not promise a stable stream.
+//! Randomness comes from [`crate::rng::SplitMix`], so a seed gives the same
+//! views on every machine.
 
 use glam::{Mat4, Vec3};
+
+use crate::rng::SplitMix;
 
 /// A perspective look-at camera.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -79,24 +80,17 @@ impl Default for CameraRange {
 /// A seeded stream of random views around the origin.
 #[derive(Clone, Debug)]
 pub struct ViewSampler {
-    state: u64,
+    rng: SplitMix,
     pub range: CameraRange,
 }
 
 impl ViewSampler {
     pub fn new(seed: u64, range: CameraRange) -> ViewSampler {
-        ViewSampler { state: seed, range }
+        ViewSampler { rng: SplitMix(seed), range }
     }
 
-    /// SplitMix64 (Steele et al. 2014), mapped to a float in [0, 1).
     fn next_f32(&mut self) -> f32 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        // The top 24 bits fill an f32 mantissa exactly.
-        (z >> 40) as f32 / (1u64 << 24) as f32
+        self.rng.uniform()
     }
 
     fn in_range(&mut self, (lo, hi): (f32, f32)) -> f32 {

@@ -18,5 +18,6 @@ pub mod mesh;
 pub mod optim;
 pub mod preview;
 pub mod raster;
+pub mod rng;
 pub mod texture;
 pub mod vgg;

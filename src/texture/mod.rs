@@ -39,23 +39,11 @@ pub struct TextureParam {
     color: Option<Tensor>,
 }
 
-/// Deterministic N(0, σ²) samples (SplitMix64 + Box–Muller): a seed gives
-/// the same initial texture on every machine.
+/// Deterministic N(0, σ²) samples: a seed gives the same initial texture on
+/// every machine.
 fn normal(n: usize, sigma: f32, seed: u64) -> Vec<f32> {
-    let mut state = seed ^ 0x5DEE_CE66_D1CE_4E5B;
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    (0..n)
-        .map(|_| {
-            let (u1, u2) = (next().max(1e-300), next());
-            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32 * sigma
-        })
-        .collect()
+    let mut rng = crate::rng::SplitMix(seed);
+    (0..n).map(|_| rng.normal() * sigma).collect()
 }
 
 impl TextureParam {
