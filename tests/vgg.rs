@@ -350,3 +350,40 @@ fn real_weights_respond_like_imagenet_vgg() {
     let fs = vgg.features(&swapped, &style[..1]).unwrap().remove(0);
     assert!((fs - &f).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() > 1.0, "channel order has no effect?");
 }
+
+/// A user's torchvision-layout file, as timm/torchvision export it: `features.N.weight/bias`
+/// only, no texstyle metadata. VGG19 is told apart from VGG16 by its keys; the preprocessing
+/// defaults to torchvision's; the network runs to relu5_1 and the content layer.
+#[test]
+fn user_torchvision_files_load_for_vgg16_and_vgg19() {
+    for arch in [Arch::Vgg16, Arch::Vgg19] {
+        let dir = tmp();
+        let path = dir.path().join("user.safetensors");
+        let w = VggWeights::random(arch, Preprocess::TorchvisionRgb, 5);
+        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = w
+            .convs
+            .iter()
+            .flat_map(|c| {
+                let k = &c.keys;
+                let shape_w = vec![k.out_channels, k.in_channels, 3, 3];
+                [
+                    (format!("{}.weight", k.torchvision), bytemuck::cast_slice(&c.weight).to_vec(), shape_w),
+                    (format!("{}.bias", k.torchvision), bytemuck::cast_slice(&c.bias).to_vec(), vec![k.out_channels]),
+                ]
+            })
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+            .iter()
+            .map(|(n, b, s)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
+            .collect();
+        std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+
+        let back = VggWeights::load(&path).unwrap();
+        assert_eq!((back.arch, back.preprocess), (arch, Preprocess::TorchvisionRgb), "{arch:?}");
+        assert_eq!(back.convs.len(), w.convs.len());
+        let vgg = Vgg::load(Some(&path), &Device::Cpu).unwrap();
+        let feats = vgg.features(&image(1, 1, 32, 32), &layers(&["relu5_1", "relu4_2"]).unwrap()).unwrap();
+        assert_eq!(feats[0].dims(), [1, 512, 2, 2], "{arch:?}");
+        assert_eq!(feats[1].dims(), [1, 512, 4, 4], "{arch:?}");
+    }
+}
