@@ -102,3 +102,32 @@ fn missing_inputs_and_absurd_options_are_refused() {
     }
     assert!(!Path::new(out).exists());
 }
+
+#[test]
+fn style_transfer_refuses_bad_style_images_options_and_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let spot = common::asset_mesh("spot");
+    let spot = spot.to_str().unwrap();
+    let style = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/styles/vangogh_starry_night.jpg");
+    let style = style.to_str().unwrap();
+    let corrupt = dir.path().join("corrupt.jpg");
+    std::fs::write(&corrupt, b"\xff\xd8\xff\xe0 definitely not a jpeg").unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let cases: [(&[&str], i32, &str); 6] = [
+        (&[spot, "--style", "/no/such/painting.jpg", "--out", out], 2, "/no/such/painting.jpg"),
+        (&[spot, "--style", corrupt.to_str().unwrap(), "--out", out], 2, "corrupt.jpg"),
+        (&[spot, "--style", style, "--gram-decay", "1", "--out", out], 2, "--gram-decay"),
+        (&[spot, "--style", style, "--lr", "nan", "--out", out], 2, "--lr"),
+        (&[spot, "--style", style, "--content-weight", "-1", "--out", out], 2, "--content-weight"),
+        (&[spot, "--style", style, "--weights", "/no/such/weights.safetensors", "--out", out], 1, "texstyle weights fetch"),
+    ];
+    for (args, code, mention) in cases {
+        let o = texstyle(args, &[]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(mention) && err.starts_with("texstyle: error:"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(!Path::new(out).exists(), "nothing written");
+}

@@ -105,15 +105,15 @@ pub struct StyleArgs {
     pub samples: u32,
 
     /// Weight of the style loss (each layer's error is relative to the painting's Gram).
-    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    #[arg(long, value_name = "X", default_value_t = 1.0, allow_negative_numbers = true)]
     pub style_weight: f32,
 
     /// Weight of the content loss (relative to the content features); 0 = style only.
-    #[arg(long, value_name = "X", default_value_t = 0.5)]
+    #[arg(long, value_name = "X", default_value_t = 0.5, allow_negative_numbers = true)]
     pub content_weight: f32,
 
     /// Decay of the moving average of Gram matrices across views (0 = no memory, < 1).
-    #[arg(long, value_name = "X", default_value_t = 0.95)]
+    #[arg(long, value_name = "X", default_value_t = 0.95, allow_negative_numbers = true)]
     pub gram_decay: f32,
 
     /// Texture parameterization.
@@ -121,7 +121,7 @@ pub struct StyleArgs {
     pub param: Param,
 
     /// Adam learning rate.
-    #[arg(long, value_name = "X", default_value_t = 0.05)]
+    #[arg(long, value_name = "X", default_value_t = 0.05, allow_negative_numbers = true)]
     pub lr: f64,
 
     /// Seed of the views and the initial texture (same seed, same result on the same machine).
