@@ -185,12 +185,12 @@ impl Progress {
         let msg = format!("loss {:.4} (style {:.4}, content {:.4})", s.total, s.style, s.content);
         match &self.bar {
             Some(b) => {
-                b.set_position(s.step as u64);
                 b.set_message(msg);
+                b.set_position(s.step as u64);
             }
             None => {
                 let every = (self.steps / 20).max(1);
-                if s.step % every == 0 || s.step == 1 || s.step == self.steps {
+                if s.step.is_multiple_of(every) || s.step == 1 || s.step == self.steps {
                     let eta = s.seconds / s.step as f64 * (self.steps - s.step) as f64;
                     eprintln!("step {}/{}  {msg}  {:.0} s, ETA {:.0} s", s.step, self.steps, s.seconds, eta);
                 }

@@ -73,7 +73,7 @@ impl Rasterizer {
         let tri_pipeline = gpu.compute_pipeline("raster.tri", include_str!("../../shaders/raster_tri.wgsl"))?;
         let resolve_pipeline =
             gpu.compute_pipeline("raster.resolve", include_str!("../../shaders/raster_resolve.wgsl"))?;
-        let max_binding = gpu.limits.max_storage_buffer_binding_size as u64;
+        let max_binding = gpu.limits.max_storage_buffer_binding_size;
         let upload = |label: &'static str, bytes: &[u8]| -> Result<wgpu::Buffer, GpuError> {
             if bytes.len() as u64 > max_binding {
                 return Err(GpuError::TooLarge { what: label, needed: bytes.len() as u64, limit: max_binding });

@@ -24,7 +24,7 @@ pub fn half_width(w: usize) -> usize {
 
 /// Column weight `c_k` (see the module docs).
 fn column_weight(kx: usize, w: usize) -> f32 {
-    if kx == 0 || (w % 2 == 0 && kx == w / 2) {
+    if kx == 0 || (w.is_multiple_of(2) && kx == w / 2) {
         1.0
     } else {
         2.0

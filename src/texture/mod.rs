@@ -136,7 +136,7 @@ mod tests {
         for kind in [ParamKind::Pixel, ParamKind::Fft] {
             let p = TextureParam::new(kind, 1, 8, 8, 2).unwrap();
             // Push the texture towards red: loss = Σ (t - red)².
-            let red = Tensor::from_vec([1f32, 0.0, 0.0].repeat(1), (1, 3, 1, 1), &Device::Cpu).unwrap();
+            let red = Tensor::from_vec([1f32, 0.0, 0.0].to_vec(), (1, 3, 1, 1), &Device::Cpu).unwrap();
             let loss = |p: &TextureParam| p.texture().unwrap().broadcast_sub(&red).unwrap().sqr().unwrap().sum_all().unwrap();
             let before = loss(&p).to_scalar::<f32>().unwrap();
             let mut opt = <candle_nn::AdamW as candle_nn::Optimizer>::new(

@@ -151,7 +151,7 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 impl WinogradConv {
     /// `weight` OIHW `[cout, cin, 3, 3]`; `bias` `[cout]` or none. Channel counts must be multiples of 16.
     pub fn new(tile: Tile, weight: &[f32], bias: Option<&[f32]>, cout: usize, cin: usize) -> Self {
-        assert!(cin % CH == 0 && cout % CH == 0, "winograd conv needs channels multiple of {CH}, got {cin}->{cout}");
+        assert!(cin.is_multiple_of(CH) && cout.is_multiple_of(CH), "winograd conv needs channels multiple of {CH}, got {cin}->{cout}");
         assert_eq!(weight.len(), cout * cin * 9);
         let u = match tile {
             Tile::F2 => transform_weights(&F23, weight, cout, cin),
