@@ -387,3 +387,39 @@ fn user_torchvision_files_load_for_vgg16_and_vgg19() {
         assert_eq!(feats[1].dims(), [1, 512, 4, 4], "{arch:?}");
     }
 }
+
+/// Each fast conv against candle's stock `conv2d` (+ bias) on every VGG16 layer shape, with the
+/// kernel the network uses for it (direct for RGB, Winograd F(4,3) up to 256 channels, F(2,3)
+/// above). Error relative to the largest output, as the convs' outputs span orders of magnitude.
+#[test]
+fn fast_convs_match_candle_conv2d_on_vgg_shapes() {
+    let mut rng = SplitMix(17);
+    let (h, w) = (10, 12);
+    for (cin, cout) in [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 512), (512, 512)] {
+        let x: Vec<f32> = (0..cin * h * w).map(|_| rng.uniform()).collect();
+        let wt: Vec<f32> = (0..cout * cin * 9).map(|_| rng.normal() * (2.0 / (cin * 9) as f32).sqrt()).collect();
+        let b: Vec<f32> = (0..cout).map(|_| rng.normal() * 0.1).collect();
+        let mut out = Act::zeros(h, w, cout);
+        let input = Act::from_chw(cin, h, w, &x);
+        let (name, tol) = if cin < 16 {
+            DirectConv::new(&wt, Some(&b), cout, cin).forward(&input, &mut out, false);
+            ("direct", 1e-6)
+        } else if cin.max(cout) <= 256 {
+            WinogradConv::new(Tile::F4, &wt, Some(&b), cout, cin).forward(&input, &mut out, false);
+            ("F(4,3)", 1e-5)
+        } else {
+            WinogradConv::new(Tile::F2, &wt, Some(&b), cout, cin).forward(&input, &mut out, false);
+            ("F(2,3)", 1e-5)
+        };
+        let xt = Tensor::from_vec(x, (1, cin, h, w), &Device::Cpu).unwrap();
+        let wt = Tensor::from_vec(wt, (cout, cin, 3, 3), &Device::Cpu).unwrap();
+        let bt = Tensor::from_vec(b, (1, cout, 1, 1), &Device::Cpu).unwrap();
+        let reference = xt.conv2d(&wt, 1, 1, 1, 1).unwrap().broadcast_add(&bt).unwrap();
+        let reference = reference.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let got = out.to_chw();
+        let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let err = got.iter().zip(&reference).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+        eprintln!("{cin}->{cout} {name}: max error {err:.2e} of the largest output");
+        assert!(err <= tol, "{cin}->{cout} {name}: error {err:.2e} > {tol:.0e}");
+    }
+}
