@@ -7,7 +7,10 @@
 //! dL/dimage → (lookup)ᵀ → dL/dtexture → (parameterization)ᵀ → dL/dθ → Adam
 //! ```
 //!
-//! The network returns `dL/dimage` directly ([`crate::vgg`]); candle's
+//! Texture, raster frame and lookup live on the CPU; the network runs on
+//! whatever device the [`Vgg`] was loaded on (CUDA/Metal builds), with the
+//! view and its gradient copied across. The network returns `dL/dimage`
+//! directly ([`crate::vgg`]); candle's
 //! autograd carries it the rest of the way through the surrogate
 //! `Σ learned ⊙ stopgrad(dL/dimage)`, whose gradient in θ is exactly
 //! `Jᵀ · dL/dimage`.
@@ -112,7 +115,7 @@ fn eval_style(
     for vp in cams {
         let frame = raster.rasterize(*vp, size)?;
         let table = Arc::new(LookupTable::new(&frame, &mesh.tri_material, m, tw as u32, th as u32));
-        let img = lookup::lookup(texture, &table, cfg.background)?;
+        let img = lookup::lookup(texture, &table, cfg.background)?.to_device(vgg.device())?;
         sum += vgg.style_content_loss(&img, &obj)?.style;
     }
     Ok(sum / cams.len().max(1) as f32)
@@ -132,7 +135,8 @@ pub fn optimize(
     let size = ViewSize { width: cfg.render_size, height: cfg.render_size, samples: cfg.samples };
     let param = TextureParam::new(cfg.param, materials, th as usize, tw as usize, cfg.seed)?;
     let mut adam = AdamW::new(param.vars(), ParamsAdamW { lr: cfg.lr, weight_decay: 0.0, ..Default::default() })?;
-    let style = StyleTargets::new(vgg, &image_to_tensor(painting)?, cfg.style_weight).context("style targets")?;
+    let painting = image_to_tensor(painting)?.to_device(vgg.device())?;
+    let style = StyleTargets::new(vgg, &painting, cfg.style_weight).context("style targets")?;
     let mut memory = GramMemory::new(style.terms.len(), cfg.gram_decay);
 
     // The content image is the mesh seen with its own textures; materials
@@ -167,7 +171,8 @@ pub fn optimize(
         table.mark_seen(&mut seen);
         let learned = lookup::lookup(&texture, &table, cfg.background)?;
         let content = if used_content {
-            Some(image_to_tensor(&lookup::render(&frame, &mesh.tri_material, &originals, &flat, cfg.background))?)
+            let img = lookup::render(&frame, &mesh.tri_material, &originals, &flat, cfg.background);
+            Some(image_to_tensor(&img)?.to_device(vgg.device())?)
         } else {
             None
         };
@@ -175,7 +180,9 @@ pub fn optimize(
 
         let t = Instant::now();
         let obj = loss::objective(vgg, &style, content.as_ref(), cfg.content_weight)?;
-        let (parts, grad_image) = vgg.style_content_grad_with(&learned.detach(), &obj, &mut |l, _, g| Ok(memory.update(l, g)?))?;
+        let view = learned.detach().to_device(vgg.device())?;
+        let (parts, grad_image) = vgg.style_content_grad_with(&view, &obj, &mut |l, _, g| Ok(memory.update(l, g)?))?;
+        let grad_image = grad_image.to_device(&Device::Cpu)?;
         entry.network_ms = ms(t);
 
         let t = Instant::now();

@@ -54,7 +54,7 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
     }
     let painting = Image::load(&style_path).with_context(|| format!("reading the style image {}", style_path.display()))?;
     let painting = optim::prepare_style(&painting, a.style_size);
-    let vgg = Vgg::load(a.weights.as_deref(), &Device::Cpu).context("loading the VGG weights")?;
+    let vgg = Vgg::load(a.weights.as_deref(), &network_device()).context("loading the VGG weights")?;
     let mut raster = super::open_raster(a.cpu, &RasterMesh::from_mesh(&mesh))?;
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("texstyle-out").join(format!("{}_{}", stem(&mesh_path), stem(&style_path))));
 
@@ -77,7 +77,7 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
         eval_views: 4,
     };
     eprintln!(
-        "texstyle: {} ({} triangles, {} material{}) in the style of {} ({}×{}): {} steps, texture {}², views {}²{}, raster: {}",
+        "texstyle: {} ({} triangles, {} material{}) in the style of {} ({}×{}): {} steps, texture {}², views {}²{}, raster: {}, network: {}",
         mesh_path.display(),
         mesh.triangles.len(),
         mesh.materials.len(),
@@ -90,6 +90,7 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
         cfg.render_size,
         if cfg.samples > 1 { format!(" ×{} samples", cfg.samples * cfg.samples) } else { String::new() },
         raster.name(),
+        if vgg.device().is_cpu() { "CPU".to_string() } else { format!("{:?}", vgg.device()) },
     );
     let has_texture = mesh.materials.iter().any(|m| m.texture.is_some());
     if !has_texture {
@@ -146,6 +147,20 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
     println!("{}", preview_path.display());
     println!("{}", csv_path.display());
     Ok(())
+}
+
+/// The device the network runs on: the first CUDA or Metal device in builds
+/// with that feature (`cargo build --features cuda`), else the CPU fast path.
+fn network_device() -> Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(d) = Device::new_cuda(0) {
+        return d;
+    }
+    #[cfg(feature = "metal")]
+    if let Ok(d) = Device::new_metal(0) {
+        return d;
+    }
+    Device::Cpu
 }
 
 /// `step,style,content,total,seconds,…` one line per step.
