@@ -124,6 +124,13 @@ pub fn turntable(count: usize, elevation_deg: f32, distance: f32, fov_y_deg: f32
         .collect()
 }
 
+/// A [`turntable`] far enough away that a mesh with bounding sphere
+/// `radius` (around the origin) fits every view with a 5 % margin.
+pub fn turntable_fitting(count: usize, elevation_deg: f32, radius: f32, fov_y_deg: f32) -> Vec<Camera> {
+    let distance = 1.05 * radius / (fov_y_deg.to_radians() / 2.0).sin();
+    turntable(count, elevation_deg, distance, fov_y_deg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use anyhow::{anyhow, Context};
 
 use super::args::{Layout, RenderArgs};
 use super::CliError;
-use crate::camera::{turntable, CameraRange, ViewSampler};
+use crate::camera::{turntable_fitting, CameraRange, ViewSampler};
 use crate::image_io::Image;
 use crate::mesh::Mesh;
 use crate::preview;
@@ -32,12 +32,7 @@ pub fn run(a: RenderArgs) -> Result<(), CliError> {
 
     let range = CameraRange::default();
     let cameras = match a.layout {
-        Layout::Turntable => {
-            // Far enough that the whole mesh fits, with a 5 % margin.
-            let fov = range.fov_y_deg.0;
-            let distance = 1.05 * raster_mesh.radius() / (fov.to_radians() / 2.0).sin();
-            turntable(a.views as usize, a.elevation, distance, fov)
-        }
+        Layout::Turntable => turntable_fitting(a.views as usize, a.elevation, raster_mesh.radius(), range.fov_y_deg.0),
         Layout::Random => {
             let mut s = ViewSampler::new(a.seed, range);
             (0..a.views).map(|_| s.next_camera()).collect()

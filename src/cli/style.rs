@@ -10,7 +10,7 @@ use candle_core::Device;
 
 use super::args::{Param, StyleArgs};
 use super::{BadInput, CliError};
-use crate::camera::{turntable, CameraRange};
+use crate::camera::{turntable_fitting, CameraRange};
 use crate::export::export;
 use crate::image_io::{write_atomic, Image};
 use crate::mesh::Mesh;
@@ -110,9 +110,7 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
     let files = export(&mesh, &outcome.textures, &out, &name)?;
     let preview_path = out.join("preview_before_after.png");
     let size = ViewSize { width: 256, height: 256, samples: 2 };
-    let fov = CameraRange::default().fov_y_deg.0;
-    let distance = 1.05 * RasterMesh::from_mesh(&mesh).radius() / (fov.to_radians() / 2.0).sin();
-    let cams = turntable(8, 20.0, distance, fov);
+    let cams = turntable_fitting(8, 20.0, RasterMesh::from_mesh(&mesh).radius(), CameraRange::default().fov_y_deg.0);
     let grey = [0.5; 3];
     let before = preview::render_views(&mut raster, &mesh, &[], &cams, size, grey)?;
     let learned: Vec<Option<&Image>> = outcome.textures.iter().map(Some).collect();
