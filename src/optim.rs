@@ -15,6 +15,7 @@
 //! `Σ learned ⊙ stopgrad(dL/dimage)`, whose gradient in θ is exactly
 //! `Jᵀ · dL/dimage`.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -121,14 +122,16 @@ fn eval_style(
     Ok(sum / cams.len().max(1) as f32)
 }
 
-/// Runs the optimization. `on_step` sees every step's log as it happens.
+/// Runs the optimization. `on_step` sees every step's log as it happens and
+/// may stop the run early (`ControlFlow::Break`): the outcome then holds the
+/// texture as it was after that step, and `log` is shorter than `cfg.steps`.
 pub fn optimize(
     mesh: &Mesh,
     raster: &mut Raster,
     vgg: &Vgg,
     painting: &Image,
     cfg: &Config,
-    on_step: &mut dyn FnMut(&StepLog),
+    on_step: &mut dyn FnMut(&StepLog) -> ControlFlow<()>,
 ) -> Result<Outcome> {
     let materials = mesh.materials.len();
     let (tw, th) = (cfg.texture_size, cfg.texture_size);
@@ -192,8 +195,11 @@ pub fn optimize(
 
         (entry.style, entry.content, entry.total) = (parts.style, parts.content, parts.total);
         entry.seconds = start.elapsed().as_secs_f64();
-        on_step(&entry);
+        let flow = on_step(&entry);
         log.push(entry);
+        if flow.is_break() {
+            break;
+        }
     }
 
     let final_texture = param.texture()?;

@@ -42,7 +42,7 @@ fn run(mesh: &Mesh, cfg: &Config) -> Outcome {
     let vgg = Vgg::load(None, &Device::Cpu).expect("VGG16 weights in the cache (run ./setup.sh)");
     let gpu = common::gpu();
     let mut raster = Raster::new(Some(&gpu), &RasterMesh::from_mesh(mesh)).unwrap();
-    optimize(mesh, &mut raster, &vgg, &style_image(), cfg, &mut |_| {}).unwrap()
+    optimize(mesh, &mut raster, &vgg, &style_image(), cfg, &mut |_| std::ops::ControlFlow::Continue(())).unwrap()
 }
 
 #[test]
@@ -151,4 +151,38 @@ fn untextured_multi_material_mesh_is_styled_per_material_without_content() {
     assert_eq!(files.textures.len(), 2);
     let back = Mesh::load(&files.obj).unwrap();
     assert!(back.materials.iter().all(|m| m.texture.is_some()));
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_keeps_the_result_so_far() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let style = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/styles/vangogh_starry_night.jpg");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_texstyle"))
+        .args([common::asset_mesh("spot").to_str().unwrap(), "--style", style.to_str().unwrap()])
+        .args(["--steps", "100000", "--texture-size", "32", "--render-size", "64", "--style-size", "128"])
+        .args(["--out", dir.path().to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    // Plain progress lines (stderr is not a terminal) start with step 1.
+    while !seen.contains("step 1/100000") {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "texstyle ended early: {seen}");
+        seen += &line;
+    }
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    err.read_to_string(&mut seen).unwrap();
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(130), "{seen}");
+    assert!(seen.contains("interrupted after step"), "{seen}");
+    for f in ["spot.obj", "spot.mtl", "spot_spot.png", "preview_before_after.png", "loss.csv"] {
+        assert!(dir.path().join(f).is_file(), "{f} missing: {seen}");
+    }
+    let steps = std::fs::read_to_string(dir.path().join("loss.csv")).unwrap().lines().count() - 1;
+    assert!((1..1000).contains(&steps), "{steps} steps logged");
 }

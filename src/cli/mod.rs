@@ -19,6 +19,8 @@ pub enum Exit {
     Failure = 1,
     /// The input was wrong: a bad mesh, image or option value.
     BadInput = 2,
+    /// Stopped by Ctrl-C (after writing the result so far, for the style transfer).
+    Interrupted = 130,
 }
 
 impl From<Exit> for ExitCode {

@@ -3,6 +3,9 @@
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -99,9 +102,27 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
         eprintln!("texstyle: --content-weight 0: style only");
     }
 
+    // First Ctrl-C: finish the step and write the result so far. Second: quit now.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\ntexstyle: interrupted twice: quitting without writing outputs");
+            std::process::exit(super::Exit::Interrupted as i32);
+        }
+        eprintln!("\ntexstyle: interrupted: finishing this step and writing the result so far (Ctrl-C again to quit)");
+    });
+
     let start = Instant::now();
     let mut progress = Progress::new(cfg.steps);
-    let outcome = optim::optimize(&mesh, &mut raster, &vgg, &painting, &cfg, &mut |s| progress.step(s))?;
+    let outcome = optim::optimize(&mesh, &mut raster, &vgg, &painting, &cfg, &mut |s| {
+        progress.step(s);
+        if interrupted.load(Ordering::SeqCst) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
     progress.finish();
     let total_s = start.elapsed().as_secs_f64();
 
@@ -144,6 +165,17 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
     }
     println!("{}", preview_path.display());
     println!("{}", csv_path.display());
+    if outcome.log.len() < cfg.steps {
+        return Err(CliError {
+            exit: super::Exit::Interrupted,
+            error: anyhow::anyhow!(
+                "interrupted after step {} of {}; {} holds the result so far",
+                outcome.log.len(),
+                cfg.steps,
+                out.display()
+            ),
+        });
+    }
     Ok(())
 }
 
