@@ -1,9 +1,12 @@
-//! The objective of one step: Gatys' style loss against the painting's Gram
+//! Every loss formula: Gatys' style loss against the painting's Gram
 //! matrices, with a moving average of Gram matrices across views, plus a
-//! content loss. The network itself (features, Grams, the gradient to the
-//! image) is [`crate::vgg`]; this module decides WHAT is compared.
+//! content loss, and their gradients with respect to the features. The
+//! network ([`crate::vgg`]) only gives features at layers and pulls
+//! gradients seeded there back to the image; this module decides WHAT is
+//! compared and HOW (change the distance in [`distance`], nowhere else).
 //!
-//! - Style: per layer `l` of [`STYLE_LAYERS`](crate::vgg::STYLE_LAYERS),
+//! - Gram: `G = F Fᵀ / (C·H·W)` of the `[C, H·W]` feature matrix.
+//! - Style: per layer `l` of [`STYLE_LAYERS`],
 //!   `style_weight / (L · ‖T_l‖²) · ‖G_used,l − T_l‖²`, with `T_l` the
 //!   painting's Gram and `G = F Fᵀ / (C·H·W)`. Dividing by `‖T_l‖²` makes
 //!   every layer a relative error of about the same size, so no layer's
@@ -16,9 +19,160 @@
 //! - Content: `content_weight / ‖T_c‖² · ‖F_c(learned) − T_c‖²` at
 //!   [`CONTENT_LAYER`](crate::vgg::CONTENT_LAYER), `T_c = F_c(content image)`.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
-use crate::vgg::{self, ContentTerm, Layer, Objective, StyleTerm, Vgg};
+use crate::vgg::{self, Layer, Vgg, VggError};
+
+/// Style layers of Gatys et al.
+pub const STYLE_LAYERS: [&str; 5] = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"];
+/// Content layer.
+pub const CONTENT_LAYER: &str = "relu4_2";
+
+/// The distance between a value and its target, as a function of the residual `r`:
+/// `(Σ ‖r‖², d/dr = 2 r)`, squared L2. The only place the distance is written.
+fn distance(r: &Tensor) -> candle_core::Result<(f32, Tensor)> {
+    Ok((sum(&r.sqr()?)?, (r * 2.0)?))
+}
+
+fn sum(t: &Tensor) -> candle_core::Result<f32> {
+    t.sum_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()
+}
+
+/// Features as a `[batch, h·w, c]` matrix when they are stored channels-last (the fast CPU
+/// network's layout), so that neither the Gram nor its backward copies them.
+fn channels_last(f: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    let (b, c, h, w) = f.dims4()?;
+    let x = f.permute((0, 2, 3, 1))?;
+    Ok(if x.is_contiguous() { Some(x.reshape((b, h * w, c))?) } else { None })
+}
+
+/// Gram matrices `[batch, c, c]` of features `[batch, c, h, w]`: `F Fᵀ / (C·H·W)`.
+pub fn gram(f: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, c, h, w) = f.dims4()?;
+    let g = match channels_last(f)? {
+        Some(x) => x.t()?.matmul(&x)?,
+        None => {
+            let m = f.reshape((b, c, h * w))?;
+            m.matmul(&m.t()?)?
+        }
+    };
+    g / (c * h * w) as f64
+}
+
+/// `dL/dF = (dG + dGᵀ) F / (C·H·W)` for `dg = dL/dG` `[batch, c, c]` of the Gram of `f`; in
+/// `f`'s layout.
+pub fn gram_backward(f: &Tensor, dg: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, c, h, w) = f.dims4()?;
+    let sym = ((dg + dg.t()?)? / (c * h * w) as f64)?;
+    match channels_last(f)? {
+        Some(x) => x.matmul(&sym.t()?)?.reshape((b, h, w, c))?.permute((0, 3, 1, 2)),
+        None => sym.matmul(&f.reshape((b, c, h * w))?)?.reshape((b, c, h, w)),
+    }
+}
+
+/// One style term: `weight · distance(G_used − target)` at `layer`; `target` is `[c, c]`.
+#[derive(Debug, Clone)]
+pub struct StyleTerm {
+    pub layer: Layer,
+    pub target: Tensor,
+    pub weight: f32,
+}
+
+/// The content term: `weight · distance(F − target)` at `layer`; `target` is `[1 or batch, c, h, w]`.
+#[derive(Debug, Clone)]
+pub struct ContentTerm {
+    pub layer: Layer,
+    pub target: Tensor,
+    pub weight: f32,
+}
+
+/// What one view is compared with.
+#[derive(Debug, Clone, Default)]
+pub struct Objective {
+    pub style: Vec<StyleTerm>,
+    pub content: Option<ContentTerm>,
+}
+
+/// Loss values of one call. `grams[i]` is the current Gram `G_now` of style term `i`,
+/// `[batch, c, c]` (e.g. to update a moving average).
+#[derive(Debug, Clone)]
+pub struct LossParts {
+    pub total: f32,
+    pub style: f32,
+    pub content: f32,
+    pub style_per_term: Vec<f32>,
+    pub grams: Vec<Tensor>,
+}
+
+/// `G_used` for style term `i` given this image's `G_now` (`[c, c]`).
+pub type GramUsed<'a> = dyn FnMut(usize, &Tensor) -> vgg::Result<Tensor> + 'a;
+
+impl Objective {
+    fn layers(&self) -> Vec<Layer> {
+        self.style.iter().map(|s| s.layer).chain(self.content.as_ref().map(|c| c.layer)).collect()
+    }
+
+    /// The loss of `image` (`[batch, 3, h, w]` RGB in [0, 1]), forward only, `G_used = G_now`.
+    pub fn loss(&self, vgg: &Vgg, image: &Tensor) -> vgg::Result<LossParts> {
+        let features = vgg.features(image, &self.layers())?;
+        Ok(self.evaluate(&features, &mut |_, g| Ok(g.clone()))?.0)
+    }
+
+    /// The loss and `dL/dimage` (`[batch, 3, h, w]`), `G_used = G_now`.
+    pub fn loss_and_grad(&self, vgg: &Vgg, image: &Tensor) -> vgg::Result<(LossParts, Tensor)> {
+        self.loss_and_grad_with(vgg, image, &mut |_, g| Ok(g.clone()))
+    }
+
+    /// Like [`Objective::loss_and_grad`], with `G_used = gram_used(term, G_now)` per image (e.g.
+    /// [`GramMemory::update`]), the gradient taken as if through `G_now`.
+    pub fn loss_and_grad_with(&self, vgg: &Vgg, image: &Tensor, gram_used: &mut GramUsed<'_>) -> vgg::Result<(LossParts, Tensor)> {
+        let fwd = vgg.forward(image, &self.layers())?;
+        let (parts, seeds) = self.evaluate(fwd.features(), gram_used)?;
+        Ok((parts, fwd.backward(&seeds)?))
+    }
+
+    /// Loss parts and `dL/dF` per feature (style terms in order, then content), from the
+    /// features at [`Objective::layers`].
+    fn evaluate(&self, features: &[Tensor], gram_used: &mut GramUsed<'_>) -> vgg::Result<(LossParts, Vec<Option<Tensor>>)> {
+        let mut seeds = Vec::with_capacity(features.len());
+        let (mut style_per_term, mut grams) = (Vec::new(), Vec::new());
+        for (i, (s, f)) in self.style.iter().zip(features).enumerate() {
+            let g_now = gram(f)?;
+            let c = g_now.dim(1)?;
+            if s.target.dims() != [c, c] {
+                return Err(VggError::Shape {
+                    what: format!("style target at {}", s.layer),
+                    expected: format!("[{c}, {c}]"),
+                    got: s.target.dims().to_vec(),
+                });
+            }
+            let used = (0..g_now.dim(0)?).map(|bi| gram_used(i, &g_now.get(bi)?)).collect::<vgg::Result<Vec<_>>>()?;
+            let (value, d) = distance(&Tensor::stack(&used, 0)?.broadcast_sub(&s.target)?)?;
+            style_per_term.push(s.weight * value);
+            seeds.push(Some(gram_backward(f, &(d * s.weight as f64)?)?));
+            grams.push(g_now);
+        }
+        let mut content = 0.0;
+        if let (Some(c), Some(f)) = (&self.content, features.get(self.style.len())) {
+            let (b, ch, h, w) = f.dims4()?;
+            match c.target.dims4() {
+                Ok((tb, tc, th, tw)) if (tc, th, tw) == (ch, h, w) && (tb == 1 || tb == b) => {}
+                _ => {
+                    return Err(VggError::Shape {
+                        what: format!("content target at {}", c.layer),
+                        expected: format!("[1 or {b}, {ch}, {h}, {w}]"),
+                        got: c.target.dims().to_vec(),
+                    })
+                }
+            }
+            let (value, d) = distance(&f.broadcast_sub(&c.target)?)?;
+            content = c.weight * value;
+            seeds.push(Some((d * c.weight as f64)?));
+        }
+        let style: f32 = style_per_term.iter().sum();
+        Ok((LossParts { total: style + content, style, content, style_per_term, grams }, seeds))
+    }
+}
 
 /// The bias-corrected moving average of each style layer's Gram matrix.
 #[derive(Debug)]
@@ -59,8 +213,8 @@ pub struct StyleTargets {
 impl StyleTargets {
     /// Grams of `painting` (`[1, 3, H, W]` RGB in [0, 1]) at the style layers.
     pub fn new(vgg: &Vgg, painting: &Tensor, style_weight: f32) -> vgg::Result<StyleTargets> {
-        let layers = vgg::layers(&vgg::STYLE_LAYERS)?;
-        let grams = vgg.grams(painting, &layers)?;
+        let layers = vgg::layers(&STYLE_LAYERS)?;
+        let grams = vgg.features(painting, &layers)?.iter().map(gram).collect::<candle_core::Result<Vec<_>>>()?;
         let n = layers.len() as f32;
         let terms = layers
             .into_iter()
@@ -80,7 +234,7 @@ impl StyleTargets {
 pub fn objective(vgg: &Vgg, style: &StyleTargets, content: Option<&Tensor>, content_weight: f32) -> vgg::Result<Objective> {
     let content = match content {
         Some(img) if content_weight > 0.0 => {
-            let layer: Layer = vgg::CONTENT_LAYER.parse()?;
+            let layer: Layer = CONTENT_LAYER.parse()?;
             let target = vgg.features(img, &[layer])?.remove(0);
             let norm = target.sqr()?.sum_all()?.to_scalar::<f32>()?.max(1e-12);
             Some(ContentTerm { layer, target, weight: content_weight / norm })

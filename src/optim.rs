@@ -111,13 +111,13 @@ fn eval_style(
 ) -> Result<f32> {
     let size = ViewSize { width: cfg.render_size, height: cfg.render_size, samples: cfg.samples };
     let (m, _, th, tw) = texture.dims4()?;
-    let obj = crate::vgg::Objective { style: style.terms.clone(), content: None };
+    let obj = loss::Objective { style: style.terms.clone(), content: None };
     let mut sum = 0.0;
     for vp in cams {
         let frame = raster.rasterize(*vp, size)?;
         let table = Arc::new(LookupTable::new(&frame, &mesh.tri_material, m, tw as u32, th as u32));
         let img = lookup::lookup(texture, &table, cfg.background)?.to_device(vgg.device())?;
-        sum += vgg.style_content_loss(&img, &obj)?.style;
+        sum += obj.loss(vgg, &img)?.style;
     }
     Ok(sum / cams.len().max(1) as f32)
 }
@@ -184,7 +184,7 @@ pub fn optimize(
         let t = Instant::now();
         let obj = loss::objective(vgg, &style, content.as_ref(), cfg.content_weight)?;
         let view = learned.detach().to_device(vgg.device())?;
-        let (parts, grad_image) = vgg.style_content_grad_with(&view, &obj, &mut |l, _, g| Ok(memory.update(l, g)?))?;
+        let (parts, grad_image) = obj.loss_and_grad_with(vgg, &view, &mut |l, g| Ok(memory.update(l, g)?))?;
         let grad_image = grad_image.to_device(&Device::Cpu)?;
         entry.network_ms = ms(t);
 

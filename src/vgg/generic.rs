@@ -4,9 +4,10 @@
 //! gradient is right (candle 0.11.1's max_pool2d backward is not) and follows the fast path's
 //! tie rule.
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor, Var};
 
 use super::weights::VggWeights;
+use super::{LayerKind, Pick, Result};
 
 pub(crate) struct GenericConv {
     /// `[cout, cin, 3, 3]`
@@ -25,9 +26,35 @@ pub(crate) struct GenericNet {
 }
 
 /// Output of the generic forward: per conv, pre-ReLU and ReLU outputs.
-pub(crate) struct GenericTrace {
+pub(crate) struct Outputs {
     pub z: Vec<Tensor>,
     pub a: Vec<Tensor>,
+}
+
+/// What the backward needs: the input as a variable and the picked features on candle's tape.
+pub(crate) struct GenericTrace {
+    x: Var,
+    features: Vec<Tensor>,
+}
+
+impl GenericTrace {
+    /// `dL/dx` through candle autograd of the surrogate `Σ_i Σ F_i ⊙ stopgrad(seed_i)`, whose
+    /// gradient is exactly the seeds pulled back to the image.
+    pub fn backward(self, seeds: &[Option<Tensor>]) -> Result<Tensor> {
+        let x = self.x.as_tensor();
+        let mut surrogate: Option<Tensor> = None;
+        for (f, s) in self.features.iter().zip(seeds) {
+            let Some(s) = s else { continue };
+            let term = (f * s.detach())?.sum_all()?;
+            surrogate = Some(match surrogate {
+                Some(acc) => (acc + term)?,
+                None => term,
+            });
+        }
+        let Some(surrogate) = surrogate else { return Ok(x.zeros_like()?) };
+        let store = surrogate.backward()?;
+        Ok(store.get(x).cloned().unwrap_or(x.zeros_like()?))
+    }
 }
 
 impl GenericNet {
@@ -53,10 +80,24 @@ impl GenericNet {
         })
     }
 
+    /// Features at `picks` (detached) for an RGB `image` `[b, 3, h, w]` in [0, 1], and, with
+    /// `keep`, the trace for the backward. `last` is the deepest picked conv.
+    pub fn run(&self, image: &Tensor, picks: &[Pick], last: usize, keep: bool) -> Result<(Vec<Tensor>, Option<GenericTrace>)> {
+        // Only a backward needs the input on candle's tape.
+        let x = if keep { Some(Var::from_tensor(image)?) } else { None };
+        let out = self.forward(x.as_ref().map_or(image, |v| v.as_tensor()), last)?;
+        let on_tape: Vec<Tensor> = picks
+            .iter()
+            .map(|p| if p.kind == LayerKind::Relu { out.a[p.conv].clone() } else { out.z[p.conv].clone() })
+            .collect();
+        let features = on_tape.iter().map(|f| f.detach()).collect();
+        Ok((features, x.map(|x| GenericTrace { x, features: on_tape })))
+    }
+
     /// `image`: RGB `[b, 3, h, w]` in [0, 1]; runs convs `0..=last`.
-    pub fn forward(&self, image: &Tensor, last: usize) -> candle_core::Result<GenericTrace> {
+    fn forward(&self, image: &Tensor, last: usize) -> candle_core::Result<Outputs> {
         let mut x = image.index_select(&self.src, 1)?.broadcast_mul(&self.scale)?.broadcast_add(&self.offset)?;
-        let mut t = GenericTrace { z: Vec::new(), a: Vec::new() };
+        let mut t = Outputs { z: Vec::new(), a: Vec::new() };
         for (k, c) in self.convs.iter().enumerate().take(last + 1) {
             let z = x.conv2d(&c.weight, 1, 1, 1, 1)?.broadcast_add(&c.bias)?;
             let a = z.relu()?;
@@ -101,21 +142,4 @@ pub fn maxpool2x2(x: &Tensor) -> candle_core::Result<Tensor> {
         });
     }
     Ok(out.expect("four terms"))
-}
-
-/// Gram matrices `[b, c, c]` of `[b, c, h, w]` features: `F Fᵀ / (C·H·W)`.
-pub fn gram(f: &Tensor) -> candle_core::Result<Tensor> {
-    let (b, c, h, w) = f.dims4()?;
-    let m = f.reshape((b, c, h * w))?;
-    m.matmul(&m.transpose(1, 2)?)? / (c * h * w) as f64
-}
-
-/// Sum of all elements as f32 (any rank).
-pub fn sum_all(t: &Tensor) -> candle_core::Result<f32> {
-    t.flatten_all()?.sum(D::Minus1)?.to_dtype(DType::F32)?.to_scalar::<f32>()
-}
-
-/// Sum of all elements as a scalar tensor (differentiable).
-pub fn sum_all_t(t: &Tensor) -> candle_core::Result<Tensor> {
-    t.flatten_all()?.sum(D::Minus1)
 }

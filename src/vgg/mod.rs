@@ -1,20 +1,15 @@
-//! VGG16/19 perceptual network: features, Gram matrices, and the Gatys style + content loss with
-//! its gradient with respect to the INPUT image (weights are constants; no kernel gradient is
-//! ever computed).
+//! VGG16/19 perceptual network, the network only: features at requested layers, and the
+//! gradient to the INPUT image from gradients seeded at those layers (weights are constants; no
+//! kernel gradient is ever computed). What is compared, and how, is [`crate::loss`].
 //!
 //! Public input: an RGB image `[batch, 3, height, width]` f32 in [0, 1]. The preprocessing the
 //! weights expect (Caffe BGR 0–255 minus mean, or torchvision normalization) is part of the model
 //! and applied inside.
 //!
-//! Two backends compute the same thing:
+//! Two backends compute the same thing behind [`Vgg::forward`] and [`Forward::backward`]:
 //! - [`Backend::Fast`] (CPU only): hand-written forward/backward on channels-last buffers,
 //!   Winograd convs with fused bias/ReLU, no autograd ([`net`]).
 //! - [`Backend::Generic`]: candle ops + autograd, any device ([`generic`]).
-//!
-//! Loss (per image of the batch, summed over the batch):
-//! `L = Σ_style w_s · Σ (G_used − T_s)² + w_c · Σ (F_c − T_c)²`, `G = F Fᵀ / (C·H·W)`.
-//! The gradient flows as if `G_used` were the current Gram `G_now`: the caller may substitute
-//! `G_used = G_now + stopgrad(EMA(G) − G_now)` through the hook of [`Vgg::style_content_grad_with`].
 
 pub mod cli;
 pub mod generic;
@@ -28,13 +23,7 @@ use std::str::FromStr;
 
 use candle_core::{Device, Tensor};
 
-use ops::Act;
 use weights::{LayerKeys, VggWeights, WeightsError};
-
-/// Style layers of Gatys et al.
-pub const STYLE_LAYERS: [&str; 5] = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"];
-/// Content layer.
-pub const CONTENT_LAYER: &str = "relu4_2";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -106,46 +95,38 @@ pub enum Backend {
     Generic,
 }
 
-/// One style term: `weight · Σ (G_used − target)²` at `layer`; `target` is `[c, c]`.
-#[derive(Debug, Clone)]
-pub struct StyleTerm {
-    pub layer: Layer,
-    pub target: Tensor,
-    pub weight: f32,
+/// The backends; each variant owns its network. Adding a backend is one variant, one file.
+enum Net {
+    Fast(net::FastNet),
+    Generic(generic::GenericNet),
 }
 
-/// The content term: `weight · Σ (F − target)²` at `layer`; `target` is `[1 or batch, c, h, w]`.
-#[derive(Debug, Clone)]
-pub struct ContentTerm {
-    pub layer: Layer,
-    pub target: Tensor,
-    pub weight: f32,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Objective {
-    pub style: Vec<StyleTerm>,
-    pub content: Option<ContentTerm>,
-}
-
-/// Loss values of one call. `grams[i]` is the current Gram `G_now` of style term `i`,
-/// `[batch, c, c]` (e.g. to update a moving average).
-#[derive(Debug, Clone)]
-pub struct LossParts {
-    pub total: f32,
-    pub style: f32,
-    pub content: f32,
-    pub style_per_term: Vec<f32>,
-    pub grams: Vec<Tensor>,
+/// A requested layer resolved to the network: conv index and which of its outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pick {
+    pub conv: usize,
+    pub kind: LayerKind,
 }
 
 /// The perceptual network, its weights and preprocessing.
 pub struct Vgg {
     table: Vec<LayerKeys>,
     device: Device,
-    backend: Backend,
-    fast: Option<net::FastNet>,
-    generic: Option<generic::GenericNet>,
+    net: Net,
+}
+
+/// A forward pass that kept what its backward needs: the features at the requested layers
+/// (`[batch, c, h, w]` each, detached) and the backend's trace.
+pub struct Forward<'a> {
+    features: Vec<Tensor>,
+    trace: Trace<'a>,
+}
+
+enum Trace<'a> {
+    Fast(net::FastTrace<'a>),
+    Generic(generic::GenericTrace),
+    /// No layer was requested: the gradient is zero (`[batch, 3, h, w]` zeros).
+    Nothing(Tensor),
 }
 
 impl Vgg {
@@ -164,20 +145,23 @@ impl Vgg {
 
     pub fn from_weights(w: &VggWeights, device: &Device, backend: Backend) -> Result<Self> {
         let table = w.convs.iter().map(|c| c.keys.clone()).collect();
-        let (fast, generic) = match backend {
+        let net = match backend {
             Backend::Fast => {
                 if !device.is_cpu() {
                     return Err(VggError::FastNeedsCpu(format!("{device:?}")));
                 }
-                (Some(net::FastNet::new(w)), None)
+                Net::Fast(net::FastNet::new(w))
             }
-            Backend::Generic => (None, Some(generic::GenericNet::new(w, device)?)),
+            Backend::Generic => Net::Generic(generic::GenericNet::new(w, device)?),
         };
-        Ok(Vgg { table, device: device.clone(), backend, fast, generic })
+        Ok(Vgg { table, device: device.clone(), net })
     }
 
     pub fn backend(&self) -> Backend {
-        self.backend
+        match self.net {
+            Net::Fast(_) => Backend::Fast,
+            Net::Generic(_) => Backend::Generic,
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -213,197 +197,77 @@ impl Vgg {
         Ok(())
     }
 
-    /// Features at `layers`, each `[batch, c, h, w]`, for an RGB `image` `[batch, 3, height, width]` in [0, 1].
+    /// Checks the image and resolves `layers`; `None` when no layer is requested.
+    fn picks(&self, image: &Tensor, layers: &[Layer]) -> Result<Option<(Vec<Pick>, usize)>> {
+        let (_, h, w) = self.check_image(image)?;
+        let picks: Vec<Pick> =
+            layers.iter().map(|l| Ok(Pick { conv: self.conv_index(l)?, kind: l.kind })).collect::<Result<_>>()?;
+        let Some(last) = picks.iter().map(|p| p.conv).max() else { return Ok(None) };
+        self.check_depth(last, h, w)?;
+        Ok(Some((picks, last)))
+    }
+
+    /// Features at `layers`, each `[batch, c, h, w]`, for an RGB `image` `[batch, 3, height, width]`
+    /// in [0, 1]. Forward only: nothing is kept for a backward.
     pub fn features(&self, image: &Tensor, layers: &[Layer]) -> Result<Vec<Tensor>> {
-        let (b, h, w) = self.check_image(image)?;
-        let idx: Vec<usize> = layers.iter().map(|l| self.conv_index(l)).collect::<Result<_>>()?;
-        let Some(&last) = idx.iter().max() else { return Ok(Vec::new()) };
-        self.check_depth(last, h, w)?;
-        if let Some(g) = &self.generic {
-            let t = g.forward(image, last)?;
-            return Ok(layers
-                .iter()
-                .zip(&idx)
-                .map(|(l, &k)| if l.kind == LayerKind::Relu { t.a[k].clone() } else { t.z[k].clone() })
-                .collect());
+        let Some((picks, last)) = self.picks(image, layers)? else { return Ok(Vec::new()) };
+        match &self.net {
+            Net::Fast(n) => Ok(n.run(image, &picks, last, &self.device, false)?.0),
+            Net::Generic(n) => Ok(n.run(image, &picks, last, false)?.0),
         }
-        let fast = self.fast.as_ref().expect("fast or generic");
-        let rgb = image.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let keep_z: Vec<usize> = layers.iter().zip(&idx).filter(|(l, _)| l.kind == LayerKind::Conv).map(|(_, &k)| k).collect();
-        let mut per_layer: Vec<Vec<f32>> = vec![Vec::new(); layers.len()];
-        let mut shapes = vec![(0, 0, 0); layers.len()];
-        for i in 0..b {
-            let x = fast.input(&rgb[i * 3 * h * w..][..3 * h * w], h, w);
-            let t = fast.forward(x, last, &keep_z);
-            for (j, (l, &k)) in layers.iter().zip(&idx).enumerate() {
-                let a = if l.kind == LayerKind::Relu { &t.a[k] } else { &t.z[&k] };
-                per_layer[j].extend(a.to_chw());
-                shapes[j] = (a.c, a.h, a.w);
-            }
-            fast.recycle(t);
-        }
-        per_layer
-            .into_iter()
-            .zip(shapes)
-            .map(|(v, (c, hh, ww))| Ok(Tensor::from_vec(v, (b, c, hh, ww), &self.device)?))
-            .collect()
     }
 
-    /// Gram matrices `[batch, c, c]` at `layers` (`G = F Fᵀ / (C·H·W)`).
-    pub fn grams(&self, image: &Tensor, layers: &[Layer]) -> Result<Vec<Tensor>> {
-        self.features(image, layers)?.iter().map(|f| Ok(generic::gram(f)?)).collect()
-    }
-
-    /// Loss and `dL/dimage` (`[batch, 3, h, w]`), with `G_used = G_now`.
-    pub fn style_content_grad(&self, image: &Tensor, obj: &Objective) -> Result<(LossParts, Tensor)> {
-        self.style_content_grad_with(image, obj, &mut |_, _, g| Ok(g.clone()))
-    }
-
-    /// Like [`Vgg::style_content_grad`], but the style residual uses
-    /// `G_used = gram_used(term index, batch item, G_now [c, c])`, while the gradient is taken as
-    /// if through `G_now`: `dL/dG_now = 2 w (G_used − T)`. For the moving-average memory, return
-    /// the updated EMA of the Gram from the hook.
-    pub fn style_content_grad_with(
-        &self,
-        image: &Tensor,
-        obj: &Objective,
-        gram_used: &mut dyn FnMut(usize, usize, &Tensor) -> Result<Tensor>,
-    ) -> Result<(LossParts, Tensor)> {
-        let (parts, g) = self.run_objective(image, obj, gram_used, true)?;
-        Ok((parts, g.expect("gradient requested")))
-    }
-
-    /// The loss alone (forward only, `G_used = G_now`).
-    pub fn style_content_loss(&self, image: &Tensor, obj: &Objective) -> Result<LossParts> {
-        Ok(self.run_objective(image, obj, &mut |_, _, g| Ok(g.clone()), false)?.0)
-    }
-
-    fn run_objective(
-        &self,
-        image: &Tensor,
-        obj: &Objective,
-        gram_used: &mut dyn FnMut(usize, usize, &Tensor) -> Result<Tensor>,
-        want_grad: bool,
-    ) -> Result<(LossParts, Option<Tensor>)> {
-        let (b, h, w) = self.check_image(image)?;
-        let style_idx: Vec<usize> = obj.style.iter().map(|s| self.conv_index(&s.layer)).collect::<Result<_>>()?;
-        let content_idx = obj.content.as_ref().map(|c| self.conv_index(&c.layer)).transpose()?;
-        let Some(last) = style_idx.iter().copied().chain(content_idx).max() else {
-            let parts = LossParts { total: 0.0, style: 0.0, content: 0.0, style_per_term: vec![], grams: vec![] };
-            return Ok((parts, Some(image.zeros_like()?)));
+    /// Like [`Vgg::features`], keeping what [`Forward::backward`] needs.
+    pub fn forward(&self, image: &Tensor, layers: &[Layer]) -> Result<Forward<'_>> {
+        let Some((picks, last)) = self.picks(image, layers)? else {
+            // Nothing requested: the backward has nowhere to start and gives zeros.
+            return Ok(Forward { features: Vec::new(), trace: Trace::Nothing(image.zeros_like()?) });
         };
-        self.check_depth(last, h, w)?;
-        let mut style_per_term = vec![0.0f32; obj.style.len()];
-        let mut grams: Vec<Vec<Tensor>> = vec![Vec::new(); obj.style.len()];
-        let mut content = 0.0f32;
-        let mut grads = Vec::with_capacity(b);
-
-        if let Some(g) = &self.generic {
-            let x = candle_core::Var::from_tensor(image)?;
-            let t = g.forward(x.as_tensor(), last)?;
-            let feat = |l: &Layer, k: usize| if l.kind == LayerKind::Relu { &t.a[k] } else { &t.z[k] };
-            // Surrogate whose gradient is the loss gradient: Σ G ⊙ stopgrad(dL/dG) + Σ F ⊙ stopgrad(dL/dF).
-            let mut surrogate = Tensor::zeros((), candle_core::DType::F32, &self.device)?;
-            for (i, (s, &k)) in obj.style.iter().zip(&style_idx).enumerate() {
-                let g_now = generic::gram(feat(&s.layer, k))?;
-                let mut dgs = Vec::new();
-                for bi in 0..b {
-                    let gn = g_now.get(bi)?.detach();
-                    let r = gram_used(i, bi, &gn)?.broadcast_sub(&s.target)?;
-                    style_per_term[i] += s.weight * generic::sum_all(&r.sqr()?)?;
-                    dgs.push((r * (2.0 * s.weight as f64))?);
-                    grams[i].push(gn);
-                }
-                surrogate = (surrogate + generic::sum_all_t(&(g_now * Tensor::stack(&dgs, 0)?)?)?)?;
+        let (features, trace) = match &self.net {
+            Net::Fast(n) => {
+                let (f, t) = n.run(image, &picks, last, &self.device, true)?;
+                (f, Trace::Fast(t.expect("trace requested")))
             }
-            if let (Some(c), Some(k)) = (&obj.content, content_idx) {
-                let f = feat(&c.layer, k);
-                let r = f.broadcast_sub(&c.target)?.detach();
-                content = c.weight * generic::sum_all(&r.sqr()?)?;
-                surrogate = (surrogate + generic::sum_all_t(&(f * (r * (2.0 * c.weight as f64))?)?)?)?;
+            Net::Generic(n) => {
+                let (f, t) = n.run(image, &picks, last, true)?;
+                (f, Trace::Generic(t.expect("trace requested")))
             }
-            let gx = if want_grad {
-                let store = surrogate.backward()?;
-                Some(store.get(x.as_tensor()).cloned().unwrap_or(image.zeros_like()?))
-            } else {
-                None
-            };
-            return Ok((self.parts(style_per_term, content, grams)?, gx));
-        }
-
-        let fast = self.fast.as_ref().expect("fast or generic");
-        let rgb = image.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let content_target = match &obj.content {
-            Some(c) => Some(c.target.to_dtype(candle_core::DType::F32)?),
-            None => None,
         };
-        let keep_z: Vec<usize> = obj
-            .style
-            .iter()
-            .map(|s| s.layer)
-            .chain(obj.content.as_ref().map(|c| c.layer))
-            .filter(|l| l.kind == LayerKind::Conv)
-            .map(|l| self.conv_index(&l))
-            .collect::<Result<_>>()?;
-        for bi in 0..b {
-            let x = fast.input(&rgb[bi * 3 * h * w..][..3 * h * w], h, w);
-            let t = fast.forward(x, last, &keep_z);
-            let feat = |l: &Layer, k: usize| if l.kind == LayerKind::Relu { &t.a[k] } else { &t.z[&k] };
-            let mut seeds = Vec::new();
-            for (i, (s, &k)) in obj.style.iter().zip(&style_idx).enumerate() {
-                let f = feat(&s.layer, k);
-                let g_now = Tensor::from_vec(ops::gram::gram(f), (f.c, f.c), &self.device)?;
-                let r = gram_used(i, bi, &g_now)?.broadcast_sub(&s.target)?;
-                let r = r.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                if r.len() != f.c * f.c {
+        Ok(Forward { features, trace })
+    }
+}
+
+impl Forward<'_> {
+    /// The features at the requested layers, in request order, `[batch, c, h, w]` each.
+    pub fn features(&self) -> &[Tensor] {
+        &self.features
+    }
+
+    /// `dL/dimage` (`[batch, 3, height, width]`) from `seeds[i] = dL/dfeatures[i]` (same shape as
+    /// the feature; `None`: no gradient enters there).
+    pub fn backward(self, seeds: &[Option<Tensor>]) -> Result<Tensor> {
+        if seeds.len() != self.features.len() {
+            return Err(VggError::Shape {
+                what: "gradient seeds".into(),
+                expected: format!("one per requested layer ({})", self.features.len()),
+                got: vec![seeds.len()],
+            });
+        }
+        for (s, f) in seeds.iter().zip(&self.features) {
+            if let Some(s) = s {
+                if s.dims() != f.dims() {
                     return Err(VggError::Shape {
-                        what: format!("style target at {}", s.layer),
-                        expected: format!("[{}, {}]", f.c, f.c),
-                        got: s.target.dims().to_vec(),
+                        what: "gradient seed".into(),
+                        expected: format!("{:?} (the feature's shape)", f.dims()),
+                        got: s.dims().to_vec(),
                     });
                 }
-                style_per_term[i] += s.weight * r.iter().map(|v| v * v).sum::<f32>();
-                seeds.push((k, s.layer.kind, net::Seed::Gram(r.iter().map(|v| 2.0 * s.weight * v).collect())));
-                grams[i].push(g_now);
             }
-            if let (Some(c), Some(k), Some(tgt)) = (&obj.content, content_idx, &content_target) {
-                let f = feat(&c.layer, k);
-                let (tb, tc, th, tw) = tgt.dims4()?;
-                if tc != f.c || th != f.h || tw != f.w || (tb != 1 && tb != b) {
-                    return Err(VggError::Shape {
-                        what: format!("content target at {}", c.layer),
-                        expected: format!("[1 or {b}, {}, {}, {}]", f.c, f.h, f.w),
-                        got: tgt.dims().to_vec(),
-                    });
-                }
-                let tv = tgt.get(if tb == 1 { 0 } else { bi })?.flatten_all()?.to_vec1::<f32>()?;
-                let mut d = Act::from_chw(f.c, f.h, f.w, &tv);
-                for y in 0..f.h {
-                    for xx in 0..f.w {
-                        let o = f.at(y, xx);
-                        for ch in 0..f.c {
-                            let r = f.data[o + ch] - d.data[o + ch];
-                            content += c.weight * r * r;
-                            d.data[o + ch] = 2.0 * c.weight * r;
-                        }
-                    }
-                }
-                seeds.push((k, c.layer.kind, net::Seed::Feature(d)));
-            }
-            if want_grad {
-                let dx = fast.backward(&t, seeds);
-                grads.push(Tensor::from_vec(fast.input_grad_to_rgb(&dx), (3, h, w), &self.device)?);
-                fast.recycle_act(dx);
-            }
-            fast.recycle(t);
         }
-        let gx = if want_grad { Some(Tensor::stack(&grads, 0)?) } else { None };
-        Ok((self.parts(style_per_term, content, grams)?, gx))
-    }
-
-    fn parts(&self, style_per_term: Vec<f32>, content: f32, grams: Vec<Vec<Tensor>>) -> Result<LossParts> {
-        let style: f32 = style_per_term.iter().sum();
-        let grams = grams.iter().map(|g| Tensor::stack(g, 0)).collect::<candle_core::Result<_>>()?;
-        Ok(LossParts { total: style + content, style, content, style_per_term, grams })
+        match self.trace {
+            Trace::Fast(t) => t.backward(seeds, &self.features),
+            Trace::Generic(t) => t.backward(seeds),
+            Trace::Nothing(zeros) => Ok(zeros),
+        }
     }
 }

@@ -5,10 +5,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use candle_core::{DType, Device, Tensor};
+
 use super::ops::conv3x3::{DirectConv, Tile, WinogradConv};
-use super::ops::{gram, maxpool, Act};
+use super::ops::{maxpool, Act};
 use super::weights::{Preprocess, VggWeights};
-use super::LayerKind;
+use super::{LayerKind, Pick, Result};
 
 enum ConvImpl {
     Wino(WinogradConv),
@@ -74,12 +76,45 @@ pub(crate) struct Trace {
     pub z: HashMap<usize, Act>,
 }
 
-/// A gradient entering the network at a layer.
-pub(crate) enum Seed {
-    /// dL/dG for the Gram of that layer's features (`[c, c]`).
-    Gram(Vec<f32>),
-    /// dL/dF for the features themselves.
-    Feature(Act),
+/// The traces of one batch, per image, for [`FastTrace::backward`]; back to the pool when dropped.
+pub(crate) struct FastTrace<'a> {
+    net: &'a FastNet,
+    picks: Vec<Pick>,
+    items: Vec<Trace>,
+}
+
+impl FastTrace<'_> {
+    /// `dL/dimage` `[b, 3, h, w]` from `seeds[i] = dL/dfeatures[i]` (`[b, c, h, w]`, shapes
+    /// checked by the caller against `features`).
+    pub fn backward(mut self, seeds: &[Option<Tensor>], features: &[Tensor]) -> Result<Tensor> {
+        let device = features.first().map_or(Device::Cpu, |f| f.device().clone());
+        let mut grads = Vec::with_capacity(self.items.len());
+        for (bi, t) in self.items.iter().enumerate() {
+            let mut per_item = Vec::new();
+            for (p, s) in self.picks.iter().zip(seeds) {
+                let Some(s) = s else { continue };
+                let (_, c, h, w) = s.dims4()?;
+                // Channels-last seeds (the loss keeps the features' layout) need no transpose.
+                let v = s.get(bi)?.permute((1, 2, 0))?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                let mut a = self.net.take(h, w, c);
+                a.set_hwc(&v);
+                per_item.push((p.conv, p.kind, a));
+            }
+            let (h, w) = (t.input.h, t.input.w);
+            let dx = self.net.backward(t, per_item);
+            grads.push(Tensor::from_vec(self.net.input_grad_to_rgb(&dx), (3, h, w), &device)?);
+            self.net.give(dx);
+        }
+        let items = std::mem::take(&mut self.items);
+        items.into_iter().for_each(|t| self.net.recycle(t));
+        Ok(Tensor::stack(&grads, 0)?)
+    }
+}
+
+impl Drop for FastTrace<'_> {
+    fn drop(&mut self) {
+        std::mem::take(&mut self.items).into_iter().for_each(|t| self.net.recycle(t));
+    }
 }
 
 impl FastNet {
@@ -109,6 +144,7 @@ impl FastNet {
     }
 
     /// A buffer of that shape from the pool (image region holds stale values, border is zero).
+    /// Every buffer given back must have come from here, or the pool would grow each call.
     fn take(&self, h: usize, w: usize, c: usize) -> Act {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         match pool.iter().position(|a| (a.h, a.w, a.c) == (h, w, c)) {
@@ -121,19 +157,47 @@ impl FastNet {
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(a);
     }
 
-    pub fn recycle_act(&self, a: Act) {
-        self.give(a);
-    }
-
-    pub fn recycle(&self, t: Trace) {
+    fn recycle(&self, t: Trace) {
         self.give(t.input);
         t.a.into_iter().for_each(|a| self.give(a));
         t.pooled.into_iter().flatten().for_each(|a| self.give(a));
         t.z.into_values().for_each(|a| self.give(a));
     }
 
+    /// Features at `picks` for an RGB `image` `[b, 3, h, w]` in [0, 1] (as tensors on `device`,
+    /// `[b, c, h, w]` views of channels-last data: no transposing copy), and, with `keep`, the
+    /// traces for the backward. `last` is the deepest picked conv.
+    pub fn run(&self, image: &Tensor, picks: &[Pick], last: usize, device: &Device, keep: bool) -> Result<(Vec<Tensor>, Option<FastTrace<'_>>)> {
+        let (b, _, h, w) = image.dims4()?;
+        let rgb = image.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let keep_z: Vec<usize> = picks.iter().filter(|p| p.kind == LayerKind::Conv).map(|p| p.conv).collect();
+        let mut per_pick: Vec<Vec<f32>> = vec![Vec::new(); picks.len()];
+        let mut shapes = vec![(0, 0, 0); picks.len()];
+        let mut items = Vec::new();
+        for i in 0..b {
+            let x = self.input(&rgb[i * 3 * h * w..][..3 * h * w], h, w);
+            let t = self.forward(x, last, &keep_z);
+            for (j, p) in picks.iter().enumerate() {
+                let a = if p.kind == LayerKind::Relu { &t.a[p.conv] } else { &t.z[&p.conv] };
+                per_pick[j].extend(a.to_hwc());
+                shapes[j] = (a.c, a.h, a.w);
+            }
+            if keep {
+                items.push(t);
+            } else {
+                self.recycle(t);
+            }
+        }
+        let features = per_pick
+            .into_iter()
+            .zip(shapes)
+            .map(|(v, (c, hh, ww))| Ok(Tensor::from_vec(v, (b, hh, ww, c), device)?.permute((0, 3, 1, 2))?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((features, keep.then(|| FastTrace { net: self, picks: picks.to_vec(), items })))
+    }
+
     /// Preprocesses one RGB image `[3, h, w]` in [0, 1] into the network's input.
-    pub fn input(&self, rgb: &[f32], h: usize, w: usize) -> Act {
+    fn input(&self, rgb: &[f32], h: usize, w: usize) -> Act {
         let mut x = self.take(h, w, 3);
         let map = self.preprocess.channel_map();
         for y in 0..h {
@@ -148,7 +212,7 @@ impl FastNet {
     }
 
     /// Runs convs `0..=last`; `keep_z` lists convs whose pre-ReLU output must be kept.
-    pub fn forward(&self, input: Act, last: usize, keep_z: &[usize]) -> Trace {
+    fn forward(&self, input: Act, last: usize, keep_z: &[usize]) -> Trace {
         let mut t = Trace { input, a: Vec::new(), pooled: Vec::new(), z: HashMap::new() };
         for k in 0..=last {
             let conv = &self.convs[k];
@@ -177,9 +241,9 @@ impl FastNet {
 
     /// Backward from `seeds` (per conv index: gradients at its ReLU output or pre-ReLU output) to
     /// the network input (`[h, w, 3]`, preprocessed space).
-    pub fn backward(&self, t: &Trace, seeds: Vec<(usize, LayerKind, Seed)>) -> Act {
+    fn backward(&self, t: &Trace, seeds: Vec<(usize, LayerKind, Act)>) -> Act {
         let last = t.a.len() - 1;
-        let mut by_layer: HashMap<usize, Vec<(LayerKind, Seed)>> = HashMap::new();
+        let mut by_layer: HashMap<usize, Vec<(LayerKind, Act)>> = HashMap::new();
         for (k, kind, s) in seeds {
             by_layer.entry(k).or_default().push((kind, s));
         }
@@ -189,16 +253,12 @@ impl FastNet {
             let conv = &self.convs[k];
             let a = &t.a[k];
             let mut seed_z: Option<Act> = None;
-            for (kind, s) in by_layer.remove(&k).unwrap_or_default() {
-                let feat = match kind {
-                    LayerKind::Relu => a,
-                    LayerKind::Conv => &t.z[&k],
-                };
+            for (kind, d) in by_layer.remove(&k).unwrap_or_default() {
                 let slot = match kind {
                     LayerKind::Relu => &mut g,
                     LayerKind::Conv => &mut seed_z,
                 };
-                timed(format_args!("bwd seed{k}"), || self.add_seed(slot, feat, s));
+                Self::add_seed(slot, d);
             }
             let x_shape = if k == 0 { (t.input.h, t.input.w) } else { (t.a[k - 1].h, t.a[k - 1].w) };
             let x_is_pooled = k > 0 && self.convs[k - 1].pool_after;
@@ -249,23 +309,16 @@ impl FastNet {
         z
     }
 
-    fn add_seed(&self, slot: &mut Option<Act>, feat: &Act, s: Seed) {
-        match (s, slot.as_mut()) {
-            (Seed::Gram(dg), Some(g)) => gram::gram_backward(feat, &dg, g, true),
-            (Seed::Gram(dg), None) => {
-                let mut g = self.take(feat.h, feat.w, feat.c);
-                gram::gram_backward(feat, &dg, &mut g, false);
-                *slot = Some(g);
-            }
-            (Seed::Feature(d), Some(g)) => {
-                g.data.iter_mut().zip(&d.data).for_each(|(g, d)| *g += d);
-            }
-            (Seed::Feature(d), None) => *slot = Some(d),
+    /// Adds the gradient `d` entering at a layer to what already flows there.
+    fn add_seed(slot: &mut Option<Act>, d: Act) {
+        match slot.as_mut() {
+            Some(g) => g.data.iter_mut().zip(&d.data).for_each(|(g, d)| *g += d),
+            None => *slot = Some(d),
         }
     }
 
     /// Gradient in preprocessed space `[h, w, 3]` → gradient w.r.t. the RGB image, `[3, h, w]`.
-    pub fn input_grad_to_rgb(&self, d: &Act) -> Vec<f32> {
+    fn input_grad_to_rgb(&self, d: &Act) -> Vec<f32> {
         let (h, w) = (d.h, d.w);
         let mut out = vec![0.0; 3 * h * w];
         for (c, &(src, scale, _)) in self.preprocess.channel_map().iter().enumerate() {

@@ -3,7 +3,6 @@
 //! conv reads its halo without bounds checks and one layer's output is the next one's input.
 
 pub mod conv3x3;
-pub mod gram;
 pub mod maxpool;
 
 /// Tile size the padding is rounded to: the largest Winograd output tile (F(4,3)).
@@ -39,15 +38,21 @@ impl Act {
     /// From `[c, h, w]` (channel-first) data.
     pub fn from_chw(c: usize, h: usize, w: usize, chw: &[f32]) -> Self {
         let mut a = Act::zeros(h, w, c);
+        a.set_chw(chw);
+        a
+    }
+
+    /// Overwrites the image region with `[c, h, w]` (channel-first) data.
+    fn set_chw(&mut self, chw: &[f32]) {
+        let (h, w, c) = (self.h, self.w, self.c);
         for y in 0..h {
             for x in 0..w {
-                let o = a.at(y, x);
+                let o = self.at(y, x);
                 for ch in 0..c {
-                    a.data[o + ch] = chw[(ch * h + y) * w + x];
+                    self.data[o + ch] = chw[(ch * h + y) * w + x];
                 }
             }
         }
-        a
     }
 
     /// To `[c, h, w]` (channel-first) data.
@@ -62,6 +67,21 @@ impl Act {
             }
         }
         out
+    }
+
+    /// To `[h, w, c]` (channels-last, unpadded) data: one copy per row.
+    pub fn to_hwc(&self) -> Vec<f32> {
+        let row = self.w * self.c;
+        (0..self.h).flat_map(|y| &self.data[self.at(y, 0)..][..row]).copied().collect()
+    }
+
+    /// Overwrites the image region with `[h, w, c]` (channels-last) data.
+    pub fn set_hwc(&mut self, hwc: &[f32]) {
+        let row = self.w * self.c;
+        for y in 0..self.h {
+            let o = self.at(y, 0);
+            self.data[o..o + row].copy_from_slice(&hwc[y * row..][..row]);
+        }
     }
 
     pub fn same_shape(&self, o: &Act) -> bool {
