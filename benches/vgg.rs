@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::process::Command;
 
-use texstyle::vgg::cli::bench_cmd;
+use texstyle::cli::bench::run as bench_cmd;
 use texstyle::vgg::Backend;
 
 fn env_usize(k: &str, d: usize) -> usize {

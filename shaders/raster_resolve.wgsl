@@ -47,6 +47,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c2 = k2.xyw;
     let col = i % params.width;
     let row = i / params.width;
+    // Sample centre in NDC: src/conventions.rs `pixel_center_ndc` (rows top-down, NDC y up).
     let p = vec3<f32>(
         (f32(col) + 0.5) / f32(params.width) * 2.0 - 1.0,
         1.0 - (f32(row) + 0.5) / f32(params.height) * 2.0,

@@ -89,7 +89,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let w = f32(params.width);
     let h = f32(params.height);
-    // NDC → sample index: col = (x + 1)/2·W − 0.5, row = (1 − y)/2·H − 0.5,
+    // NDC → sample index (inverse of src/conventions.rs `pixel_center_ndc`):
+    // col = (x + 1)/2·W − 0.5, row = (1 − y)/2·H − 0.5,
     // clamped first so huge coordinates near the camera stay finite.
     lo = clamp(lo, vec2<f32>(-2.0), vec2<f32>(2.0));
     hi = clamp(hi, vec2<f32>(-2.0), vec2<f32>(2.0));
@@ -112,6 +113,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let z = vec3<f32>(c0.z, c1.z, c2.z);
     let ws = vec3<f32>(c0.w, c1.w, c2.w);
 
+    // Sample centres in NDC: src/conventions.rs `pixel_center_ndc`.
     for (var row = row0; row <= row1; row++) {
         let py = 1.0 - (f32(row) + 0.5) / h * 2.0;
         for (var col = col0; col <= col1; col++) {

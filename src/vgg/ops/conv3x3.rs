@@ -513,7 +513,7 @@ impl DirectConv {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vgg::weights::SplitMix;
+    use crate::rng::SplitMix;
 
     fn rand_act(rng: &mut SplitMix, h: usize, w: usize, c: usize) -> Act {
         let chw: Vec<f32> = (0..h * w * c).map(|_| rng.normal()).collect();

@@ -108,7 +108,7 @@ pub fn maxpool_backward(input: &Act, grad_out: &Act, grad_in: &mut Act) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vgg::weights::SplitMix;
+    use crate::rng::SplitMix;
 
     #[test]
     fn fast_matches_slow_odd_sizes() {

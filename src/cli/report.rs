@@ -1,0 +1,138 @@
+//! What the style transfer tells the user: the opening line, progress (a bar
+//! on a terminal, plain lines otherwise), the closing summary, the list of
+//! written files, and the per-step CSV log.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use super::config::StyleConfig;
+use crate::image_io::Image;
+use crate::mesh::Mesh;
+use crate::optim::{Outcome, StepLog};
+
+/// The opening line: inputs, sizes and which rasterizer and network device run.
+pub fn banner(cfg: &StyleConfig, mesh: &Mesh, painting: &Image, raster: &str, network: &str) {
+    let c = &cfg.optim;
+    eprintln!(
+        "texstyle: {} ({} triangles, {} material{}) in the style of {} ({}×{}): {} steps, texture {}², views {}²{}, raster: {}, network: {}",
+        cfg.mesh.display(),
+        mesh.triangles.len(),
+        mesh.materials.len(),
+        if mesh.materials.len() == 1 { "" } else { "s" },
+        cfg.style.display(),
+        painting.width,
+        painting.height,
+        c.steps,
+        c.texture_size,
+        c.render_size,
+        if c.samples > 1 { format!(" ×{} samples", c.samples * c.samples) } else { String::new() },
+        raster,
+        network,
+    );
+    if !mesh.materials.iter().any(|m| m.texture.is_some()) {
+        eprintln!("texstyle: the mesh has no texture: style only, no content loss");
+    } else if c.content_weight == 0.0 {
+        eprintln!("texstyle: --content-weight 0: style only");
+    }
+}
+
+/// The closing lines: time per step and where it went, peak memory, held-out loss, coverage.
+pub fn summary(outcome: &Outcome, eval_views: usize, total_s: f64) {
+    let n = outcome.log.len().max(1) as f64;
+    let mean = |f: fn(&StepLog) -> f64| outcome.log.iter().map(f).sum::<f64>() / n;
+    eprintln!(
+        "texstyle: done in {total_s:.0} s ({:.0} ms/step: texture {:.0}, raster {:.0}, lookup {:.0}, network {:.0}, optimizer {:.0}); peak memory {:.0} MB",
+        1e3 * outcome.log.last().map_or(0.0, |l| l.seconds) / n,
+        mean(|l| l.texture_ms),
+        mean(|l| l.raster_ms),
+        mean(|l| l.lookup_ms),
+        mean(|l| l.network_ms),
+        mean(|l| l.optimizer_ms),
+        peak_rss_mb(),
+    );
+    eprintln!(
+        "texstyle: style loss on {eval_views} held-out views: {:.4} before, {:.4} after ({:.1}× lower); {:.0} % of texels seen by some view, the rest filled from their neighbours",
+        outcome.eval_before,
+        outcome.eval_after,
+        outcome.eval_before / outcome.eval_after.max(1e-12),
+        100.0 * outcome.seen_fraction
+    );
+}
+
+/// The written files on stdout, one per line (for scripts).
+pub fn files(paths: &[PathBuf]) {
+    for p in paths {
+        println!("{}", p.display());
+    }
+}
+
+/// `step,style,content,total,seconds,…` one line per step.
+pub fn loss_csv(log: &[StepLog]) -> String {
+    let mut s = String::from("step,style,content,total,seconds,texture_ms,raster_ms,lookup_ms,network_ms,optimizer_ms\n");
+    for l in log {
+        writeln!(
+            s,
+            "{},{},{},{},{:.3},{:.2},{:.2},{:.2},{:.2},{:.2}",
+            l.step, l.style, l.content, l.total, l.seconds, l.texture_ms, l.raster_ms, l.lookup_ms, l.network_ms, l.optimizer_ms
+        )
+        .unwrap();
+    }
+    s
+}
+
+/// Peak resident set size of this process (VmHWM), in MiB; 0 where /proc is unavailable.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A progress bar on a terminal, plain lines (every 5 %) otherwise.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    steps: usize,
+}
+
+impl Progress {
+    pub fn new(steps: usize) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(steps as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  {elapsed} elapsed, ETA {eta}")
+                    .expect("valid template"),
+            );
+            b
+        });
+        Progress { bar, steps }
+    }
+
+    pub fn step(&mut self, s: &StepLog) {
+        let msg = format!("loss {:.4} (style {:.4}, content {:.4})", s.total, s.style, s.content);
+        match &self.bar {
+            Some(b) => {
+                b.set_message(msg);
+                b.set_position(s.step as u64);
+            }
+            None => {
+                let every = (self.steps / 20).max(1);
+                if s.step.is_multiple_of(every) || s.step == 1 || s.step == self.steps {
+                    let eta = s.seconds / s.step as f64 * (self.steps - s.step) as f64;
+                    eprintln!("step {}/{}  {msg}  {:.0} s, ETA {:.0} s", s.step, self.steps, s.seconds, eta);
+                }
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish();
+        }
+    }
+}
