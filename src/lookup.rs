@@ -291,13 +291,32 @@ mod tests {
         assert!(nonzero > 10, "the check must exercise real gradients ({nonzero} non-zero)");
     }
 
+    /// Exactly the texels some sample reads with a non-zero weight, worked out here from the
+    /// conventions (texel = (u·W − ½, (1 − v)·H − ½), wrap) rather than through `bilinear_taps`.
     #[test]
     fn seen_texels_are_the_tapped_ones() {
-        let table = LookupTable::new(&frame(), &[0, 1], 2, 5, 3);
+        let (f, tri_material, (w, h)) = (frame(), [0u32, 1], (5u32, 3u32));
+        let table = LookupTable::new(&f, &tri_material, 2, w, h);
         let mut seen = vec![false; 2 * 15];
         table.mark_seen(&mut seen);
-        let n = seen.iter().filter(|&&s| s).count();
-        assert!(n > 6 && n <= 24, "{n} seen");
+        let mut expected = vec![false; 2 * 15];
+        for s in f.pixels.iter().filter(|s| s.covered()) {
+            let m = tri_material[s.tri as usize - 1] as usize;
+            let (x, y) = (s.u as f64 * w as f64 - 0.5, (1.0 - s.v as f64) * h as f64 - 0.5);
+            let (x0, y0) = (x.floor(), y.floor());
+            for (dx, wx) in [(0.0, 1.0 - (x - x0)), (1.0, x - x0)] {
+                for (dy, wy) in [(0.0, 1.0 - (y - y0)), (1.0, y - y0)] {
+                    if wx * wy > 1e-6 {
+                        let tx = (x0 + dx).rem_euclid(w as f64) as usize;
+                        let ty = (y0 + dy).rem_euclid(h as f64) as usize;
+                        expected[m * 15 + ty * w as usize + tx] = true;
+                    }
+                }
+            }
+        }
+        assert_eq!(seen, expected);
+        // The frame's UVs reach both materials and wrap around the edges.
+        assert!(expected[..15].iter().any(|&s| s) && expected[15..].iter().any(|&s| s));
     }
 
     /// 2×2 texture: red top-left, green top-right, blue bottom-left, white bottom-right.

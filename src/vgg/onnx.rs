@@ -197,11 +197,10 @@ fn parse_tensor(bytes: &[u8]) -> Result<Option<OnnxTensor>, OnnxError> {
     Ok(Some(OnnxTensor { name, dims, data }))
 }
 
+/// Protobuf writing for tests that build models by hand.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn varint(mut v: u64, out: &mut Vec<u8>) {
+pub(crate) mod encode {
+    pub fn varint(mut v: u64, out: &mut Vec<u8>) {
         loop {
             let b = (v & 0x7f) as u8;
             v >>= 7;
@@ -212,34 +211,57 @@ mod tests {
             out.push(b | 0x80);
         }
     }
-    fn bytes_field(field: u64, payload: &[u8], out: &mut Vec<u8>) {
+
+    pub fn bytes_field(field: u64, payload: &[u8], out: &mut Vec<u8>) {
         varint(field << 3 | 2, out);
         varint(payload.len() as u64, out);
         out.extend_from_slice(payload);
     }
 
-    #[test]
-    fn parses_hand_built_model() {
+    /// A float `TensorProto` with raw data.
+    pub fn tensor(name: &str, dims: &[usize], data: &[f32]) -> Vec<u8> {
         let mut t = Vec::new();
-        varint(1 << 3, &mut t);
-        varint(2, &mut t);
-        varint(1 << 3, &mut t);
-        varint(1, &mut t);
-        varint(2 << 3, &mut t);
-        varint(ONNX_FLOAT, &mut t);
-        bytes_field(8, b"w", &mut t);
-        let raw: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|f| f.to_le_bytes()).collect();
-        bytes_field(9, &raw, &mut t);
-        let mut node = Vec::new();
-        for s in ["x", "w", "b"] {
-            bytes_field(1, s.as_bytes(), &mut node);
+        for &d in dims {
+            varint(1 << 3, &mut t);
+            varint(d as u64, &mut t);
         }
-        bytes_field(4, b"Conv", &mut node);
+        varint(2 << 3, &mut t);
+        varint(super::ONNX_FLOAT, &mut t);
+        bytes_field(8, name.as_bytes(), &mut t);
+        let raw: Vec<u8> = data.iter().flat_map(|f| f.to_le_bytes()).collect();
+        bytes_field(9, &raw, &mut t);
+        t
+    }
+
+    /// A `NodeProto` of `op` with `inputs`.
+    pub fn node(op: &str, inputs: &[&str]) -> Vec<u8> {
+        let mut n = Vec::new();
+        for s in inputs {
+            bytes_field(1, s.as_bytes(), &mut n);
+        }
+        bytes_field(4, op.as_bytes(), &mut n);
+        n
+    }
+
+    /// A `ModelProto` whose graph holds `nodes` and `initializers` (encoded messages).
+    pub fn model(nodes: &[Vec<u8>], initializers: &[Vec<u8>]) -> Vec<u8> {
         let mut g = Vec::new();
-        bytes_field(1, &node, &mut g);
-        bytes_field(5, &t, &mut g);
+        nodes.iter().for_each(|n| bytes_field(1, n, &mut g));
+        initializers.iter().for_each(|t| bytes_field(5, t, &mut g));
         let mut m = Vec::new();
         bytes_field(7, &g, &mut m);
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode::*;
+    use super::*;
+
+    #[test]
+    fn parses_hand_built_model() {
+        let m = model(&[node("Conv", &["x", "w", "b"])], &[tensor("w", &[2, 1], &[1.5, -2.0])]);
         let model = parse_model(&m).unwrap();
         assert_eq!(model.conv_inputs, vec![vec!["x", "w", "b"]]);
         let w = &model.initializers["w"];
