@@ -2,8 +2,8 @@
 //!
 //! The data path, one module per step:
 //! [`mesh`] → [`camera`] → [`raster`] (UV frame) → [`lookup`] (texture
-//! through the frame) → [`vgg`] (network, loss, gradient) → [`texture`] →
-//! [`export`].
+//! through the frame) → [`vgg`] (features, gradient to the image) and
+//! [`loss`] (what is compared, and how) → [`texture`] → [`export`].
 //! [`conventions`] states the coordinate systems once.
 
 pub mod camera;
