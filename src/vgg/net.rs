@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 
 use super::ops::conv3x3::{DirectConv, Tile, WinogradConv};
 use super::ops::{maxpool, Act};
@@ -94,10 +94,15 @@ impl FastTrace<'_> {
             for (p, s) in self.picks.iter().zip(seeds) {
                 let Some(s) = s else { continue };
                 let (_, c, h, w) = s.dims4()?;
-                // Channels-last seeds (the loss keeps the features' layout) need no transpose.
-                let v = s.get(bi)?.permute((1, 2, 0))?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                // Channels-last seeds (the loss keeps the features' layout) need no transpose, and
+                // are read in place.
+                let hwc = s.get(bi)?.permute((1, 2, 0))?.to_dtype(DType::F32)?.contiguous()?;
                 let mut a = self.net.take(h, w, c);
-                a.set_hwc(&v);
+                let (storage, layout) = hwc.storage_and_layout();
+                match (&*storage, layout.contiguous_offsets()) {
+                    (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => a.set_hwc(&v[start..end]),
+                    _ => a.set_hwc(&hwc.flatten_all()?.to_vec1::<f32>()?),
+                }
                 per_item.push((p.conv, p.kind, a));
             }
             let (h, w) = (t.input.h, t.input.w);

@@ -72,7 +72,9 @@ impl Act {
     /// To `[h, w, c]` (channels-last, unpadded) data: one copy per row.
     pub fn to_hwc(&self) -> Vec<f32> {
         let row = self.w * self.c;
-        (0..self.h).flat_map(|y| &self.data[self.at(y, 0)..][..row]).copied().collect()
+        let mut out = Vec::with_capacity(self.h * row);
+        (0..self.h).for_each(|y| out.extend_from_slice(&self.data[self.at(y, 0)..][..row]));
+        out
     }
 
     /// Overwrites the image region with `[h, w, c]` (channels-last) data.
