@@ -80,18 +80,23 @@ impl GenericNet {
         })
     }
 
-    /// Features at `picks` (detached) for an RGB `image` `[b, 3, h, w]` in [0, 1], and, with
-    /// `keep`, the trace for the backward. `last` is the deepest picked conv.
-    pub fn run(&self, image: &Tensor, picks: &[Pick], last: usize, keep: bool) -> Result<(Vec<Tensor>, Option<GenericTrace>)> {
-        // Only a backward needs the input on candle's tape.
-        let x = if keep { Some(Var::from_tensor(image)?) } else { None };
-        let out = self.forward(x.as_ref().map_or(image, |v| v.as_tensor()), last)?;
-        let on_tape: Vec<Tensor> = picks
-            .iter()
-            .map(|p| if p.kind == LayerKind::Relu { out.a[p.conv].clone() } else { out.z[p.conv].clone() })
-            .collect();
+    /// Features at `picks` for an RGB `image` `[b, 3, h, w]` in [0, 1]; `last` is the deepest
+    /// picked conv.
+    pub fn features(&self, image: &Tensor, picks: &[Pick], last: usize) -> Result<Vec<Tensor>> {
+        Ok(Self::pick(&self.forward(image, last)?, picks).iter().map(|f| f.detach()).collect())
+    }
+
+    /// Like [`GenericNet::features`] (detached), with the trace for the backward: the input as a
+    /// variable and the features on candle's tape.
+    pub fn forward_kept(&self, image: &Tensor, picks: &[Pick], last: usize) -> Result<(Vec<Tensor>, GenericTrace)> {
+        let x = Var::from_tensor(image)?;
+        let on_tape = Self::pick(&self.forward(x.as_tensor(), last)?, picks);
         let features = on_tape.iter().map(|f| f.detach()).collect();
-        Ok((features, x.map(|x| GenericTrace { x, features: on_tape })))
+        Ok((features, GenericTrace { x, features: on_tape }))
+    }
+
+    fn pick(out: &Outputs, picks: &[Pick]) -> Vec<Tensor> {
+        picks.iter().map(|p| if p.kind == LayerKind::Relu { out.a[p.conv].clone() } else { out.z[p.conv].clone() }).collect()
     }
 
     /// `image`: RGB `[b, 3, h, w]` in [0, 1]; runs convs `0..=last`.

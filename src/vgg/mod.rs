@@ -212,8 +212,8 @@ impl Vgg {
     pub fn features(&self, image: &Tensor, layers: &[Layer]) -> Result<Vec<Tensor>> {
         let Some((picks, last)) = self.picks(image, layers)? else { return Ok(Vec::new()) };
         match &self.net {
-            Net::Fast(n) => Ok(n.run(image, &picks, last, &self.device, false)?.0),
-            Net::Generic(n) => Ok(n.run(image, &picks, last, false)?.0),
+            Net::Fast(n) => n.features(image, &picks, last, &self.device),
+            Net::Generic(n) => n.features(image, &picks, last),
         }
     }
 
@@ -225,12 +225,12 @@ impl Vgg {
         };
         let (features, trace) = match &self.net {
             Net::Fast(n) => {
-                let (f, t) = n.run(image, &picks, last, &self.device, true)?;
-                (f, Trace::Fast(t.expect("trace requested")))
+                let (f, t) = n.forward_kept(image, &picks, last, &self.device)?;
+                (f, Trace::Fast(t))
             }
             Net::Generic(n) => {
-                let (f, t) = n.run(image, &picks, last, true)?;
-                (f, Trace::Generic(t.expect("trace requested")))
+                let (f, t) = n.forward_kept(image, &picks, last)?;
+                (f, Trace::Generic(t))
             }
         };
         Ok(Forward { features, trace })

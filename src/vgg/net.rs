@@ -169,10 +169,21 @@ impl FastNet {
         t.z.into_values().for_each(|a| self.give(a));
     }
 
-    /// Features at `picks` for an RGB `image` `[b, 3, h, w]` in [0, 1] (as tensors on `device`,
-    /// `[b, c, h, w]` views of channels-last data: no transposing copy), and, with `keep`, the
-    /// traces for the backward. `last` is the deepest picked conv.
-    pub fn run(&self, image: &Tensor, picks: &[Pick], last: usize, device: &Device, keep: bool) -> Result<(Vec<Tensor>, Option<FastTrace<'_>>)> {
+    /// Features at `picks` for an RGB `image` `[b, 3, h, w]` in [0, 1], as tensors on `device`
+    /// (`[b, c, h, w]` views of channels-last data: no transposing copy). `last` is the deepest
+    /// picked conv.
+    pub fn features(&self, image: &Tensor, picks: &[Pick], last: usize, device: &Device) -> Result<Vec<Tensor>> {
+        Ok(self.run(image, picks, last, device, false)?.0)
+    }
+
+    /// Like [`FastNet::features`], with the traces for the backward.
+    pub fn forward_kept(&self, image: &Tensor, picks: &[Pick], last: usize, device: &Device) -> Result<(Vec<Tensor>, FastTrace<'_>)> {
+        let (features, items) = self.run(image, picks, last, device, true)?;
+        Ok((features, FastTrace { net: self, picks: picks.to_vec(), items }))
+    }
+
+    /// The forward of each image of the batch; traces are kept with `keep`, else recycled at once.
+    fn run(&self, image: &Tensor, picks: &[Pick], last: usize, device: &Device, keep: bool) -> Result<(Vec<Tensor>, Vec<Trace>)> {
         let (b, _, h, w) = image.dims4()?;
         let rgb = image.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let keep_z: Vec<usize> = picks.iter().filter(|p| p.kind == LayerKind::Conv).map(|p| p.conv).collect();
@@ -198,7 +209,7 @@ impl FastNet {
             .zip(shapes)
             .map(|(v, (c, hh, ww))| Ok(Tensor::from_vec(v, (b, hh, ww, c), device)?.permute((0, 3, 1, 2))?))
             .collect::<Result<Vec<_>>>()?;
-        Ok((features, keep.then(|| FastTrace { net: self, picks: picks.to_vec(), items })))
+        Ok((features, items))
     }
 
     /// Preprocesses one RGB image `[3, h, w]` in [0, 1] into the network's input.
