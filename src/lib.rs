@@ -6,6 +6,7 @@
 //! [`export`].
 //! [`conventions`] states the coordinate systems once.
 
+pub mod adam;
 pub mod camera;
 pub mod cli;
 pub mod conventions;
