@@ -18,6 +18,7 @@ pub mod loss;
 pub mod mesh;
 pub mod optim;
 pub mod preview;
+pub mod publish;
 pub mod raster;
 pub mod rng;
 pub mod texture;
