@@ -8,6 +8,7 @@
 
 pub mod adam;
 pub mod camera;
+pub mod checkpoint;
 pub mod cli;
 pub mod conventions;
 pub mod export;
