@@ -6,7 +6,9 @@
 //! [`loss`] (what is compared, and how) → [`texture`] → [`export`].
 //! [`conventions`] states the coordinate systems once.
 
+pub mod adam;
 pub mod camera;
+pub mod checkpoint;
 pub mod cli;
 pub mod conventions;
 pub mod export;
@@ -17,6 +19,7 @@ pub mod loss;
 pub mod mesh;
 pub mod optim;
 pub mod preview;
+pub mod publish;
 pub mod raster;
 pub mod rng;
 pub mod texture;

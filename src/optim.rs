@@ -21,8 +21,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
+use crate::adam::{Adam, AdamParams};
 use crate::camera::{CameraRange, ViewSampler};
 use crate::export::fill_unseen;
 use crate::image_io::{image_to_tensor, Image};
@@ -135,7 +135,7 @@ pub fn optimize(
     let (tw, th) = (cfg.texture_size, cfg.texture_size);
     let size = ViewSize { width: cfg.render_size, height: cfg.render_size, samples: cfg.samples };
     let param = TextureParam::new(cfg.param, materials, th as usize, tw as usize, cfg.seed)?;
-    let mut adam = AdamW::new(param.vars(), ParamsAdamW { lr: cfg.lr, weight_decay: 0.0, ..Default::default() })?;
+    let mut adam = Adam::new(param.vars(), AdamParams { lr: cfg.lr, ..Default::default() });
     let painting = image_to_tensor(painting)?.to_device(vgg.device())?;
     let style = StyleTargets::new(vgg, &painting, cfg.style_weight).context("style targets")?;
     let mut memory = GramMemory::new(style.terms.len(), cfg.gram_decay);

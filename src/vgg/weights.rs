@@ -386,10 +386,12 @@ fn read_f32(st: &safetensors::SafeTensors, path: &Path, key: &str, expected: &[u
     Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
 }
 
-/// `$XDG_CACHE_HOME/texstyle` else `$HOME/.cache/texstyle`.
+/// `$XDG_CACHE_HOME/texstyle` else `$HOME/.cache/texstyle`. A relative
+/// `XDG_CACHE_HOME` is ignored, as the XDG Base Directory spec requires
+/// (it would put the cache wherever the command happens to run).
 pub fn cache_dir() -> Result<PathBuf, WeightsError> {
     let non_empty = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(x) = non_empty("XDG_CACHE_HOME") {
+    if let Some(x) = non_empty("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
         return Ok(x.join("texstyle"));
     }
     non_empty("HOME").map(|h| h.join(".cache").join("texstyle")).ok_or(WeightsError::NoCacheDir)

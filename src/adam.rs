@@ -1,0 +1,195 @@
+//! Adam on the texture parameters, with its state in plain `f32` buffers so a
+//! checkpoint can save and restore it exactly.
+//!
+//! candle-nn's `AdamW` keeps its moments private, so a run could not be
+//! resumed bit for bit. This is the same update, written element by element in
+//! the same order of floating-point operations as candle's tensor version
+//! (`x * mul + add` for every scalar affine), so both give identical bits; a
+//! test holds them to it. It runs as one fused pass over each parameter
+//! instead of eleven tensor ops, in parallel chunks (element-wise, so the
+//! result does not depend on the thread count).
+
+use candle_core::backprop::GradStore;
+use candle_core::{Result, Tensor, Var};
+use rayon::prelude::*;
+
+/// Adam's hyper-parameters; the defaults are the usual ones (and candle's).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamParams {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+}
+
+impl Default for AdamParams {
+    fn default() -> AdamParams {
+        AdamParams { lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+    }
+}
+
+/// Everything Adam carries from one step to the next.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdamState {
+    /// Steps taken so far (for the bias correction).
+    pub step: u64,
+    /// First and second moments, one buffer per parameter, in `vars` order.
+    pub m: Vec<Vec<f32>>,
+    pub v: Vec<Vec<f32>>,
+}
+
+/// Adam over a fixed list of `f32` variables (no weight decay).
+pub struct Adam {
+    vars: Vec<Var>,
+    pub params: AdamParams,
+    state: AdamState,
+}
+
+/// Elements per parallel chunk: large enough to amortize the fork.
+const CHUNK: usize = 1 << 15;
+
+impl Adam {
+    pub fn new(vars: Vec<Var>, params: AdamParams) -> Adam {
+        let m: Vec<Vec<f32>> = vars.iter().map(|v| vec![0.0; v.elem_count()]).collect();
+        let state = AdamState { step: 0, v: m.clone(), m };
+        Adam { vars, params, state }
+    }
+
+    pub fn state(&self) -> &AdamState {
+        &self.state
+    }
+
+    /// Replaces the state, e.g. from a checkpoint. The buffer sizes must match the variables.
+    pub fn set_state(&mut self, state: AdamState) -> Result<()> {
+        let fits = |b: &[Vec<f32>]| b.len() == self.vars.len() && b.iter().zip(&self.vars).all(|(b, v)| b.len() == v.elem_count());
+        if !(fits(&state.m) && fits(&state.v)) {
+            candle_core::bail!("adam: the saved state does not match the parameters' sizes");
+        }
+        self.state = state;
+        Ok(())
+    }
+
+    /// One step on every variable that has a gradient in `grads`.
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.state.step += 1;
+        let p = self.params;
+        let t = self.state.step as i32;
+        // The scalars as candle casts them (f64 → f32 at the op).
+        let s = Scalars {
+            b1: p.beta1 as f32,
+            one_b1: (1.0 - p.beta1) as f32,
+            b2: p.beta2 as f32,
+            one_b2: (1.0 - p.beta2) as f32,
+            scale_m: (1.0 / (1.0 - p.beta1.powi(t))) as f32,
+            scale_v: (1.0 / (1.0 - p.beta2.powi(t))) as f32,
+            eps: p.eps as f32,
+            lr: p.lr as f32,
+        };
+        for (i, var) in self.vars.iter().enumerate() {
+            let Some(g) = grads.get(var) else { continue };
+            let g = g.flatten_all()?.to_vec1::<f32>()?;
+            let mut theta = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            let (m, v) = (&mut self.state.m[i], &mut self.state.v[i]);
+            theta
+                .par_chunks_mut(CHUNK)
+                .zip(m.par_chunks_mut(CHUNK))
+                .zip(v.par_chunks_mut(CHUNK))
+                .zip(g.par_chunks(CHUNK))
+                .for_each(|(((th, m), v), g)| update(th, m, v, g, &s));
+            var.set(&Tensor::from_vec(theta, var.shape(), var.device())?)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Scalars {
+    b1: f32,
+    one_b1: f32,
+    b2: f32,
+    one_b2: f32,
+    scale_m: f32,
+    scale_v: f32,
+    eps: f32,
+    lr: f32,
+}
+
+/// candle's AdamW step for one element, op for op (weight decay 0: the
+/// `θ·(1 − lr·λ)` factor is `θ·1 + 0`, which `+ 0.0` reproduces even for −0).
+#[inline]
+fn update(th: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], s: &Scalars) {
+    for i in 0..th.len() {
+        let gi = g[i];
+        let nm = (m[i] * s.b1 + 0.0) + (gi * s.one_b1 + 0.0);
+        let nv = (v[i] * s.b2 + 0.0) + ((gi * gi) * s.one_b2 + 0.0);
+        let m_hat = nm * s.scale_m + 0.0;
+        let v_hat = nv * s.scale_v + 0.0;
+        let adjusted = m_hat / (v_hat.sqrt() * 1.0 + s.eps);
+        th[i] = (th[i] * 1.0 + 0.0) - (adjusted * s.lr + 0.0);
+        m[i] = nm;
+        v[i] = nv;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+
+    /// A loss whose gradient varies with θ, so the moments see changing input.
+    fn loss(x: &Var) -> Result<Tensor> {
+        (x.as_tensor().sqr()? * 0.5)?.sin()?.sum_all()
+    }
+
+    #[test]
+    fn same_bits_as_candle_adamw() -> Result<()> {
+        let dev = Device::Cpu;
+        let init: Vec<f32> = (0..(3 * CHUNK + 17)).map(|i| ((i as f32) * 0.37).sin() * 3.0).collect();
+        let n = init.len();
+        let (a, b) = (Var::from_vec(init.clone(), n, &dev)?, Var::from_vec(init, n, &dev)?);
+        let params = AdamParams { lr: 0.05, ..Default::default() };
+        let mut ours = Adam::new(vec![a.clone()], params);
+        let mut theirs = AdamW::new(vec![b.clone()], ParamsAdamW { lr: 0.05, weight_decay: 0.0, ..Default::default() })?;
+        for _ in 0..7 {
+            ours.step(&loss(&a)?.backward()?)?;
+            theirs.step(&loss(&b)?.backward()?)?;
+        }
+        let (x, y) = (a.as_tensor().to_vec1::<f32>()?, b.as_tensor().to_vec1::<f32>()?);
+        let differ = x.iter().zip(&y).filter(|(p, q)| p.to_bits() != q.to_bits()).count();
+        assert_eq!(differ, 0, "{differ} of {n} parameters differ from candle's AdamW");
+        assert_ne!(x[5], ((5.0f32) * 0.37).sin() * 3.0, "the step moved nothing");
+        Ok(())
+    }
+
+    #[test]
+    fn restored_state_continues_identically() -> Result<()> {
+        let dev = Device::Cpu;
+        let init: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.1).cos()).collect();
+        let run = |split: bool| -> Result<Vec<f32>> {
+            let x = Var::from_vec(init.clone(), init.len(), &dev)?;
+            let params = AdamParams { lr: 0.1, ..Default::default() };
+            let mut opt = Adam::new(vec![x.clone()], params);
+            for step in 0..6 {
+                if split && step == 3 {
+                    // A fresh optimizer and variable from the saved values.
+                    let saved = (opt.state().clone(), x.as_tensor().to_vec1::<f32>()?);
+                    let y = Var::from_vec(saved.1, init.len(), &dev)?;
+                    opt = Adam::new(vec![y.clone()], params);
+                    opt.set_state(saved.0)?;
+                    for _ in 3..6 {
+                        opt.step(&loss(&y)?.backward()?)?;
+                    }
+                    return y.as_tensor().to_vec1::<f32>();
+                }
+                opt.step(&loss(&x)?.backward()?)?;
+            }
+            x.as_tensor().to_vec1::<f32>()
+        };
+        assert_eq!(run(false)?, run(true)?);
+        let x = Var::from_vec(init.clone(), init.len(), &dev)?;
+        let mut opt = Adam::new(vec![x], AdamParams::default());
+        assert!(opt.set_state(AdamState { step: 1, m: vec![vec![0.0; 3]], v: vec![vec![0.0; 3]] }).is_err());
+        Ok(())
+    }
+}
