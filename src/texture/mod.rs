@@ -11,6 +11,7 @@
 //!   `1/max(f, 1/max(H, W)) · √(H·W)`, inverse real FFT ([`irfft`]), ÷ 4,
 //!   mixed by the decorrelated colour matrix, sigmoid — lucid's constants.
 
+pub mod fill;
 pub mod irfft;
 
 use candle_core::{DType, Device, Result, Tensor, Var};
