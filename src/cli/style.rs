@@ -13,12 +13,12 @@ use candle_core::Device;
 
 use super::args::{Param, StyleArgs};
 use super::{BadInput, CliError};
-use crate::camera::{turntable_fitting, CameraRange};
-use crate::export::export;
+use crate::camera::CameraRange;
+use crate::export::{self, Plan, Request};
 use crate::image_io::{write_atomic, Image};
 use crate::mesh::Mesh;
 use crate::optim::{self, Config, StepLog};
-use crate::raster::{RasterMesh, ViewSize};
+use crate::raster::RasterMesh;
 use crate::texture::ParamKind;
 use crate::vgg::Vgg;
 use crate::preview;
@@ -55,6 +55,7 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
             mesh_path.display()
         )));
     }
+    let plan = export_plan(&a, &mesh)?;
     let painting = Image::load(&style_path).with_context(|| format!("reading the style image {}", style_path.display()))?;
     let painting = optim::prepare_style(&painting, a.style_size);
     let vgg = Vgg::load(a.weights.as_deref(), &network_device()).context("loading the VGG weights")?;
@@ -95,6 +96,9 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
         raster.name(),
         if vgg.device().is_cpu() { "CPU".to_string() } else { format!("{:?}", vgg.device()) },
     );
+    for note in plan.notes() {
+        eprintln!("texstyle: {note}");
+    }
     let has_texture = mesh.materials.iter().any(|m| m.texture.is_some());
     if !has_texture {
         eprintln!("texstyle: the mesh has no texture: style only, no content loss");
@@ -126,18 +130,20 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
     progress.finish();
     let total_s = start.elapsed().as_secs_f64();
 
-    // Outputs: textures + MTL + OBJ (export writes the OBJ last), preview, log.
+    // Outputs: the exports (each OBJ after its files), preview, log.
     let name = stem(&mesh_path);
-    let files = export(&mesh, &outcome.textures, &out, &name)?;
-    let preview_path = out.join("preview_before_after.png");
-    let size = ViewSize { width: 256, height: 256, samples: 2 };
-    let cams = turntable_fitting(8, 20.0, RasterMesh::from_mesh(&mesh).radius(), CameraRange::default().fov_y_deg.0);
-    let grey = [0.5; 3];
+    let (preview_name, csv_name) = ("preview_before_after.png", "loss.csv");
+    let made = export::write_all(&plan, &mesh, &outcome.textures, &out, &name, &[preview_name, csv_name], &mut |m| {
+        super::open_raster(a.cpu, m)
+    })?;
+    let preview_path = out.join(preview_name);
+    let cams = export::preview::cameras(&RasterMesh::from_mesh(&mesh));
+    let (size, grey) = (export::preview::SIZE, export::preview::BACKGROUND);
     let before = preview::render_views(&mut raster, &mesh, &[], &cams, size, grey)?;
     let learned: Vec<Option<&Image>> = outcome.textures.iter().map(Some).collect();
     let after = preview::render_views(&mut raster, &mesh, &learned, &cams, size, grey)?;
-    preview::contact_sheet(&[before, after].concat(), 8, 4, grey).save_png(&preview_path)?;
-    let csv_path = out.join("loss.csv");
+    preview::contact_sheet(&[before, after].concat(), export::preview::VIEWS as u32, export::preview::GAP, grey).save_png(&preview_path)?;
+    let csv_path = out.join(csv_name);
     write_atomic(&csv_path, loss_csv(&outcome.log).as_bytes())?;
 
     let n = outcome.log.len().max(1) as f64;
@@ -159,9 +165,16 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
         outcome.eval_before / outcome.eval_after.max(1e-12),
         100.0 * outcome.seen_fraction
     );
-    println!("{}", files.obj.display());
-    for t in &files.textures {
-        println!("{}", t.display());
+    for m in &made {
+        eprintln!("texstyle: export {}: {:.1} MB in {:.1} s{}", m.format, m.bytes as f64 / 1e6, m.seconds, m.notes.iter().map(|n| format!("; {n}")).collect::<String>());
+        let mut files: Vec<&PathBuf> = m.files.iter().collect();
+        if m.format == export::Format::Obj {
+            // The OBJ first, then its textures (the MTL goes without saying).
+            files = m.files.iter().rev().take(1).chain(&m.files[..m.files.len() - 2]).collect();
+        }
+        for f in files.into_iter().chain(&m.preview) {
+            println!("{}", f.display());
+        }
     }
     println!("{}", preview_path.display());
     println!("{}", csv_path.display());
@@ -177,6 +190,17 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
         });
     }
     Ok(())
+}
+
+/// The exports asked for, checked against the mesh before any work starts.
+fn export_plan(a: &StyleArgs, mesh: &Mesh) -> Result<Plan, CliError> {
+    let e = &a.export;
+    let mut formats = e.export.clone();
+    if e.zip {
+        formats.push(export::Format::ObjZip);
+    }
+    let request = Request { formats, print_size_mm: e.print_size, max_triangles: e.max_triangles as usize };
+    Plan::new(mesh, request, (a.texture_size, a.texture_size)).map_err(|e| bad(e.to_string()))
 }
 
 /// The device the network runs on: the first CUDA or Metal device in builds
