@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use glam::Vec3;
 use gltf_json as json;
 use json::validation::{Checked::Valid, USize64};
@@ -163,7 +163,7 @@ pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], file_name: Stri
     let mut glb = Vec::with_capacity(total);
     glb.extend_from_slice(b"glTF");
     glb.extend_from_slice(&2u32.to_le_bytes());
-    glb.extend_from_slice(&u32::try_from(total)?.to_le_bytes());
+    glb.extend_from_slice(&u32::try_from(total).context("the GLB would exceed glTF's 4 GB limit (lower --max-triangles or the texture size)")?.to_le_bytes());
     glb.extend_from_slice(&(text.len() as u32).to_le_bytes());
     glb.extend_from_slice(b"JSON");
     glb.extend_from_slice(&text);

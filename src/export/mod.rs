@@ -132,6 +132,9 @@ impl Plan {
                 return Err(PlanError(format!("--print-size {mm} is out of range: give the longest side in millimetres, above 0 and up to 10000, e.g. 80")));
             }
         }
+        if let Some(Format::Palette(n)) = request.formats.iter().find(|f| matches!(f, Format::Palette(n) if !palette::SIZES.contains(n))) {
+            return Err(PlanError(format!("palette:{n}: the palette size must be from 2 to 16, e.g. palette:4")));
+        }
         if !mesh.has_uvs() {
             return Err(PlanError(format!("{}: the mesh has no texture coordinates to export a texture with", mesh.path.display())));
         }
@@ -154,6 +157,12 @@ impl Plan {
     pub fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
         if let Some(s) = &self.split {
+            notes.push(format!(
+                "colour exports: the mesh is split into {} triangles (longest edge {:.1} texels of the texture, aim {})",
+                s.mesh.triangles.len(),
+                s.longest_edge_texels,
+                subdivide::MAX_EDGE_TEXELS
+            ));
             if s.budget_bound {
                 notes.push(format!(
                     "--max-triangles {} binds: the colour exports have {} triangles and edges up to {:.1} texels (aim: {}), so the finest strokes blur; raise --max-triangles for more detail",
@@ -442,9 +451,11 @@ mod tests {
         for bad in [0.0, -5.0, f32::NAN, f32::INFINITY, 1e6] {
             assert!(Plan::new(&mesh, req(100, Some(bad)), (64, 64)).is_err(), "{bad}");
         }
+        let zero = Request { formats: vec![Format::Palette(0)], print_size_mm: None, max_triangles: 100 };
+        assert!(Plan::new(&mesh, zero, (64, 64)).unwrap_err().to_string().contains("from 2 to 16"));
         let plan = Plan::new(&mesh, req(100, Some(80.0)), (64, 64)).unwrap();
         assert!(plan.split.as_ref().unwrap().budget_bound);
-        assert!(plan.notes()[0].contains("--max-triangles 100 binds"), "{:?}", plan.notes());
+        assert!(plan.notes()[1].contains("--max-triangles 100 binds"), "{:?}", plan.notes());
         let plan = Plan::new(&mesh, Request { formats: vec![Format::Obj, Format::Obj], print_size_mm: None, max_triangles: 3 }, (64, 64)).unwrap();
         assert!(plan.split.is_none() && plan.notes().is_empty());
         assert_eq!(plan.request.formats, [Format::Obj]);
