@@ -88,21 +88,16 @@ pub fn reduce(mesh: &Mesh, textures: &[Image], n: usize) -> Palette {
     points.sort_by(|a, b| a.0.cmp(&b.0)); // deterministic whatever the hash order
     let centres = kmeans(&points, n.min(points.len()));
 
-    // Final colours are 8-bit (what the MTL and the hex codes say), and faces
-    // take the nearest of those.
-    let mut colors: Vec<[u8; 3]> = centres.iter().map(|&c| to_u8(srgb(c))).collect();
-    colors.sort();
-    colors.dedup();
-    let labs: Vec<Vec3> = colors.iter().map(|&c| lab(to_f32(c))).collect();
-    let nearest = |c: Vec3| (0..labs.len()).min_by(|&a, &b| labs[a].distance_squared(c).total_cmp(&labs[b].distance_squared(c))).unwrap() as u32;
-    let mut face_color: Vec<u32> = faces.iter().map(|&c| nearest(lab(c))).collect();
+    // Final colours are 8-bit (what the MTL and the hex codes say).
+    let face_u8: Vec<[u8; 3]> = faces.iter().map(|&c| to_u8(c)).collect();
+    let centres_u8 = centres.iter().map(|&c| to_u8(srgb(c))).collect();
+    let (colors, mut face_color) = settle(&face_u8, centres_u8, n.min(points.len()));
     let mut used = vec![0.0f64; colors.len()];
     for (&k, &a) in face_color.iter().zip(&area) {
         used[k as usize] += a as f64;
     }
-    // Most area first; a colour no face took (possible after 8-bit
-    // rounding) is dropped rather than listed as a filament to load.
-    let mut order: Vec<usize> = (0..colors.len()).filter(|&k| used[k] > 0.0).collect();
+    // Most area first.
+    let mut order: Vec<usize> = (0..colors.len()).collect();
     order.sort_by(|&a, &b| used[b].total_cmp(&used[a]).then(a.cmp(&b)));
     let mut remap = vec![0u32; colors.len()];
     for (new, &old) in order.iter().enumerate() {
@@ -114,6 +109,40 @@ pub fn reduce(mesh: &Mesh, textures: &[Image], n: usize) -> Palette {
         colors: order.iter().map(|&k| colors[k]).collect(),
         area: order.iter().map(|&k| (used[k] / total) as f32).collect(),
         face_color,
+    }
+}
+
+/// Gives each face the nearest of `colors` (in CIELAB). Rounding centres to
+/// 8 bits can merge two of them or leave one that no face takes; such a
+/// colour is dropped, and the face farthest from its colour adds its own,
+/// until `want` colours each colour some face (or no face is left out).
+fn settle(faces: &[[u8; 3]], mut colors: Vec<[u8; 3]>, want: usize) -> (Vec<[u8; 3]>, Vec<u32>) {
+    let face_labs: Vec<Vec3> = faces.iter().map(|&c| lab(to_f32(c))).collect();
+    let mut rounds = 0;
+    loop {
+        colors.sort();
+        colors.dedup();
+        let labs: Vec<Vec3> = colors.iter().map(|&c| lab(to_f32(c))).collect();
+        let nearest = |c: Vec3| (0..labs.len()).min_by(|&a, &b| labs[a].distance_squared(c).total_cmp(&labs[b].distance_squared(c))).unwrap() as u32;
+        let face_color: Vec<u32> = face_labs.iter().map(|&c| nearest(c)).collect();
+        let mut count = vec![0usize; colors.len()];
+        face_color.iter().for_each(|&k| count[k as usize] += 1);
+        rounds += 1;
+        if count.contains(&0) {
+            colors = colors.iter().zip(&count).filter(|(_, &c)| c > 0).map(|(&c, _)| c).collect();
+            continue;
+        }
+        if colors.len() >= want || rounds > 4 * want {
+            return (colors, face_color);
+        }
+        let far = (0..faces.len()).max_by(|&a, &b| {
+            let d = |f: usize| labs[face_color[f] as usize].distance_squared(face_labs[f]);
+            d(a).total_cmp(&d(b))
+        });
+        match far.map(|f| faces[f]) {
+            Some(c) if !colors.contains(&c) => colors.push(c),
+            _ => return (colors, face_color),
+        }
     }
 }
 
@@ -284,5 +313,43 @@ mod tests {
         assert!(de(0, blue) < 5.0 && de(1, orange) < 5.0, "{} {}", p.hex(0), p.hex(1));
         assert!(p.area[0] > p.area[1] && (p.area[0] + p.area[1] - 1.0).abs() < 1e-5, "{:?}", p.area);
         assert!(p.face_color.iter().all(|&k| k < 2));
+    }
+
+    #[test]
+    fn every_size_gives_exactly_that_many_colours_each_used() {
+        let mesh = super::super::subdivide::subdivide(&test_mesh::triangles(&["a"]), (16, 16), 1.0, 100_000).mesh;
+        let mut rng = crate::rng::SplitMix(5);
+        let mut tex = Image::filled(16, 16, [0.0; 3]);
+        for y in 0..16 {
+            for x in 0..16 {
+                // Mostly greys a step apart, which 8-bit rounding can merge, and a few bright texels.
+                let g = (x + y) as f32 / 255.0;
+                let c = if rng.uniform() < 0.1 { [rng.uniform(), rng.uniform(), rng.uniform()] } else { [0.4 + g, 0.4 + g, 0.4 + g] };
+                tex.set_pixel(x, y, c);
+            }
+        }
+        for n in SIZES {
+            let p = reduce(&mesh, std::slice::from_ref(&tex), n as usize);
+            assert_eq!(p.colors.len(), n as usize);
+            let mut count = vec![0; p.colors.len()];
+            p.face_color.iter().for_each(|&k| count[k as usize] += 1);
+            assert!(count.iter().all(|&c| c > 0), "palette:{n}: an unused colour {count:?}");
+            assert!(p.area.windows(2).all(|w| w[0] >= w[1]), "most area first");
+        }
+    }
+
+    #[test]
+    fn merged_or_unused_centres_are_replaced_by_the_colours_left_out() {
+        let (a, b, c) = ([200, 10, 10], [10, 200, 10], [10, 10, 200]);
+        let faces = [a, a, b, c, c];
+        // Two centres rounded to the same colour: c, farthest from it, joins.
+        let (colors, face_color) = settle(&faces, vec![a, a, b], 3);
+        assert_eq!(colors, [c, b, a]);
+        assert_eq!(face_color, [2, 2, 1, 0, 0]);
+        // A centre no face takes (yellow: each face has its own colour) is
+        // dropped rather than listed as a filament to load.
+        let (colors, face_color) = settle(&faces, vec![a, b, c, [250, 250, 0]], 3);
+        assert_eq!(colors, [c, b, a]);
+        assert_eq!(face_color, [2, 2, 1, 0, 0]);
     }
 }
