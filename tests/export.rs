@@ -195,6 +195,8 @@ fn palette_has_exactly_n_colours_and_every_face_one_of_them() {
     let kd: BTreeSet<[u8; 3]> = mats.iter().map(|m| m.diffuse.unwrap().map(|c| (c * 255.0).round() as u8)).collect();
     assert_eq!(kd.len(), n as usize, "N distinct colours");
     // Material names carry the hex code the user is told; every listed code is a material.
+    // Without --print-size the user is told the size it will print at, and how to change it.
+    assert!(made[0].notes.iter().any(|l| l.starts_with("2.0 × 0.5 × 1.0 mm") && l.contains("--print-size MM")), "{:?}", made[0].notes);
     let listed = made[0].notes.iter().find(|l| l.contains("filaments")).unwrap();
     for m in &mats {
         let [r, g, b] = m.diffuse.unwrap().map(|c| (c * 255.0).round() as u8);

@@ -302,7 +302,7 @@ pub fn write_all(
             }
             Format::ThreeMf => {
                 let p = print_positions(mesh, size_mm);
-                notes.push(size_note(&p));
+                notes.push(size_note(&p, size_mm));
                 vec![threemf::file(mesh, &p, textures, name, names.claim(name, "3mf"))?]
             }
             Format::Glb => {
@@ -314,7 +314,7 @@ pub fn write_all(
             Format::VertexColors | Format::Palette(_) => {
                 let split = &plan.split.as_ref().expect("Plan::new splits for these formats").mesh;
                 let p = print_positions(split, size_mm);
-                notes.push(size_note(&p));
+                notes.push(size_note(&p, size_mm));
                 let raster = match &mut split_raster {
                     Some(r) => r,
                     None => split_raster.insert(open_raster(&preview::barycentric_mesh(split))?),
@@ -361,11 +361,13 @@ pub fn write_all(
     Ok(staged.into_iter().map(|(m, _)| m).collect())
 }
 
-/// "longest side 80.0 mm (x × y × z)" of placed positions.
-fn size_note(p: &[Vec3]) -> String {
+/// "80.0 × 62.0 × 79.3 mm (x × y × z, z up)" of placed positions, and
+/// where the size came from when the user did not give one.
+fn size_note(p: &[Vec3], size_mm: Option<f32>) -> String {
     let (lo, hi) = p.iter().fold((Vec3::splat(f32::INFINITY), Vec3::splat(f32::NEG_INFINITY)), |(lo, hi), &q| (lo.min(q), hi.max(q)));
     let d = hi - lo;
-    format!("{:.1} × {:.1} × {:.1} mm (x × y × z, z up)", d.x, d.y, d.z)
+    let source = if size_mm.is_some() { "" } else { ", the mesh's units read as mm: --print-size MM sets the size" };
+    format!("{:.1} × {:.1} × {:.1} mm (x × y × z, z up{source})", d.x, d.y, d.z)
 }
 
 /// The files the `obj` export wrote.
