@@ -85,12 +85,16 @@ impl Image {
         image::RgbImage::from_raw(self.width, self.height, bytes).expect("data length matches size")
     }
 
+    /// The image as an 8-bit RGB PNG file, in memory.
+    pub fn png_bytes(&self) -> Result<Vec<u8>> {
+        let mut png = Vec::new();
+        self.to_rgb8().write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).context("encoding a PNG")?;
+        Ok(png)
+    }
+
     /// Writes a PNG atomically (see the module docs).
     pub fn save_png(&self, path: &Path) -> Result<()> {
-        let mut png = Vec::new();
-        self.to_rgb8()
-            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-            .with_context(|| format!("encoding {}", path.display()))?;
+        let png = self.png_bytes().with_context(|| path.display().to_string())?;
         write_atomic(path, &png)
     }
 }

@@ -24,12 +24,12 @@ use candle_core::{Device, Tensor};
 
 use crate::adam::{Adam, AdamParams};
 use crate::camera::{CameraRange, ViewSampler};
-use crate::export::fill_unseen;
 use crate::image_io::{image_to_tensor, Image};
 use crate::lookup::{self, LookupTable};
 use crate::loss::{self, GramMemory, StyleTargets};
 use crate::mesh::Mesh;
 use crate::raster::{Raster, ViewSize};
+use crate::texture::fill::fill_unseen_materials;
 use crate::texture::{tensor_to_image, ParamKind, TextureParam};
 use crate::vgg::Vgg;
 
@@ -202,14 +202,8 @@ pub fn optimize(
 
     let final_texture = param.texture()?;
     let eval_after = eval_style(raster, mesh, vgg, &style, &final_texture, &eval_cams, cfg)?;
-    let plane = (tw * th) as usize;
-    let textures = (0..materials)
-        .map(|m| {
-            let mut img = tensor_to_image(&final_texture.get(m)?)?;
-            fill_unseen(&mut img, &seen[m * plane..(m + 1) * plane]);
-            Ok(img)
-        })
-        .collect::<candle_core::Result<Vec<_>>>()?;
+    let mut textures = (0..materials).map(|m| tensor_to_image(&final_texture.get(m)?)).collect::<candle_core::Result<Vec<_>>>()?;
+    fill_unseen_materials(&mut textures, &seen);
     let seen_fraction = seen.iter().filter(|&&s| s).count() as f64 / seen.len().max(1) as f64;
     Ok(Outcome { textures, seen_fraction, log, eval_before, eval_after, used_content })
 }

@@ -59,3 +59,410 @@ fn every_material_gets_its_own_texture() {
     assert_eq!(by_name("red paint"), [1.0, 0.0, 0.0]);
     assert_eq!(by_name("blue"), [0.0, 0.0, 1.0]);
 }
+
+// ---------------------------------------------------------------------------
+// Every export format, each read back by a reader that is not texstyle's:
+// tobj (OBJ), the zip crate, the gltf crate (GLB), and a 3MF checker written
+// here from the 3MF Core and Materials specifications. The mesh is built in
+// code (a 2 × 1 × 0.5 box, one UV chart per face), so nothing outside the
+// repository is read.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+
+use texstyle::export::{write_all, Format, Made, Plan, Request};
+use texstyle::raster::Raster;
+
+/// A box with one UV chart per face (3 × 2 atlas), its MTL and a 48 × 32
+/// texture with a gradient and a checker, written into `dir`.
+fn write_box(dir: &Path) -> std::path::PathBuf {
+    let mut obj = String::from("mtllib box.mtl\n");
+    for (x, y, z) in [(0, 0, 0), (2, 0, 0), (2, 1, 0), (0, 1, 0)].iter().chain(&[(0, 0, 1), (2, 0, 1), (2, 1, 1), (0, 1, 1)]) {
+        obj += &format!("v {x} {y} {}\n", *z as f32 * 0.5);
+    }
+    let faces = [[1, 4, 3, 2], [5, 6, 7, 8], [1, 2, 6, 5], [4, 8, 7, 3], [1, 5, 8, 4], [2, 3, 7, 6]];
+    for i in 0..6 {
+        let (c, r) = ((i % 3) as f32, (i / 3) as f32);
+        let (u0, u1, v0, v1) = (c / 3.0 + 0.02, (c + 1.0) / 3.0 - 0.02, r / 2.0 + 0.02, (r + 1.0) / 2.0 - 0.02);
+        obj += &format!("vt {u0} {v0}\nvt {u1} {v0}\nvt {u1} {v1}\nvt {u0} {v1}\n");
+    }
+    obj += "usemtl paint\n";
+    for (i, f) in faces.iter().enumerate() {
+        let t = 4 * i + 1;
+        obj += &format!("f {}/{} {}/{} {}/{} {}/{}\n", f[0], t, f[1], t + 1, f[2], t + 2, f[3], t + 3);
+    }
+    std::fs::write(dir.join("box.obj"), obj).unwrap();
+    std::fs::write(dir.join("box.mtl"), "newmtl paint\nKd 1 1 1\nmap_Kd box.png\n").unwrap();
+    let mut tex = Image::filled(48, 32, [0.0; 3]);
+    for y in 0..32 {
+        for x in 0..48 {
+            let checker = ((x / 4 + y / 4) % 2) as f32;
+            tex.set_pixel(x, y, [x as f32 / 47.0, y as f32 / 31.0, 0.2 + 0.6 * checker]);
+        }
+    }
+    tex.save_png(&dir.join("box.png")).unwrap();
+    dir.join("box.obj")
+}
+
+/// The box and its texture (8-bit, as the file holds it), loaded.
+fn box_mesh(dir: &Path) -> (Mesh, Image) {
+    let mesh = Mesh::load(write_box(dir)).unwrap();
+    let tex = mesh.materials[0].texture.clone().unwrap();
+    (mesh, tex)
+}
+
+fn export_box(formats: &[Format], print_size_mm: Option<f32>, max_triangles: usize) -> (tempfile::TempDir, Mesh, Image, Vec<Made>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mesh, tex) = box_mesh(dir.path());
+    let plan = Plan::new(&mesh, Request { formats: formats.to_vec(), print_size_mm, max_triangles }, (48, 32)).unwrap();
+    let out = dir.path().join("out");
+    // The CPU reference rasterizer: the previews need no adapter here.
+    let made = write_all(&plan, &mesh, std::slice::from_ref(&tex), &out, "box", &[], &mut |m| Ok(Raster::new(None, m)?)).unwrap();
+    (dir, mesh, tex, made)
+}
+
+/// Bilinear lookup written from `conventions` (texel centres at +0.5, row
+/// = (1 − v)·H, wrap), independently of texstyle's lookup.
+fn sample(tex: &Image, u: f32, v: f32) -> [f32; 3] {
+    let (w, h) = (tex.width as i64, tex.height as i64);
+    let (x, y) = (u * w as f32 - 0.5, (1.0 - v) * h as f32 - 0.5);
+    let (x0, y0) = (x.floor(), y.floor());
+    let (fx, fy) = (x - x0, y - y0);
+    let at = |dx: i64, dy: i64| tex.pixel((x0 as i64 + dx).rem_euclid(w) as u32, (y0 as i64 + dy).rem_euclid(h) as u32);
+    let (a, b, c, d) = (at(0, 0), at(1, 0), at(0, 1), at(1, 1));
+    [0, 1, 2].map(|k| (a[k] * (1.0 - fx) + b[k] * fx) * (1.0 - fy) + (c[k] * (1.0 - fx) + d[k] * fx) * fy)
+}
+
+fn longest_side(points: impl Iterator<Item = [f32; 3]>) -> f32 {
+    let (mut lo, mut hi) = ([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]);
+    for p in points {
+        for k in 0..3 {
+            lo[k] = lo[k].min(p[k]);
+            hi[k] = hi[k].max(p[k]);
+        }
+    }
+    (0..3).map(|k| hi[k] - lo[k]).fold(0.0, f32::max)
+}
+
+fn load_obj(path: &Path) -> (Vec<tobj::Model>, Vec<tobj::Material>) {
+    let (models, mats) = tobj::load_obj(path, &tobj::LoadOptions { triangulate: true, ..Default::default() }).unwrap();
+    (models, mats.unwrap_or_default())
+}
+
+#[test]
+fn vertex_colors_are_the_texture_at_each_vertex_uv_within_the_budget() {
+    let (_dir, mesh, tex, made) = export_box(&[Format::VertexColors], Some(80.0), 1_000_000);
+    let (models, _) = load_obj(&made[0].files[0]);
+    let m = &models[0].mesh;
+    let tris = m.indices.len() / 3;
+    assert!(tris > 100 * mesh.triangles.len() && tris <= 1_000_000, "{tris} triangles");
+    assert_eq!(m.vertex_color.len(), m.positions.len(), "one colour per vertex");
+    // The split mesh keeps the box (z up after placement): 80 × 20 × 40 mm.
+    let pos: Vec<[f32; 3]> = m.positions.chunks(3).map(|p| [p[0], p[1], p[2]]).collect();
+    assert!((longest_side(pos.iter().copied()) - 80.0).abs() < 1e-3);
+    // Each vertex on a face's interior (not on a box edge, where UV charts
+    // meet) carries the texture at its UV: recover the UV from the position
+    // on its face's chart.
+    let mut checked = 0;
+    for (i, p) in pos.iter().enumerate() {
+        // Back to box units: x' = x, y' = −z, z' = y, scale 40 per unit.
+        let (x, y, z) = (p[0] / 40.0, p[2] / 40.0, -p[1] / 40.0);
+        let inner = |a: f32, hi: f32| a > 1e-3 && a < hi - 1e-3;
+        // Face +z (chart 1: u from x/2, v from y) only.
+        if (z - 0.5).abs() < 1e-4 && inner(x, 2.0) && inner(y, 1.0) {
+            let (u0, u1, v0, v1) = (1.0 / 3.0 + 0.02, 2.0 / 3.0 - 0.02, 0.02, 0.5 - 0.02);
+            let (u, v) = (u0 + (u1 - u0) * x / 2.0, v0 + (v1 - v0) * y);
+            let want = sample(&tex, u, v);
+            let got = &m.vertex_color[3 * i..3 * i + 3];
+            assert!((0..3).all(|k| (got[k] - want[k]).abs() < 2e-4), "vertex {i}: {got:?} vs {want:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "only {checked} vertices checked");
+    let preview = Image::load(made[0].preview.as_ref().unwrap()).unwrap();
+    assert_eq!((preview.width, preview.height), (8 * 260 + 4, 264));
+}
+
+#[test]
+fn palette_has_exactly_n_colours_and_every_face_one_of_them() {
+    let n = 5;
+    let (_dir, _mesh, _tex, made) = export_box(&[Format::Palette(n)], None, 1_000_000);
+    let obj = made[0].files.iter().find(|f| f.extension().unwrap() == "obj").unwrap();
+    let (models, mats) = load_obj(obj);
+    assert_eq!(mats.len(), n as usize);
+    let kd: BTreeSet<[u8; 3]> = mats.iter().map(|m| m.diffuse.unwrap().map(|c| (c * 255.0).round() as u8)).collect();
+    assert_eq!(kd.len(), n as usize, "N distinct colours");
+    // Material names carry the hex code the user is told; every listed code is a material.
+    // Without --print-size the user is told the size it will print at, and how to change it.
+    assert!(made[0].notes.iter().any(|l| l.starts_with("2.0 × 0.5 × 1.0 mm") && l.contains("--print-size MM")), "{:?}", made[0].notes);
+    let listed = made[0].notes.iter().find(|l| l.contains("filaments")).unwrap();
+    for m in &mats {
+        let [r, g, b] = m.diffuse.unwrap().map(|c| (c * 255.0).round() as u8);
+        let hex = format!("{r:02x}{g:02x}{b:02x}");
+        assert!(m.name.ends_with(&hex) && listed.contains(&format!("#{hex}")), "{} / {listed}", m.name);
+    }
+    // tobj makes one model per usemtl group; every face has a palette material.
+    let faces: usize = models.iter().map(|m| m.mesh.indices.len() / 3).sum();
+    assert!(models.iter().all(|m| m.mesh.material_id.is_some_and(|id| id < n as usize)));
+    assert!(faces > 1000);
+    assert!(made[0].preview.as_ref().unwrap().exists());
+}
+
+#[test]
+fn triangle_budget_binds_and_holds() {
+    let (_dir, mesh, _tex, made) = export_box(&[Format::VertexColors, Format::Palette(2)], None, 500);
+    for m in &made {
+        let obj = m.files.iter().find(|f| f.extension().unwrap() == "obj").unwrap();
+        let faces: usize = load_obj(obj).0.iter().map(|m| m.mesh.indices.len() / 3).sum();
+        assert!(faces <= 500 && faces > mesh.triangles.len(), "{}: {faces}", m.format);
+    }
+}
+
+#[test]
+fn glb_reads_back_with_the_gltf_crate() {
+    let (_dir, mesh, tex, made) = export_box(&[Format::Glb], None, 1_000_000);
+    let bytes = std::fs::read(&made[0].files[0]).unwrap();
+    let gltf = gltf::Gltf::from_slice(&bytes).expect("valid GLB (the gltf crate validates it)");
+    let blob = gltf.blob.as_deref().unwrap();
+    let prims: Vec<_> = gltf.meshes().flat_map(|m| m.primitives().collect::<Vec<_>>()).collect();
+    assert_eq!(prims.len(), 1);
+    let p = &prims[0];
+    let mat = p.material();
+    assert!(mat.unlit(), "viewers show the painted colours as they are");
+    let info = mat.pbr_metallic_roughness().base_color_texture().unwrap();
+    let gltf::image::Source::View { view, mime_type } = info.texture().source().source() else { panic!("embedded image") };
+    assert_eq!(mime_type, "image/png");
+    let png = image::load_from_memory(&blob[view.offset()..view.offset() + view.length()]).unwrap().to_rgb8();
+    assert_eq!(png, tex.to_rgb8());
+    let r = p.reader(|_| Some(blob));
+    let pos: Vec<[f32; 3]> = r.read_positions().unwrap().collect();
+    let uv: Vec<[f32; 2]> = r.read_tex_coords(0).unwrap().into_f32().collect();
+    let idx: Vec<u32> = r.read_indices().unwrap().into_u32().collect();
+    // Same triangles, corner by corner; glTF's v runs top-down.
+    let key = |p: [f32; 3], uv: [f32; 2]| format!("{:?}{:?}", p, [uv[0], uv[1]]);
+    let got: Vec<String> = idx.chunks(3).map(|t| t.iter().map(|&i| key(pos[i as usize], uv[i as usize])).collect()).collect();
+    let want: Vec<String> = (0..mesh.triangles.len())
+        .map(|t| {
+            let uvs = mesh.triangle_uvs(t);
+            (0..3).map(|k| key(mesh.positions[mesh.triangles[t][k] as usize].to_array(), [uvs[k].x, 1.0 - uvs[k].y])).collect()
+        })
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn obj_zip_unpacks_to_the_obj_files() {
+    let (dir, mesh, tex, made) = export_box(&[Format::ObjZip], None, 1_000_000);
+    assert_eq!(made[0].files, [dir.path().join("out/box.zip")]);
+    let mut z = zip::ZipArchive::new(std::fs::File::open(&made[0].files[0]).unwrap()).unwrap();
+    let unpacked = dir.path().join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    let mut names = Vec::new();
+    for i in 0..z.len() {
+        let mut f = z.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        let name = f.name().unwrap().to_string();
+        std::fs::write(unpacked.join(&name), bytes).unwrap();
+        names.push(name);
+    }
+    assert_eq!(names, ["box_paint.png", "box.mtl", "box.obj"]);
+    let (models, mats) = load_obj(&unpacked.join("box.obj"));
+    assert_eq!(models[0].mesh.indices.len() / 3, mesh.triangles.len());
+    assert_eq!(mats[0].diffuse_texture.as_deref(), Some("box_paint.png"));
+    assert_eq!(Image::load(&unpacked.join("box_paint.png")).unwrap(), tex);
+}
+
+/// Checks a 3MF package against the rules of 3MF Core 1.3 (OPC parts,
+/// content types, relationships, model XML) and the Materials extension
+/// (texture2d, texture2dgroup), and returns its vertices (mm), triangles and
+/// the PNG each triangle's texture group points at, with per-corner UVs.
+struct ThreeMf {
+    vertices: Vec<[f32; 3]>,
+    /// `(v1, v2, v3)`, and the three corner UVs.
+    triangles: Vec<([usize; 3], [[f32; 2]; 3])>,
+    textures: Vec<Vec<u8>>,
+}
+
+fn check_3mf(path: &Path) -> ThreeMf {
+    const CORE: &str = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02";
+    const MAT: &str = "http://schemas.microsoft.com/3dmanufacturing/material/2015/02";
+    const RELS: &str = "http://schemas.openxmlformats.org/package/2006/relationships";
+    let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut part = |name: &str| -> Vec<u8> {
+        let mut f = z.by_name(name).unwrap_or_else(|_| panic!("part {name} missing"));
+        let mut b = Vec::new();
+        f.read_to_end(&mut b).unwrap();
+        b
+    };
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    // Content types: a Default for every extension used.
+    let ct = text(part("[Content_Types].xml"));
+    let ct = roxmltree::Document::parse(&ct).unwrap();
+    let defaults: HashMap<String, String> = ct
+        .root_element()
+        .children()
+        .filter(|n| n.has_tag_name("Default"))
+        .map(|n| (n.attribute("Extension").unwrap().to_lowercase(), n.attribute("ContentType").unwrap().to_string()))
+        .collect();
+    assert_eq!(defaults["rels"], "application/vnd.openxmlformats-package.relationships+xml");
+    assert_eq!(defaults["model"], "application/vnd.ms-package.3dmanufacturing-3dmodel+xml");
+    assert_eq!(defaults["png"], "image/png");
+    // The package's start part is the model, through a 3dmodel relationship.
+    let rels = text(part("_rels/.rels"));
+    let rels = roxmltree::Document::parse(&rels).unwrap();
+    assert_eq!(rels.root_element().tag_name().namespace(), Some(RELS));
+    let start = rels
+        .root_element()
+        .children()
+        .find(|n| n.attribute("Type") == Some("http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"))
+        .expect("a 3dmodel relationship")
+        .attribute("Target")
+        .unwrap()
+        .to_string();
+    let model_name = start.trim_start_matches('/').to_string();
+    let model_rels_name = format!("{}/_rels/{}.rels", model_name.rsplit_once('/').unwrap().0, model_name.rsplit_once('/').unwrap().1);
+    let model = text(part(&model_name));
+    let model_rels = text(part(&model_rels_name));
+    let model_rels = roxmltree::Document::parse(&model_rels).unwrap();
+    let texture_targets: BTreeSet<String> = model_rels
+        .root_element()
+        .children()
+        .filter(|n| n.attribute("Type") == Some("http://schemas.microsoft.com/3dmanufacturing/2013/01/3dtexture"))
+        .map(|n| n.attribute("Target").unwrap().to_string())
+        .collect();
+    let doc = roxmltree::Document::parse(&model).unwrap();
+    let root = doc.root_element();
+    assert!(root.has_tag_name((CORE, "model")));
+    assert_eq!(root.attribute("unit"), Some("millimeter"));
+    let resources = root.children().find(|n| n.has_tag_name((CORE, "resources"))).unwrap();
+    // Resource ids are unique, and only refer back to earlier resources.
+    let mut ids = HashMap::new();
+    let mut texture_png: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut groups: HashMap<String, (String, Vec<[f32; 2]>)> = HashMap::new();
+    let mut out = ThreeMf { vertices: vec![], triangles: vec![], textures: vec![] };
+    let num = |n: roxmltree::Node, a: &str| -> f32 { n.attribute(a).unwrap_or_else(|| panic!("{a} missing")).parse().unwrap() };
+    let mut object_ids = BTreeSet::new();
+    for r in resources.children().filter(|n| n.is_element()) {
+        let id = r.attribute("id").expect("every resource has an id").to_string();
+        assert!(ids.insert(id.clone(), r.tag_name().name().to_string()).is_none(), "id {id} twice");
+        match (r.tag_name().namespace(), r.tag_name().name()) {
+            (Some(MAT), "texture2d") => {
+                let p = r.attribute("path").unwrap();
+                assert!(texture_targets.contains(p), "texture {p} has no 3dtexture relationship");
+                assert_eq!(r.attribute("contenttype"), Some("image/png"));
+                for a in ["tilestyleu", "tilestylev"] {
+                    assert!(matches!(r.attribute(a), None | Some("wrap" | "mirror" | "clamp" | "none")));
+                }
+                assert!(matches!(r.attribute("filter"), None | Some("auto" | "linear" | "nearest")));
+                texture_png.insert(id, part(p.trim_start_matches('/')));
+            }
+            (Some(MAT), "texture2dgroup") => {
+                let tex = r.attribute("texid").unwrap().to_string();
+                assert_eq!(ids.get(&tex).map(String::as_str), Some("texture2d"), "texid {tex}");
+                let coords: Vec<[f32; 2]> =
+                    r.children().filter(|n| n.has_tag_name((MAT, "tex2coord"))).map(|c| [num(c, "u"), num(c, "v")]).collect();
+                assert!(!coords.is_empty(), "a texture2dgroup holds at least one tex2coord");
+                groups.insert(id, (tex, coords));
+            }
+            (Some(CORE), "object") => {
+                assert!(matches!(r.attribute("type"), None | Some("model")));
+                let mesh = r.children().find(|n| n.has_tag_name((CORE, "mesh"))).unwrap();
+                let verts = mesh.children().find(|n| n.has_tag_name((CORE, "vertices"))).unwrap();
+                let base = out.vertices.len();
+                out.vertices.extend(verts.children().filter(|n| n.is_element()).map(|v| [num(v, "x"), num(v, "y"), num(v, "z")]));
+                let nv = out.vertices.len() - base;
+                let default_pid = r.attribute("pid").map(str::to_string);
+                if let Some(pid) = &default_pid {
+                    let i: usize = r.attribute("pindex").unwrap().parse().unwrap();
+                    assert!(i < groups[pid].1.len(), "object pindex out of range");
+                }
+                let tris = mesh.children().find(|n| n.has_tag_name((CORE, "triangles"))).unwrap();
+                for t in tris.children().filter(|n| n.is_element()) {
+                    let v: [usize; 3] = ["v1", "v2", "v3"].map(|a| t.attribute(a).unwrap().parse().unwrap());
+                    assert!(v.iter().all(|&i| i < nv), "vertex index out of range");
+                    assert!(v[0] != v[1] && v[1] != v[2] && v[0] != v[2], "3MF forbids repeated vertices in a triangle");
+                    let pid = t.attribute("pid").map(str::to_string).or(default_pid.clone()).expect("a property group");
+                    let (tex, coords) = &groups[&pid];
+                    let p: [usize; 3] = ["p1", "p2", "p3"].map(|a| t.attribute(a).unwrap().parse().unwrap());
+                    assert!(p.iter().all(|&i| i < coords.len()), "property index out of range");
+                    out.triangles.push((v.map(|i| base + i), p.map(|i| coords[i])));
+                    let _ = tex;
+                }
+                object_ids.insert(id);
+            }
+            other => panic!("unexpected resource {other:?}"),
+        }
+    }
+    let build = root.children().find(|n| n.has_tag_name((CORE, "build"))).unwrap();
+    let items: Vec<_> = build.children().filter(|n| n.has_tag_name((CORE, "item"))).collect();
+    assert!(!items.is_empty() && items.iter().all(|i| object_ids.contains(i.attribute("objectid").unwrap())));
+    out.textures = texture_png.into_values().collect();
+    out
+}
+
+#[test]
+fn three_mf_passes_the_spec_checks_at_80_mm_with_its_uvs_and_texture() {
+    let (_dir, mesh, tex, made) = export_box(&[Format::ThreeMf], Some(80.0), 1_000_000);
+    let m = check_3mf(&made[0].files[0]);
+    assert!((longest_side(m.vertices.iter().copied()) - 80.0).abs() < 1e-3);
+    assert_eq!(m.triangles.len(), mesh.triangles.len());
+    assert_eq!(m.textures.len(), 1);
+    assert_eq!(image::load_from_memory(&m.textures[0]).unwrap().to_rgb8(), tex.to_rgb8());
+    // Corner UVs as in the mesh (3MF's origin is bottom-left, as OBJ's), and
+    // vertices placed z-up: (x, y, z) ↦ 40 · (x, −z, y).
+    for (t, (v, uv)) in m.triangles.iter().enumerate() {
+        let want = mesh.triangle_uvs(t);
+        for k in 0..3 {
+            assert_eq!(uv[k], want[k].to_array(), "triangle {t}");
+            let p = mesh.positions[mesh.triangles[t][k] as usize];
+            assert_eq!(m.vertices[v[k]], [p.x * 40.0, -p.z * 40.0, p.y * 40.0]);
+        }
+    }
+}
+
+#[test]
+fn impossible_budget_is_a_clear_error_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = write_box(dir.path());
+    let o = Command::new(env!("CARGO_BIN_EXE_texstyle"))
+        .args([obj.to_str().unwrap(), "--style", "/no/such/painting.png", "--export", "palette:4", "--max-triangles", "5"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    // Said before the painting is even read (it does not exist).
+    assert!(err.starts_with("texstyle: error: ") && err.contains("box.obj: the mesh has 12 triangles, more than --max-triangles 5"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn every_export_from_one_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = write_box(dir.path());
+    let painting = dir.path().join("painting.png");
+    Image::filled(64, 64, [0.8, 0.3, 0.1]).save_png(&painting).unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_texstyle"))
+        .args([obj.to_str().unwrap(), "--style", painting.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args(["--steps", "2", "--texture-size", "32", "--render-size", "64", "--cpu"])
+        .args(["--export", "obj,3mf,glb,vertex-colors,palette:3", "--zip", "--print-size", "80"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let listed: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(|l| l.rsplit('/').next().unwrap().to_string()).collect();
+    for f in [
+        "box.obj", "box_paint.png", "box.3mf", "box.glb", "box_vertex_colors.obj", "preview_vertex_colors.png",
+        "box_palette3.mtl", "box_palette3.obj", "preview_palette3.png", "box.zip", "preview_before_after.png", "loss.csv",
+    ] {
+        assert!(listed.iter().any(|l| l == f), "{f} not listed: {listed:?}");
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    assert!(err.contains("export palette:3:") && err.contains("filaments, most surface first: #"), "{err}");
+    assert!(err.contains("80.0 × 20.0 × 40.0 mm"), "{err}");
+    // Nothing else (no temporaries) in the folder.
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 13, "{listed:?}");
+}

@@ -149,6 +149,29 @@ pub struct StyleArgs {
 
     #[command(flatten)]
     pub view: ViewArgs,
+    #[command(flatten)]
+    pub export: ExportArgs,
+}
+
+/// What the style transfer writes (see the README's "where will you print?").
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Output formats, comma-separated: obj, obj-zip, 3mf, glb, vertex-colors, palette:N (N 2–16 filament colours).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "obj", value_parser = clap::value_parser!(crate::export::Format))]
+    pub export: Vec<crate::export::Format>,
+
+    /// Also zip the OBJ, MTL and PNGs into one file for upload (same as adding obj-zip).
+    #[arg(long)]
+    pub zip: bool,
+
+    /// Scale the print exports so the longest side is MM millimetres (3mf, vertex-colors, palette; glb in metres).
+    #[arg(long, value_name = "MM", allow_negative_numbers = true)]
+    pub print_size: Option<f32>,
+
+    /// Most triangles in any exported file; the colour exports subdivide up to it (1–100000000).
+    #[arg(long, value_name = "N", default_value_t = crate::export::DEFAULT_MAX_TRIANGLES as u64,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub max_triangles: u64,
 }
 
 /// Where render views come from.
@@ -214,6 +237,7 @@ pub fn parse_hex_rgb(s: &str) -> Result<[f32; 3], String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::Format;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("texstyle").chain(args.iter().copied()))
@@ -269,6 +293,21 @@ mod tests {
         assert!(parse(&["m.obj", "--style", "s.jpg", "--steps", "0"]).is_err());
         assert!(parse(&["m.obj", "--style", "s.jpg", "--texture-size", "100000"]).is_err());
         assert!(parse(&["m.obj", "--style", "s.jpg", "--param", "wavelet"]).is_err());
+    }
+
+    #[test]
+    fn export_options_parse() {
+        let a = parse(&["m.obj", "--style", "s.jpg"]).unwrap().style.export;
+        assert_eq!((a.export.as_slice(), a.zip, a.print_size, a.max_triangles), ([Format::Obj].as_slice(), false, None, 1_000_000));
+        let a = parse(&["m.obj", "--style", "s.jpg", "--export", "3mf,palette:4,glb", "--zip", "--print-size", "80", "--max-triangles", "5000"])
+            .unwrap()
+            .style
+            .export;
+        assert_eq!(a.export, [Format::ThreeMf, Format::Palette(4), Format::Glb]);
+        assert_eq!((a.zip, a.print_size, a.max_triangles), (true, Some(80.0), 5000));
+        for bad in [["--export", "stl"], ["--export", "palette:40"], ["--max-triangles", "0"], ["--print-size", "big"]] {
+            assert!(parse(&["m.obj", "--style", "s.jpg", bad[0], bad[1]]).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::args::{Layout, RenderArgs, StyleArgs};
 use super::{BadInput, CliError, Exit};
 use crate::camera::CameraRange;
+use crate::export;
 use crate::optim;
 
 /// Held-out views the style loss is measured on before and after a run.
@@ -34,6 +35,8 @@ pub struct StyleConfig {
     pub style_size: u32,
     pub cpu: bool,
     pub optim: optim::Config,
+    /// The exports asked for (checked against the mesh by `export::Plan`).
+    pub export: export::Request,
 }
 
 fn stem(p: &Path) -> String {
@@ -75,7 +78,12 @@ impl StyleConfig {
             cameras: CameraRange::default(),
             eval_views: EVAL_VIEWS,
         };
-        Ok(StyleConfig { mesh, style, out, weights: a.weights, style_size: a.style_size, cpu: a.view.cpu, optim })
+        let mut formats = a.export.export;
+        if a.export.zip {
+            formats.push(export::Format::ObjZip);
+        }
+        let export = export::Request { formats, print_size_mm: a.export.print_size, max_triangles: a.export.max_triangles as usize };
+        Ok(StyleConfig { mesh, style, out, weights: a.weights, style_size: a.style_size, cpu: a.view.cpu, optim, export })
     }
 
     /// The output files' base name: the mesh's.

@@ -61,8 +61,20 @@ pub fn summary(outcome: &Outcome, eval_views: usize, total_s: f64) {
 }
 
 /// The written files on stdout, one per line (for scripts).
-pub fn files(paths: &[PathBuf]) {
-    for p in paths {
+pub fn exports(made: &[crate::export::Made], other: &[PathBuf]) {
+    for m in made {
+        let notes: String = m.notes.iter().map(|n| format!("; {n}")).collect();
+        eprintln!("texstyle: export {}: {:.1} MB in {:.1} s{notes}", m.format, m.bytes as f64 / 1e6, m.seconds);
+        let mut files: Vec<&PathBuf> = m.files.iter().collect();
+        if m.format == crate::export::Format::Obj {
+            // The OBJ first, then its textures (the MTL goes without saying).
+            files = m.files.iter().rev().take(1).chain(&m.files[..m.files.len() - 2]).collect();
+        }
+        for f in files.into_iter().chain(&m.preview) {
+            println!("{}", f.display());
+        }
+    }
+    for p in other {
         println!("{}", p.display());
     }
 }

@@ -15,7 +15,7 @@ use super::args::StyleArgs;
 use super::config::{bad, StyleConfig};
 use super::report::{self, Progress};
 use super::{CliError, Exit};
-use crate::export::export;
+use crate::export::{self, Plan};
 use crate::image_io::{write_atomic, Image};
 use crate::mesh::Mesh;
 use crate::optim::{self, Outcome};
@@ -26,17 +26,21 @@ use crate::vgg::Vgg;
 pub fn run(a: StyleArgs) -> Result<(), CliError> {
     let cfg = StyleConfig::from_args(a)?;
     let mesh = load_mesh(&cfg)?;
+    let plan = Plan::new(&mesh, cfg.export.clone(), (cfg.optim.texture_size, cfg.optim.texture_size)).map_err(|e| bad(e.to_string()))?;
     let painting = load_painting(&cfg)?;
     let vgg = Vgg::load(cfg.weights.as_deref(), &network_device()).context("loading the VGG weights")?;
     let mut raster = super::open_raster(cfg.cpu, &RasterMesh::from_mesh(&mesh))?;
     report::banner(&cfg, &mesh, &painting, &raster.name(), &device_name(vgg.device()));
+    for note in plan.notes() {
+        eprintln!("texstyle: {note}");
+    }
     let interrupted = stop_on_ctrl_c();
     let start = Instant::now();
     let outcome = optimize_with_progress(&cfg, &mesh, &mut raster, &vgg, &painting, &interrupted)?;
     let total_s = start.elapsed().as_secs_f64();
-    let files = write_outputs(&cfg, &mesh, &mut raster, &outcome)?;
+    let (made, extra) = write_outputs(&cfg, &plan, &mesh, &mut raster, &outcome)?;
     report::summary(&outcome, cfg.optim.eval_views, total_s);
-    report::files(&files);
+    report::exports(&made, &extra);
     if outcome.log.len() < cfg.optim.steps {
         return Err(CliError {
             exit: Exit::Interrupted,
@@ -127,13 +131,22 @@ fn optimize_with_progress(
     Ok(outcome)
 }
 
-/// Textures + MTL + OBJ (export writes the OBJ last), the preview and the log;
-/// the written paths in the order they are listed to the user.
-fn write_outputs(cfg: &StyleConfig, mesh: &Mesh, raster: &mut Raster, outcome: &Outcome) -> anyhow::Result<Vec<PathBuf>> {
-    let files = export(mesh, &outcome.textures, &cfg.out, &cfg.name())?;
-    let preview_path = cfg.out.join("preview_before_after.png");
+/// Every export of `plan` (each OBJ after its files), the preview and the
+/// log; the exports made and the other files written.
+fn write_outputs(
+    cfg: &StyleConfig,
+    plan: &Plan,
+    mesh: &Mesh,
+    raster: &mut Raster,
+    outcome: &Outcome,
+) -> anyhow::Result<(Vec<export::Made>, Vec<PathBuf>)> {
+    let (preview_name, csv_name) = ("preview_before_after.png", "loss.csv");
+    let made = export::write_all(plan, mesh, &outcome.textures, &cfg.out, &cfg.name(), &[preview_name, csv_name], &mut |m| {
+        super::open_raster(cfg.cpu, m)
+    })?;
+    let preview_path = cfg.out.join(preview_name);
     preview::before_after(raster, mesh, &outcome.textures)?.save_png(&preview_path)?;
-    let csv_path = cfg.out.join("loss.csv");
+    let csv_path = cfg.out.join(csv_name);
     write_atomic(&csv_path, report::loss_csv(&outcome.log).as_bytes())?;
-    Ok([vec![files.obj], files.textures, vec![preview_path, csv_path]].concat())
+    Ok((made, vec![preview_path, csv_path]))
 }

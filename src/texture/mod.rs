@@ -12,6 +12,7 @@
 //!   colour, sigmoid — lucid's constants.
 
 pub mod fft;
+pub mod fill;
 pub mod irfft;
 pub mod pixel;
 

@@ -1,0 +1,174 @@
+//! `glb`: glTF 2.0 binary for viewers, Blender and services that take glTF.
+//! One primitive per material, its texture embedded as `baseColorTexture`,
+//! `KHR_materials_unlit` so viewers show the painted colours without
+//! lighting them twice. Positions in metres (glTF's unit; with
+//! `--print-size` the model is that many millimetres), +Y up as the mesh
+//! file was; glTF's UV origin is the top-left, so `v` is flipped
+//! ([`crate::conventions`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{Context, Result};
+use glam::Vec3;
+use gltf_json as json;
+use json::validation::{Checked::Valid, USize64};
+
+use super::OutFile;
+use crate::image_io::Image;
+use crate::mesh::Mesh;
+
+/// Appends `bytes` to the binary chunk, 4-byte aligned, as a buffer view.
+fn view(root: &mut json::Root, bin: &mut Vec<u8>, bytes: &[u8], target: Option<json::buffer::Target>) -> json::Index<json::buffer::View> {
+    while bin.len() % 4 != 0 {
+        bin.push(0);
+    }
+    let offset = bin.len();
+    bin.extend_from_slice(bytes);
+    root.push(json::buffer::View {
+        buffer: json::Index::new(0),
+        byte_length: USize64::from(bytes.len()),
+        byte_offset: Some(USize64::from(offset)),
+        byte_stride: None,
+        name: None,
+        target: target.map(Valid),
+        extensions: None,
+        extras: Default::default(),
+    })
+}
+
+fn accessor(
+    root: &mut json::Root,
+    view: json::Index<json::buffer::View>,
+    count: usize,
+    component: json::accessor::ComponentType,
+    type_: json::accessor::Type,
+    bounds: Option<(Vec3, Vec3)>,
+) -> json::Index<json::Accessor> {
+    root.push(json::Accessor {
+        buffer_view: Some(view),
+        byte_offset: None,
+        count: USize64::from(count),
+        component_type: Valid(json::accessor::GenericComponentType(component)),
+        extensions: None,
+        extras: Default::default(),
+        type_: Valid(type_),
+        // glTF requires min/max on POSITION accessors.
+        min: bounds.map(|b| json::Value::from(b.0.to_array().to_vec())),
+        max: bounds.map(|b| json::Value::from(b.1.to_array().to_vec())),
+        name: None,
+        normalized: false,
+        sparse: None,
+    })
+}
+
+/// The GLB file of `mesh` with `positions` (already placed, in metres) and
+/// `textures[m]` for material `m`.
+pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], file_name: String) -> Result<OutFile> {
+    use json::accessor::{ComponentType, Type};
+    let mut root = json::Root::default();
+    root.asset.generator = Some("texstyle".into());
+    root.extensions_used.push("KHR_materials_unlit".into());
+    let mut bin = Vec::new();
+    let sampler = root.push(json::texture::Sampler {
+        mag_filter: Some(Valid(json::texture::MagFilter::Linear)),
+        min_filter: Some(Valid(json::texture::MinFilter::LinearMipmapLinear)),
+        ..Default::default()
+    });
+    let mut primitives = Vec::new();
+    for (m, material) in mesh.materials.iter().enumerate() {
+        // glTF has one index per vertex: split (position, uv) pairs.
+        let mut corner: HashMap<(u32, u32), u32> = HashMap::new();
+        let (mut pos, mut uv, mut idx) = (Vec::<f32>::new(), Vec::<f32>::new(), Vec::<u32>::new());
+        for (t, tri) in mesh.triangles.iter().enumerate() {
+            if mesh.tri_material[t] as usize != m {
+                continue;
+            }
+            for k in 0..3 {
+                let key = (tri[k], mesh.tri_texcoords[t][k]);
+                let i = *corner.entry(key).or_insert_with(|| {
+                    let p = positions[key.0 as usize];
+                    let c = mesh.texcoords[key.1 as usize];
+                    pos.extend([p.x, p.y, p.z]);
+                    uv.extend([c.x, 1.0 - c.y]);
+                    (pos.len() / 3 - 1) as u32
+                });
+                idx.push(i);
+            }
+        }
+        if idx.is_empty() {
+            continue;
+        }
+        let n = pos.len() / 3;
+        let bounds = pos.chunks(3).fold((Vec3::splat(f32::INFINITY), Vec3::splat(f32::NEG_INFINITY)), |(lo, hi), p| {
+            let p = Vec3::from_slice(p);
+            (lo.min(p), hi.max(p))
+        });
+        let target = Some(json::buffer::Target::ArrayBuffer);
+        let v = view(&mut root, &mut bin, bytemuck::cast_slice(&pos), target);
+        let positions_acc = accessor(&mut root, v, n, ComponentType::F32, Type::Vec3, Some(bounds));
+        let v = view(&mut root, &mut bin, bytemuck::cast_slice(&uv), target);
+        let uv_acc = accessor(&mut root, v, n, ComponentType::F32, Type::Vec2, None);
+        let v = view(&mut root, &mut bin, bytemuck::cast_slice(&idx), Some(json::buffer::Target::ElementArrayBuffer));
+        let idx_acc = accessor(&mut root, v, idx.len(), ComponentType::U32, Type::Scalar, None);
+
+        let png = view(&mut root, &mut bin, &textures[m].png_bytes()?, None);
+        let image = root.push(json::Image {
+            buffer_view: Some(png),
+            mime_type: Some(json::image::MimeType("image/png".into())),
+            name: Some(material.name.clone()),
+            uri: None,
+            extensions: None,
+            extras: Default::default(),
+        });
+        let texture = root.push(json::Texture { name: None, sampler: Some(sampler), source: image, extensions: None, extras: Default::default() });
+        let mat = root.push(json::Material {
+            name: Some(material.name.clone()),
+            pbr_metallic_roughness: json::material::PbrMetallicRoughness {
+                base_color_texture: Some(json::texture::Info { index: texture, tex_coord: 0, extensions: None, extras: Default::default() }),
+                metallic_factor: json::material::StrengthFactor(0.0),
+                roughness_factor: json::material::StrengthFactor(1.0),
+                ..Default::default()
+            },
+            extensions: Some(json::extensions::material::Material { unlit: Some(Default::default()), ..Default::default() }),
+            ..Default::default()
+        });
+        primitives.push(json::mesh::Primitive {
+            attributes: BTreeMap::from([
+                (Valid(json::mesh::Semantic::Positions), positions_acc),
+                (Valid(json::mesh::Semantic::TexCoords(0)), uv_acc),
+            ]),
+            extensions: None,
+            extras: Default::default(),
+            indices: Some(idx_acc),
+            material: Some(mat),
+            mode: Valid(json::mesh::Mode::Triangles),
+            targets: None,
+        });
+    }
+    while bin.len() % 4 != 0 {
+        bin.push(0);
+    }
+    root.push(json::Buffer { byte_length: USize64::from(bin.len()), name: None, uri: None, extensions: None, extras: Default::default() });
+    let mesh_idx = root.push(json::Mesh { extensions: None, extras: Default::default(), name: None, primitives, weights: None });
+    let node = root.push(json::Node { mesh: Some(mesh_idx), ..Default::default() });
+    let scene = root.push(json::Scene { extensions: None, extras: Default::default(), name: None, nodes: vec![node] });
+    root.scene = Some(scene);
+
+    // GLB container: header, JSON chunk (space-padded), BIN chunk (zero-padded).
+    let mut text = json::serialize::to_vec(&root)?;
+    while text.len() % 4 != 0 {
+        text.push(b' ');
+    }
+    let total = 12 + 8 + text.len() + 8 + bin.len();
+    let mut glb = Vec::with_capacity(total);
+    glb.extend_from_slice(b"glTF");
+    glb.extend_from_slice(&2u32.to_le_bytes());
+    glb.extend_from_slice(&u32::try_from(total).context("the GLB would exceed glTF's 4 GB limit (lower --max-triangles or the texture size)")?.to_le_bytes());
+    glb.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    glb.extend_from_slice(b"JSON");
+    glb.extend_from_slice(&text);
+    glb.extend_from_slice(&(bin.len() as u32).to_le_bytes());
+    glb.extend_from_slice(b"BIN\0");
+    glb.extend_from_slice(&bin);
+    Ok(OutFile { name: file_name, bytes: glb })
+}
