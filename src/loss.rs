@@ -3,7 +3,7 @@
 //! content loss, and their gradients with respect to the features. The
 //! network ([`crate::vgg`]) only gives features at layers and pulls
 //! gradients seeded there back to the image; this module decides WHAT is
-//! compared and HOW (change the distance in [`distance`], nowhere else).
+//! compared and HOW (change the distance in `distance`, nowhere else).
 //!
 //! - Gram: `G = F Fᵀ / (C·H·W)` of the `[C, H·W]` feature matrix.
 //! - Style: per layer `l` of [`STYLE_LAYERS`],
@@ -17,7 +17,10 @@
 //!   at zero without the correction, so its first ~45 steps compared a Gram
 //!   that was too small.
 //! - Content: `content_weight / ‖T_c‖² · ‖F_c(learned) − T_c‖²` at
-//!   [`CONTENT_LAYER`](crate::vgg::CONTENT_LAYER), `T_c = F_c(content image)`.
+//!   [`CONTENT_LAYER`], `T_c = F_c(content image)`.
+//! - Per image of a batch, summed over the batch. The gradient flows as if
+//!   `G_used` were `G_now`: `dL/dG_now = w · d distance(G_used − T)`, pulled
+//!   back to the features here and to the image by the network.
 
 use candle_core::{DType, Tensor};
 

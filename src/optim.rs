@@ -9,8 +9,8 @@
 //!
 //! Texture, raster frame and lookup live on the CPU; the network runs on
 //! whatever device the [`Vgg`] was loaded on (CUDA/Metal builds), with the
-//! view and its gradient copied across. The network returns `dL/dimage`
-//! directly ([`crate::vgg`]); candle's
+//! view and its gradient copied across. The loss ([`crate::loss`], through
+//! the network) returns `dL/dimage` directly; candle's
 //! autograd carries it the rest of the way through the surrogate
 //! `Σ learned ⊙ stopgrad(dL/dimage)`, whose gradient in θ is exactly
 //! `Jᵀ · dL/dimage`.

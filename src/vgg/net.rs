@@ -96,7 +96,8 @@ impl FastTrace<'_> {
                 let (_, c, h, w) = s.dims4()?;
                 // Channels-last seeds (the loss keeps the features' layout) need no transpose, and
                 // are read in place.
-                let hwc = s.get(bi)?.permute((1, 2, 0))?.to_dtype(DType::F32)?.contiguous()?;
+                // (Permute before taking the image: `get` on a strided tensor copies.)
+                let hwc = s.permute((0, 2, 3, 1))?.get(bi)?.to_dtype(DType::F32)?.contiguous()?;
                 let mut a = self.net.take(h, w, c);
                 let (storage, layout) = hwc.storage_and_layout();
                 match (&*storage, layout.contiguous_offsets()) {
