@@ -93,6 +93,15 @@ impl ViewSampler {
         ViewSampler { rng: SplitMix(seed), range }
     }
 
+    /// The RNG's position, for checkpoints; [`ViewSampler::set_state`] returns to it.
+    pub fn state(&self) -> u64 {
+        self.rng.0
+    }
+
+    pub fn set_state(&mut self, state: u64) {
+        self.rng.0 = state;
+    }
+
     fn next_f32(&mut self) -> f32 {
         self.rng.uniform()
     }

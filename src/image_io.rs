@@ -53,6 +53,10 @@ impl Image {
     /// reduced while decoding (JPEG: scaled IDCT; PNG: row by row), so a
     /// 10000² painting never sits in memory whole.
     pub fn load_fit(path: &Path, max_side: u32) -> Result<Image, image::ImageError> {
+        Image::load_fit_inner(path, max_side).map_err(one_sentence)
+    }
+
+    fn load_fit_inner(path: &Path, max_side: u32) -> Result<Image, image::ImageError> {
         let reader = image::ImageReader::open(path)?.with_guessed_format()?;
         let format = reader.format();
         let (w, h) = reader.into_dimensions()?;
@@ -113,6 +117,16 @@ pub const STREAM_ABOVE_PIXELS: u64 = 4096 * 4096;
 /// An image error that reads as one sentence (no decoder prefix).
 fn image_error(msg: String) -> image::ImageError {
     image::ImageError::IoError(std::io::Error::new(std::io::ErrorKind::InvalidData, msg))
+}
+
+/// A decoder error as one line: its own text (which already quotes the
+/// decoder's cause, so the cause is not chained a second time), newlines folded.
+fn one_sentence(e: image::ImageError) -> image::ImageError {
+    match e {
+        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::InvalidData => image::ImageError::IoError(io),
+        image::ImageError::IoError(io) => image_error(io.to_string()),
+        other => image_error(other.to_string().split_whitespace().collect::<Vec<_>>().join(" ")),
+    }
 }
 
 /// Refuses sizes over the limits before anything is allocated.

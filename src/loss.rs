@@ -192,6 +192,31 @@ impl GramMemory {
         GramMemory { decay, ema: vec![None; layers], count: vec![0; layers] }
     }
 
+    /// Per layer: views folded in, and the uncorrected average as `[c, c]`
+    /// values (empty before the first view). For checkpoints.
+    pub fn state(&self) -> candle_core::Result<Vec<(i32, Vec<usize>, Vec<f32>)>> {
+        self.ema
+            .iter()
+            .zip(&self.count)
+            .map(|(e, &n)| match e {
+                Some(t) => Ok((n, t.dims().to_vec(), t.flatten_all()?.to_vec1::<f32>()?)),
+                None => Ok((n, vec![], vec![])),
+            })
+            .collect()
+    }
+
+    /// Returns to a [`GramMemory::state`].
+    pub fn set_state(&mut self, state: Vec<(i32, Vec<usize>, Vec<f32>)>, device: &candle_core::Device) -> candle_core::Result<()> {
+        if state.len() != self.ema.len() {
+            candle_core::bail!("gram memory: {} layers saved, {} expected", state.len(), self.ema.len());
+        }
+        for (l, (n, shape, values)) in state.into_iter().enumerate() {
+            self.count[l] = n;
+            self.ema[l] = if values.is_empty() { None } else { Some(Tensor::from_vec(values, shape, device)?) };
+        }
+        Ok(())
+    }
+
     /// Folds in this view's Gram of layer `l` and returns the Gram to use:
     /// the bias-corrected average (with decay 0, just `g_now`).
     pub fn update(&mut self, l: usize, g_now: &Tensor) -> candle_core::Result<Tensor> {

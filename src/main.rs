@@ -6,7 +6,14 @@ use texstyle::cli::{self, Cli, Exit};
 fn main() -> ExitCode {
     quiet_mesa_runtime_dir();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let parsed = Cli::parse();
+    let parsed = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            eprintln!("texstyle: error: {}", cli::one_line_usage_error(&e.render().to_string()));
+            return Exit::BadInput.into();
+        }
+    };
     match cli::run(parsed) {
         Ok(()) => Exit::Ok.into(),
         Err(e) => {

@@ -39,6 +39,17 @@ pub struct OutputSet {
     partial: PathBuf,
 }
 
+/// A run that fails before its first checkpoint leaves nothing behind.
+impl Drop for OutputSet {
+    fn drop(&mut self) {
+        if self.partial.exists() && !self.partial.join(CHECKPOINT).exists() {
+            let _ = fs::remove_dir_all(&self.partial);
+        } else {
+            let _ = fs::remove_file(self.partial.join(LOCK));
+        }
+    }
+}
+
 /// The reason an output folder cannot be used, for the CLI's exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -130,12 +141,11 @@ impl OutputSet {
         swap_into_place(&set, &self.out)?;
         // `set` now holds the previous run's files (or nothing).
         let _ = fs::remove_dir_all(&set);
-        if keep_checkpoint {
-            let _ = fs::remove_file(self.partial.join(LOCK));
-        } else {
+        if !keep_checkpoint {
             fs::remove_dir_all(&self.partial).with_context(|| format!("removing {}", self.partial.display()))?;
         }
-        Ok(self.out)
+        // Drop releases the lock of a kept work folder.
+        Ok(self.out.clone())
     }
 }
 

@@ -102,8 +102,8 @@ pub struct StyleArgs {
     #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub steps: u32,
 
-    /// Width and height of each learned texture, in texels (16–8192).
-    #[arg(long, value_name = "TEXELS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=8192))]
+    /// Width and height of each learned texture, in texels (16–4096; 4096² needs about 3.5 GB).
+    #[arg(long, value_name = "TEXELS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=4096))]
     pub texture_size: u32,
 
     /// Width and height of the views the network sees, in pixels (32–2048).
@@ -135,8 +135,16 @@ pub struct StyleArgs {
     pub lr: f64,
 
     /// Seed of the views and the initial texture (same seed, same result on the same machine).
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
+
+    /// Save the run's state every N steps (and at Ctrl-C) into OUT.partial/, for --resume; 0 = only at Ctrl-C.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub checkpoint_every: u32,
+
+    /// Continue an interrupted run from its work folder OUT.partial (same mesh, painting and options).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
 
     /// Longer side the painting is scaled down to before its Grams are taken, in pixels (64–4096).
     #[arg(long, value_name = "PIXELS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(64..=4096))]

@@ -37,6 +37,10 @@ pub struct StyleConfig {
     pub optim: optim::Config,
     /// The exports asked for (checked against the mesh by `export::Plan`).
     pub export: export::Request,
+    /// Steps between checkpoints (0: only when interrupted).
+    pub checkpoint_every: usize,
+    /// Continue from the checkpoint in `OUT.partial`.
+    pub resume: bool,
 }
 
 fn stem(p: &Path) -> String {
@@ -60,9 +64,9 @@ impl StyleConfig {
             }
         }
         if a.style_weight == 0.0 {
-            return Err(bad("--style-weight 0 leaves nothing to optimize: use a positive weight, e.g. 1".into()));
+            return Err(bad("--style-weight 0 turns the style off, so the run would only copy the mesh's own texture: use a positive weight, e.g. 1".into()));
         }
-        let out = a.out.unwrap_or_else(|| PathBuf::from("texstyle-out").join(format!("{}_{}", stem(&mesh), stem(&style))));
+        let out = resolve_out(a.out, a.resume.as_deref(), &mesh, &style)?;
         let optim = optim::Config {
             steps: a.steps as usize,
             texture_size: a.texture_size,
@@ -83,12 +87,68 @@ impl StyleConfig {
             formats.push(export::Format::ObjZip);
         }
         let export = export::Request { formats, print_size_mm: a.export.print_size, max_triangles: a.export.max_triangles as usize };
-        Ok(StyleConfig { mesh, style, out, weights: a.weights, style_size: a.style_size, cpu: a.view.cpu, optim, export })
+        let (checkpoint_every, resume) = (a.checkpoint_every as usize, a.resume.is_some());
+        Ok(StyleConfig { mesh, style, out, weights: a.weights, style_size: a.style_size, cpu: a.view.cpu, optim, export, checkpoint_every, resume })
+    }
+
+    /// What must match for a checkpoint to be resumed: every option that
+    /// changes the optimization, and the bytes of the mesh, its textures and
+    /// the painting. One `key=value` per line (see [`crate::checkpoint`]).
+    pub fn fingerprint(&self, mesh: &crate::mesh::Mesh) -> anyhow::Result<String> {
+        use crate::checkpoint::file_hash;
+        let c = &self.optim;
+        let mut lines = vec![
+            format!("mesh={}", file_hash(&self.mesh)?),
+            format!("style={}", file_hash(&self.style)?),
+            format!("weights={}", self.weights.as_ref().map_or("cache".into(), |w| w.display().to_string())),
+            format!("--style-size={}", self.style_size),
+            format!("--steps={}", c.steps),
+            format!("--texture-size={}", c.texture_size),
+            format!("--render-size={}", c.render_size),
+            format!("--samples={}", c.samples),
+            format!("--style-weight={}", c.style_weight),
+            format!("--content-weight={}", c.content_weight),
+            format!("--gram-decay={}", c.gram_decay),
+            format!("--param={:?}", c.param),
+            format!("--lr={}", c.lr),
+            format!("--seed={}", c.seed),
+            format!("--background={:?}", c.background),
+        ];
+        for (i, m) in mesh.materials.iter().enumerate() {
+            if let Some(p) = &m.texture_path {
+                lines.push(format!("texture.{i}={}", file_hash(p)?));
+            }
+        }
+        Ok(lines.join("\n"))
     }
 
     /// The output files' base name: the mesh's.
     pub fn name(&self) -> String {
         stem(&self.mesh)
+    }
+}
+
+/// `--out`, or the folder a `--resume OUT.partial` belongs to (the two must agree).
+fn resolve_out(out: Option<PathBuf>, resume: Option<&Path>, mesh: &Path, style: &Path) -> Result<PathBuf, CliError> {
+    let Some(work) = resume else {
+        return Ok(out.unwrap_or_else(|| PathBuf::from("texstyle-out").join(format!("{}_{}", stem(mesh), stem(style)))));
+    };
+    let name = work.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let Some(base) = name.strip_suffix(".partial").filter(|b| !b.is_empty()) else {
+        return Err(bad(format!(
+            "--resume {}: not a run's work folder (it is named OUT.partial, beside the output folder OUT; the run prints it when it starts)",
+            work.display()
+        )));
+    };
+    let derived = work.with_file_name(base);
+    match out {
+        Some(o) if std::path::absolute(&o).ok() != std::path::absolute(&derived).ok() => Err(bad(format!(
+            "--resume {} belongs to --out {}, not --out {} (leave --out out, or make them agree)",
+            work.display(),
+            derived.display(),
+            o.display()
+        ))),
+        _ => Ok(derived),
     }
 }
 

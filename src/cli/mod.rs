@@ -47,10 +47,22 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
         let error = e.into();
         // Bad meshes and images are the user's input, not our failure.
         let bad_input = error.chain().any(|c| {
-            c.is::<crate::mesh::MeshError>() || c.is::<image::ImageError>() || c.is::<BadInput>()
+            c.is::<crate::mesh::MeshError>()
+                || c.is::<image::ImageError>()
+                || c.is::<BadInput>()
+                || c.is::<crate::publish::OutputError>()
+                || c.is::<crate::checkpoint::CheckpointError>()
+                || c.downcast_ref::<crate::vgg::weights::WeightsError>().is_some_and(weights_are_input)
+                || matches!(c.downcast_ref::<crate::vgg::VggError>(), Some(crate::vgg::VggError::Weights(w)) if weights_are_input(w))
         });
         CliError { exit: if bad_input { Exit::BadInput } else { Exit::Failure }, error }
     }
+}
+
+/// A missing or unusable weights file is the user's to fix (exit 2); a failed
+/// download is not.
+fn weights_are_input(w: &crate::vgg::weights::WeightsError) -> bool {
+    !matches!(w, crate::vgg::weights::WeightsError::Fetch { .. })
 }
 
 /// Runs a parsed command line.
@@ -65,6 +77,29 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// clap's multi-line message as the one line every texstyle error is:
+/// the error and its details, with tips that help (a similar flag) and
+/// without those that would break the command (clap suggests `-- -1` for
+/// negative numbers, which ends option parsing).
+pub fn one_line_usage_error(rendered: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for line in rendered.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() || (line.starts_with("tip:") && line.contains("use '--")) {
+            continue;
+        }
+        let line = line.strip_prefix("error: ").unwrap_or(line);
+        if line.starts_with("tip:") {
+            parts.push(format!("({line})"));
+        } else {
+            parts.push(line.to_string());
+        }
+    }
+    format!("{} (see texstyle --help)", parts.join(" ").trim_end_matches(':'))
 }
 
 /// Prints `texstyle: warning: …` on stderr.

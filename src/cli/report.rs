@@ -15,7 +15,7 @@ use crate::optim::{Outcome, StepLog};
 pub fn banner(cfg: &StyleConfig, mesh: &Mesh, painting: &Image, raster: &str, network: &str) {
     let c = &cfg.optim;
     eprintln!(
-        "texstyle: {} ({} triangles, {} material{}) in the style of {} ({}×{}): {} steps, texture {}², views {}²{}, raster: {}, network: {}",
+        "texstyle: {} ({} triangles, {} material{}) in the style of {} ({}×{}): {} steps, texture {}², views {}²{}, about {:.1} GB of memory, raster: {}, network: {}",
         cfg.mesh.display(),
         mesh.triangles.len(),
         mesh.materials.len(),
@@ -27,6 +27,7 @@ pub fn banner(cfg: &StyleConfig, mesh: &Mesh, painting: &Image, raster: &str, ne
         c.texture_size,
         c.render_size,
         if c.samples > 1 { format!(" ×{} samples", c.samples * c.samples) } else { String::new() },
+        crate::optim::estimated_peak_bytes(c, mesh.materials.len()) as f64 / 1e9,
         raster,
         network,
     );
@@ -52,16 +53,40 @@ pub fn summary(outcome: &Outcome, eval_views: usize, total_s: f64) {
         peak_rss_mb(),
     );
     eprintln!(
-        "texstyle: style loss on {eval_views} held-out views: {:.4} before, {:.4} after ({:.1}× lower); {:.0} % of texels seen by some view, the rest filled from their neighbours",
+        "texstyle: style loss on {eval_views} held-out views: {:.4} before, {:.4} after ({}); {:.0} % of texels seen by some view, the rest filled from their neighbours",
         outcome.eval_before,
         outcome.eval_after,
-        outcome.eval_before / outcome.eval_after.max(1e-12),
+        change(outcome.eval_before, outcome.eval_after),
         100.0 * outcome.seen_fraction
     );
 }
 
-/// The written files on stdout, one per line (for scripts).
-pub fn exports(made: &[crate::export::Made], other: &[PathBuf]) {
+/// "2.0× lower", "1.3× higher" or "unchanged": a rise is never called lower.
+pub fn change(before: f32, after: f32) -> String {
+    let (b, a) = (before.max(1e-12), after.max(1e-12));
+    if (b / a - 1.0).abs() < 0.005 {
+        "unchanged".into()
+    } else if a < b {
+        format!("{:.1}× lower", b / a)
+    } else {
+        format!("{:.1}× higher", a / b)
+    }
+}
+
+/// Where checkpoints go, and the step a resumed run starts from.
+pub fn checkpoints(outputs: &crate::publish::OutputSet, every: usize, resumed_at: Option<u64>) {
+    if let Some(step) = resumed_at {
+        eprintln!("texstyle: resuming from the checkpoint of step {step} in {}", outputs.partial().display());
+    }
+    let when = if every > 0 { format!("every {every} steps and at Ctrl-C") } else { "at Ctrl-C".to_string() };
+    eprintln!("texstyle: checkpoints {when} in {} (after a crash: the same command plus --resume {})", outputs.partial().display(), outputs.partial().display());
+}
+
+/// The written files on stdout, one per line (for scripts): each export and
+/// its files, listed where they were published (`staging`
+/// replaced by `out`).
+pub fn exports(made: &[crate::export::Made], other: &[PathBuf], staging: &std::path::Path, out: &std::path::Path) {
+    let shown = |p: &PathBuf| p.strip_prefix(staging).map(|r| out.join(r)).unwrap_or_else(|_| p.clone());
     for m in made {
         let notes: String = m.notes.iter().map(|n| format!("; {n}")).collect();
         eprintln!("texstyle: export {}: {:.1} MB in {:.1} s{notes}", m.format, m.bytes as f64 / 1e6, m.seconds);
@@ -71,11 +96,11 @@ pub fn exports(made: &[crate::export::Made], other: &[PathBuf]) {
             files = m.files.iter().rev().take(1).chain(&m.files[..m.files.len() - 2]).collect();
         }
         for f in files.into_iter().chain(&m.preview) {
-            println!("{}", f.display());
+            println!("{}", shown(f).display());
         }
     }
     for p in other {
-        println!("{}", p.display());
+        println!("{}", shown(p).display());
     }
 }
 

