@@ -108,7 +108,7 @@ fn style_transfer_refuses_bad_style_images_options_and_weights() {
     let dir = tempfile::tempdir().unwrap();
     let spot = common::asset_mesh("spot");
     let spot = spot.to_str().unwrap();
-    let style = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/styles/vangogh_starry_night.jpg");
+    let style = common::style_path();
     let style = style.to_str().unwrap();
     let corrupt = dir.path().join("corrupt.jpg");
     std::fs::write(&corrupt, b"\xff\xd8\xff\xe0 definitely not a jpeg").unwrap();

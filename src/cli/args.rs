@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     about,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_help = "Example: texstyle ../shared/assets/meshes/bunny_textured/bunny_textured.obj \\\n           --style ../shared/assets/styles/vangogh_starry_night.jpg --out out/bunny"
+    after_help = "Example: texstyle meshes/bunny.obj --style styles/starry_night.jpg"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -76,7 +76,7 @@ pub enum Param {
 /// `texstyle MESH --style IMAGE [options]`: the style transfer.
 #[derive(Debug, clap::Args)]
 pub struct StyleArgs {
-    /// The mesh (Wavefront .obj with UVs; its .mtl textures are the content).
+    /// The mesh: .obj (+ .mtl textures), .stl, .ply or .gltf/.glb; its texture or vertex colours are the content.
     #[arg(required = true)]
     pub mesh: Option<PathBuf>,
 
@@ -144,6 +144,20 @@ pub struct StyleArgs {
     /// Rasterize on the CPU even when a GPU adapter exists.
     #[arg(long)]
     pub cpu: bool,
+
+    /// Texture coordinates: keep the file's, or unwrap a new atlas.
+    /// Default: keep when every face has UVs, auto when none has.
+    #[arg(long, value_enum, value_name = "keep|auto")]
+    pub uv: Option<UvArg>,
+}
+
+/// `--uv`: where the texture coordinates come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UvArg {
+    /// The file's own UVs (every face needs them).
+    Keep,
+    /// A new automatic atlas (charts, padding, no overlaps).
+    Auto,
 }
 
 /// Where render views come from.

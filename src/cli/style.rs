@@ -11,12 +11,12 @@ use std::time::Instant;
 use anyhow::Context;
 use candle_core::Device;
 
-use super::args::{Param, StyleArgs};
+use super::args::{Param, StyleArgs, UvArg};
 use super::{BadInput, CliError};
 use crate::camera::{turntable_fitting, CameraRange};
 use crate::export::export;
 use crate::image_io::{write_atomic, Image};
-use crate::mesh::Mesh;
+use crate::mesh::{Mesh, UvChoice};
 use crate::optim::{self, Config, StepLog};
 use crate::raster::{RasterMesh, ViewSize};
 use crate::texture::ParamKind;
@@ -48,12 +48,16 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
         return Err(bad("--style-weight 0 leaves nothing to optimize: use a positive weight, e.g. 1".into()));
     }
 
-    let mesh = Mesh::load(&mesh_path)?;
-    if !mesh.has_uvs() {
-        return Err(bad(format!(
-            "{}: the mesh has no texture coordinates, and style transfer paints a UV texture (unwrap it first, e.g. Blender: UV > Smart UV Project, then export the OBJ with UVs)",
-            mesh_path.display()
-        )));
+    let mut mesh = Mesh::load(&mesh_path)?;
+    for w in &mesh.warnings {
+        super::warn(w);
+    }
+    let uv = a.uv.map(|u| match u {
+        UvArg::Keep => UvChoice::Keep,
+        UvArg::Auto => UvChoice::Auto,
+    });
+    if let Some(atlas) = mesh.prepare_uvs(uv, a.texture_size)? {
+        eprintln!("texstyle: automatic UV atlas: {atlas}");
     }
     let painting = Image::load(&style_path).with_context(|| format!("reading the style image {}", style_path.display()))?;
     let painting = optim::prepare_style(&painting, a.style_size);
@@ -97,7 +101,7 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
     );
     let has_texture = mesh.materials.iter().any(|m| m.texture.is_some());
     if !has_texture {
-        eprintln!("texstyle: the mesh has no texture: style only, no content loss");
+        eprintln!("texstyle: the mesh has no texture or vertex colours: style only, no content loss");
     } else if cfg.content_weight == 0.0 {
         eprintln!("texstyle: --content-weight 0: style only");
     }
