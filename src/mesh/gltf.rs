@@ -65,6 +65,12 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
             if prim.mode() != gltf::mesh::Mode::Triangles {
                 return Err(err(MeshErrorKind::Parse, format!("{what} is drawn as {:?}, not triangles", prim.mode()), "triangulate it before export"));
             }
+            for (_, acc) in prim.attributes() {
+                check_accessor(path, &what, &acc, &buffers)?;
+            }
+            if let Some(acc) = prim.indices() {
+                check_accessor(path, &what, &acc, &buffers)?;
+            }
             let reader = prim.reader(|b| buffers.get(b.index()).map(|d| &d.0[..]));
             let short = || err(MeshErrorKind::Buffer, format!("{what}: an accessor reaches past the end of its buffer"), "the file is truncated; export it again");
             let positions: Vec<Vec3> = reader.read_positions().ok_or_else(short)?.map(|p| world.transform_point3(Vec3::from_array(p))).collect();
@@ -176,4 +182,26 @@ fn load_material(path: &Path, base: &Path, m: &gltf::Material, buffers: &[gltf::
         }
     }
     Ok(out)
+}
+
+/// Checks what the `gltf` crate's reader assumes (it panics on an empty
+/// accessor): at least one element, and every element inside its view and
+/// buffer.
+fn check_accessor(path: &Path, what: &str, acc: &gltf::Accessor, buffers: &[gltf::buffer::Data]) -> Result<(), MeshError> {
+    let err = |msg: String| MeshError::new(MeshErrorKind::Buffer, path, format!("{what}: accessor {} {msg}", acc.index()), "the file is corrupt or truncated; export it again");
+    if acc.count() == 0 {
+        return Err(err("has no elements".into()));
+    }
+    let Some(view) = acc.view() else { return Ok(()) };
+    let size = acc.size();
+    let stride = view.stride().unwrap_or(size);
+    let end = acc.offset() + (acc.count() - 1) * stride + size;
+    if end > view.length() {
+        return Err(err(format!("needs {end} bytes of its buffer view, which has {}", view.length())));
+    }
+    let have = buffers.get(view.buffer().index()).map_or(0, |d| d.0.len());
+    if view.offset() + view.length() > have {
+        return Err(err(format!("lies in bytes {}..{} of a buffer of {have} bytes", view.offset(), view.offset() + view.length())));
+    }
+    Ok(())
 }

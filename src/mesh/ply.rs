@@ -33,9 +33,18 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
     let ply = parser.read_ply(&mut &bytes[..]).map_err(|e| {
         // The payload ending early is by far the commonest: a truncated
         // download, or a header that announces more elements than there are.
-        let text = e.to_string();
-        let truncated = ["end of file", "EOF", "fill whole buffer", "UnexpectedEof"].iter().any(|w| text.contains(w));
-        if truncated {
+        // The crate's message may span lines (a cause chain); the first says it.
+        let full = e.to_string();
+        let text = full.lines().next().unwrap_or("").trim_end_matches('.').to_string();
+        let truncated = ["Unexpected end of file", "fill whole buffer"].iter().any(|w| full.contains(w));
+        // The ASCII reader does not take "nan"/"inf": say what is wrong with the line.
+        let line = e.line().and_then(|l| bytes.split(|&b| b == b'\n').nth(l.checked_sub(1)?));
+        let non_finite = line.is_some_and(|l| {
+            String::from_utf8_lossy(l).split_whitespace().any(|w| w.parse::<f32>().is_ok_and(|x| !x.is_finite()))
+        });
+        if non_finite {
+            err(MeshErrorKind::NonFinite, format!("{text}: a coordinate is not finite"), "fix or remove the vertex")
+        } else if truncated {
             err(
                 MeshErrorKind::Truncated,
                 format!("the PLY ends before the elements its header announces ({text})"),

@@ -16,10 +16,11 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
     // decides first.
     let count = (bytes.len() >= 84).then(|| u32::from_le_bytes(bytes[80..84].try_into().unwrap()) as u64);
     let binary_size = count.map(|n| 84 + 50 * n);
-    let looks_ascii = bytes.trim_ascii_start().starts_with(b"solid") && binary_size != Some(bytes.len() as u64);
+    let looks_ascii = bytes.trim_ascii_start().starts_with(b"solid")
+        && binary_size != Some(bytes.len() as u64)
+        && std::str::from_utf8(bytes).is_ok();
     let indexed = if looks_ascii {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| err(MeshErrorKind::Parse, "ASCII STL with bytes that are not text".into(), "re-export the STL"))?;
+        let text = std::str::from_utf8(bytes).expect("checked above");
         // stl_io wants "solid NAME"; a bare "solid" line is valid STL too.
         let text = text.trim_start();
         let fixed = match text.split_once('\n') {
@@ -30,7 +31,13 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
             return Err(err(MeshErrorKind::Truncated, "the ASCII STL ends without 'endsolid': the file is truncated".into(), "export or download it again"));
         }
         stl_io::read_stl(&mut Cursor::new(fixed.as_bytes()))
-            .map_err(|e| err(MeshErrorKind::Parse, format!("malformed ASCII STL: {e}"), "re-export the STL"))?
+            .map_err(|e| {
+                if e.to_string().contains("finite") {
+                    err(MeshErrorKind::NonFinite, format!("a coordinate is not finite ({e})"), "fix or re-export the STL")
+                } else {
+                    err(MeshErrorKind::Parse, format!("malformed ASCII STL: {e}"), "re-export the STL")
+                }
+            })?
     } else {
         let Some(expected) = binary_size else {
             return Err(err(MeshErrorKind::Truncated, format!("only {} bytes: too short for an STL", bytes.len()), "export or download it again"));

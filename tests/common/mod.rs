@@ -38,7 +38,7 @@ pub fn gpu() -> Gpu {
 
 /// A closed, bumpy sphere with UVs (longitude/latitude, a seam at u = 0/1
 /// with split texture coordinates but shared positions), written as an OBJ
-/// in `dir`: `2 · segments · (rings − 1)` triangles (256 × 250: 128,000).
+/// in `dir`: `2 · segments · (rings − 1)` triangles (256 segments, 251 rings: 128,000).
 pub fn write_bumpy_sphere(dir: &Path, segments: usize, rings: usize) -> PathBuf {
     let mut obj = String::with_capacity(64 * segments * rings * 3);
     let pi = std::f32::consts::PI;
