@@ -131,3 +131,16 @@ fn style_transfer_refuses_bad_style_images_options_and_weights() {
     }
     assert!(!Path::new(out).exists(), "nothing written");
 }
+
+#[test]
+fn help_example_and_readme_command_use_files_in_the_repository() {
+    let o = texstyle(&["--help"], &[]);
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(help.contains("Example: texstyle meshes/bunny.obj --style styles/starry_night.jpg"), "{help}");
+    let readme = std::fs::read_to_string(common::repo("README.md")).unwrap();
+    assert!(readme.contains("cargo run --release -- meshes/bunny.obj --style styles/starry_night.jpg"));
+    assert!(!readme.contains("cargo run --release -- ../shared"), "the run command must work on a user's clone");
+    for f in ["meshes/bunny.obj", "styles/starry_night.jpg", "LICENSE-MIT", "LICENSE-APACHE", "meshes/README.md", "styles/README.md"] {
+        assert!(common::repo(f).is_file(), "{f}");
+    }
+}

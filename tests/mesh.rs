@@ -227,6 +227,9 @@ fn map_kd_options_are_skipped() {
         let (_d, r) = load_files(&[("mesh.obj", &quad_obj("")), ("mesh.mtl", mtl.as_bytes()), ("tex.png", &png_bytes())]);
         let m = r.unwrap_or_else(|e| panic!("{line}: {e}"));
         assert!(m.materials[0].texture_path.as_ref().unwrap().ends_with("tex.png"), "{line}");
+        // -s and -o move the texture, which texstyle does not do: said, not silent.
+        assert_eq!(m.warnings.len(), 1, "{line}: {:?}", m.warnings);
+        assert!(m.warnings[0].contains("mesh.mtl:3") && m.warnings[0].contains("ignored"), "{:?}", m.warnings);
     }
 }
 

@@ -133,7 +133,7 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
                 libraries_named = true;
                 let rest = rest_after(line, "mtllib");
                 for mtl_path in library_paths(&base, rest) {
-                    let mats = load_mtl(path, &mtl_path)?;
+                    let mats = load_mtl(path, &mtl_path, &mut mesh.warnings)?;
                     for m in mats {
                         library.entry(m.name.clone()).or_insert(m);
                     }
@@ -188,6 +188,10 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
         }
     };
     if colors.len() == mesh.positions.len() {
+        // Floats in [0, 1] as MeshLab and slicers write them; some tools write 0–255.
+        if colors.iter().flatten().any(|&c| c > 1.0) {
+            colors.iter_mut().flatten().for_each(|c| *c /= 255.0);
+        }
         mesh.vertex_colors = colors;
     }
     Ok(mesh)
@@ -272,7 +276,7 @@ fn split_map_statement(rest: &str) -> (Vec<String>, &str) {
 
 /// Reads an MTL file: `newmtl`, `Kd`, `map_Kd`. Texture paths are resolved
 /// relative to the MTL file (which may live elsewhere than the OBJ).
-fn load_mtl(obj_path: &Path, mtl_path: &Path) -> Result<Vec<Material>, MeshError> {
+fn load_mtl(obj_path: &Path, mtl_path: &Path, warnings: &mut Vec<String>) -> Result<Vec<Material>, MeshError> {
     let bytes = std::fs::read(mtl_path).map_err(|e| {
         let why = if mtl_path.exists() { format!("cannot be read: {e}") } else { "not found".into() };
         MeshError::new(
@@ -306,7 +310,12 @@ fn load_mtl(obj_path: &Path, mtl_path: &Path) -> Result<Vec<Material>, MeshError
             }
             "map_Kd" => {
                 let m = mats.last_mut().ok_or_else(|| merr(i + 1, "map_Kd before any newmtl".into()))?;
-                let (_options, file) = split_map_statement(rest);
+                let (options, file) = split_map_statement(rest);
+                // Scale, offset and turbulence move the texture on the surface; texstyle
+                // paints through the plain UVs, so say the texture will sit differently.
+                if let Some(o) = options.iter().find(|o| ["-s", "-o", "-t"].contains(&o.as_str())) {
+                    warnings.push(format!("{}:{}: map_Kd option {o} is ignored: the texture is read through the plain UVs", mtl_path.display(), i + 1));
+                }
                 if file.is_empty() {
                     return Err(merr(i + 1, "map_Kd names no file".into()));
                 }
