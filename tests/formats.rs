@@ -54,6 +54,28 @@ fn ascii_stl_spot_is_welded() {
     let m = Mesh::load(&stl).unwrap();
     assert_eq!(m.triangles.len(), 5856);
     assert_eq!(m.positions.len(), 2930);
+    // A bare "solid" line (no name) is valid STL too.
+    let bare = write(dir.path(), "bare.stl", common::stl_ascii(&common::soup(&spot)).replacen("solid test", "solid", 1).as_bytes());
+    assert_eq!(Mesh::load(&bare).unwrap().triangles.len(), 5856);
+}
+
+#[test]
+fn ply_with_uvs_and_a_texture_file_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "tex.png", &png_of(&image::RgbImage::from_pixel(2, 2, image::Rgb([9, 99, 199]))));
+    let ply = "ply\nformat ascii 1.0\ncomment TextureFile tex.png\nelement vertex 4\nproperty float x\nproperty float y\nproperty float z\n\
+property float s\nproperty float t\nelement face 1\nproperty list uchar int vertex_indices\nend_header\n\
+0 0 0 0 0\n1 0 0 1 0\n1 1 0 1 1\n0 1 0 0 1\n4 0 1 2 3\n";
+    let m = Mesh::load(write(dir.path(), "quad.ply", ply.as_bytes())).unwrap();
+    assert_eq!(m.uv_coverage, UvCoverage::All);
+    assert_eq!((m.triangles.len(), m.tri_polygon.clone()), (2, vec![0, 0]));
+    // Here each vertex's (s, t) equals its (x, y).
+    for t in 0..2 {
+        for (k, uv) in m.triangle_uvs(t).iter().enumerate() {
+            assert_eq!(*uv, m.positions[m.triangles[t][k] as usize].truncate());
+        }
+    }
+    assert_eq!(m.materials[0].texture.as_ref().unwrap().pixel(0, 0), [9.0 / 255.0, 99.0 / 255.0, 199.0 / 255.0]);
 }
 
 /// Spot's vertex colours: its texture sampled at each position's first UV.
@@ -381,7 +403,21 @@ fn uv_keep_keeps_and_auto_replaces_existing_uvs() {
     assert!(spot.clone().prepare_uvs(Some(UvChoice::Keep), 256).unwrap().is_none());
     let r = spot.prepare_uvs(Some(UvChoice::Auto), 256).unwrap().unwrap();
     assert!(r.charts > 1 && spot.texcoords != before);
-    assert!(!r.baked_colors, "spot's texture stays its content texture");
+    assert!(!r.baked_colors && r.moved_textures, "{r}");
+    // The content texture moved with the UVs: each triangle's centre reads
+    // (nearly) the same colour through the new atlas as through the old UVs.
+    let old = common::load("spot");
+    let sample = |m: &Mesh, t: usize| {
+        let tex = m.materials[0].texture.as_ref().unwrap();
+        let uv = m.triangle_uvs(t);
+        let c = (uv[0] + uv[1] + uv[2]) / 3.0;
+        tex.pixel(((c.x * tex.width as f32) as u32).min(tex.width - 1), (((1.0 - c.y) * tex.height as f32) as u32).min(tex.height - 1))
+    };
+    let err: f32 = (0..old.triangles.len()).map(|t| {
+        let (a, b) = (sample(&old, t), sample(&spot, t));
+        (0..3).map(|c| (a[c] - b[c]).abs()).sum::<f32>() / 3.0
+    }).sum::<f32>() / old.triangles.len() as f32;
+    assert!(err < 0.03, "mean colour difference {err}");
 }
 
 /// Runs the style transfer on `file` (written with `extra` files into a

@@ -27,6 +27,8 @@ pub struct AtlasReport {
     pub density_spread: f32,
     /// Whether vertex colours were baked into the atlas as the content texture.
     pub baked_colors: bool,
+    /// Whether existing textures were carried over from the old UVs to the new atlas.
+    pub moved_textures: bool,
     pub seconds: f64,
 }
 
@@ -39,7 +41,11 @@ impl std::fmt::Display for AtlasReport {
             100.0 * self.coverage,
             self.density_spread,
             self.seconds,
-            if self.baked_colors { "; vertex colours baked in as the content texture" } else { "" }
+            match (self.baked_colors, self.moved_textures) {
+                (true, _) => "; vertex colours baked in as the content texture",
+                (false, true) => "; the file's textures carried over to the new atlas",
+                _ => "",
+            }
         )
     }
 }
@@ -60,6 +66,9 @@ pub fn unwrap(mesh: &mut Mesh, atlas_size: u32) -> Result<AtlasReport, MeshError
         ..Default::default()
     };
     let size = atlas_size as f32;
+    // `--uv auto` on a textured mesh: its textures are re-sampled into the new atlas below.
+    let old = (mesh.uv_coverage == UvCoverage::All).then(|| mesh.clone());
+    let mut moved_textures = false;
     mesh.texcoords.clear();
     mesh.tri_texcoords = vec![[0; 3]; mesh.triangles.len()];
     // Per chart: (3D area, UV area in texels²), to measure the density spread.
@@ -112,8 +121,26 @@ pub fn unwrap(mesh: &mut Mesh, atlas_size: u32) -> Result<AtlasReport, MeshError
         }
         coverage += covered / (size * size);
         charts += atlas.chart_count;
-        if !mesh.vertex_colors.is_empty() && mesh.materials[mat].texture.is_none() {
-            mesh.materials[mat].texture = Some(bake_colors(mesh, &tris, atlas_size));
+        if let Some(old_tex) = old.as_ref().and_then(|o| o.materials[mat].texture.as_ref()) {
+            let old = old.as_ref().unwrap();
+            // Each new texel reads the old texture at the same surface point.
+            let moved = bake(mesh, &tris, atlas_size, |t, w| {
+                let uv = old.triangle_uvs(t);
+                let p = uv[0] * w[0] + uv[1] * w[1] + uv[2] * w[2];
+                let (x, y) = (p.x.rem_euclid(1.0) * old_tex.width as f32, (1.0 - p.y.rem_euclid(1.0)) * old_tex.height as f32);
+                glam::Vec3::from(old_tex.pixel((x as u32).min(old_tex.width - 1), (y as u32).min(old_tex.height - 1)))
+            });
+            mesh.materials[mat].texture = Some(moved);
+            mesh.materials[mat].texture_path = None;
+            moved_textures = true;
+        } else if !mesh.vertex_colors.is_empty() && mesh.materials[mat].texture.is_none() {
+            let colors = &mesh.vertex_colors;
+            let tris_pos = &mesh.triangles;
+            let baked = bake(mesh, &tris, atlas_size, |t, w| {
+                let c = tris_pos[t].map(|i| glam::Vec3::from(colors[i as usize]));
+                c[0] * w[0] + c[1] * w[1] + c[2] * w[2]
+            });
+            mesh.materials[mat].texture = Some(baked);
             baked_colors = true;
         }
     }
@@ -124,6 +151,7 @@ pub fn unwrap(mesh: &mut Mesh, atlas_size: u32) -> Result<AtlasReport, MeshError
         coverage: coverage / used as f32,
         density_spread: density_spread(&chart_areas),
         baked_colors,
+        moved_textures,
         seconds: start.elapsed().as_secs_f64(),
     })
 }
@@ -149,16 +177,15 @@ fn density_spread(charts: &[(f32, f32)]) -> f32 {
     at(0.95) / at(0.05)
 }
 
-/// Paints the vertex colours of triangles `tris` into a new `size²` image
-/// through the mesh's (new) UVs; texels outside every chart take the nearest
-/// painted colour.
-fn bake_colors(mesh: &Mesh, tris: &[usize], size: u32) -> Image {
+/// Paints triangles `tris` into a new `size²` image through the mesh's (new)
+/// UVs, each texel centre getting `colour(triangle, barycentric weights)`;
+/// texels outside every chart take the nearest painted colour.
+fn bake(mesh: &Mesh, tris: &[usize], size: u32, colour: impl Fn(usize, [f32; 3]) -> glam::Vec3) -> Image {
     let mut img = Image::filled(size, size, [0.0; 3]);
     let mut painted = vec![false; (size * size) as usize];
     let s = size as f32;
     for &t in tris {
         let uv = mesh.triangle_uvs(t).map(|p| Vec2::new(p.x * s, (1.0 - p.y) * s));
-        let col = mesh.triangles[t].map(|i| glam::Vec3::from(mesh.vertex_colors[i as usize]));
         let lo = uv[0].min(uv[1]).min(uv[2]).floor().max(Vec2::ZERO);
         let hi = uv[0].max(uv[1]).max(uv[2]).ceil().min(Vec2::splat(s));
         let area = (uv[1] - uv[0]).perp_dot(uv[2] - uv[0]);
@@ -176,7 +203,7 @@ fn bake_colors(mesh: &Mesh, tris: &[usize], size: u32) -> Image {
                 if w0 < -1e-4 || w1 < -1e-4 || w2 < -1e-4 {
                     continue;
                 }
-                let c = col[0] * w0 + col[1] * w1 + col[2] * w2;
+                let c = colour(t, [w0, w1, w2]);
                 img.set_pixel(x, y, c.clamp(glam::Vec3::ZERO, glam::Vec3::ONE).to_array());
                 painted[(y * size + x) as usize] = true;
             }
