@@ -189,7 +189,7 @@ fn malformed_cases() -> Vec<Case> {
         ("a.stl", lying_stl, vec![], MeshErrorKind::Truncated, "header says 7 triangles"),
         ("a.stl", nan_stl, vec![], MeshErrorKind::NonFinite, "not finite"),
         ("a.stl", common::stl_binary(&[]), vec![], MeshErrorKind::NoFaces, "no triangles"),
-        ("a.stl", ascii[..ascii.len() / 2].as_bytes().to_vec(), vec![], MeshErrorKind::Truncated, "endsolid"),
+        ("a.stl", ascii.as_bytes()[..ascii.len() / 2].to_vec(), vec![], MeshErrorKind::Truncated, "endsolid"),
         ("a.stl", ascii.replace("vertex 1 0 0", "vertex nan 0 0").into_bytes(), vec![], MeshErrorKind::NonFinite, "not finite"),
         ("a.stl", b"hi".to_vec(), vec![], MeshErrorKind::Truncated, "too short"),
         ("a.ply", truncated_ply, vec![], MeshErrorKind::Truncated, "ends before"),

@@ -81,7 +81,7 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
                 Some(_) => reader.read_indices().ok_or_else(short)?.into_u32().collect(),
                 None => (0..n).collect(),
             };
-            if indices.len() % 3 != 0 {
+            if !indices.len().is_multiple_of(3) {
                 return Err(err(MeshErrorKind::Parse, format!("{what} has {} indices, not a multiple of 3", indices.len()), "export it again"));
             }
             if let Some(&bad) = indices.iter().find(|&&i| i >= n) {

@@ -178,7 +178,7 @@ pub fn gltf_parts(positions: &[[f32; 3]], uvs: &[[f32; 2]], indices: &[u32], png
     if image_uri.is_none() {
         bin.extend(png);
     }
-    while bin.len() % 4 != 0 {
+    while !bin.len().is_multiple_of(4) {
         bin.push(0);
     }
     let (lo, hi) = positions.iter().fold(([f32::MAX; 3], [f32::MIN; 3]), |(lo, hi), p| {
@@ -214,7 +214,7 @@ pub fn gltf_parts(positions: &[[f32; 3]], uvs: &[[f32; 2]], indices: &[u32], png
 /// A GLB container of a JSON and a BIN chunk.
 pub fn glb(parts: &GltfParts) -> Vec<u8> {
     let mut json = parts.json.clone().into_bytes();
-    while json.len() % 4 != 0 {
+    while !json.len().is_multiple_of(4) {
         json.push(b' ');
     }
     let total = 12 + 8 + json.len() + 8 + parts.bin.len();
