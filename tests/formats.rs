@@ -482,3 +482,40 @@ fn spot_as_glb_with_its_texture_is_styled_end_to_end() {
     assert!(!err.contains("automatic UV atlas") && !err.contains("no content loss"), "{err}");
     assert!(out.join("spot_skin.png").is_file());
 }
+
+#[test]
+fn each_material_gets_its_own_atlas_and_quads_stay_in_one_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut obj = String::from("mtllib cube.mtl\n");
+    for z in [-1, 1] {
+        for y in [-1, 1] {
+            for x in [-1, 1] {
+                obj += &format!("v {x} {y} {z}\n");
+            }
+        }
+    }
+    for (i, f) in [[1, 3, 4, 2], [5, 6, 8, 7], [1, 2, 6, 5], [3, 7, 8, 4], [1, 5, 7, 3], [2, 4, 8, 6]].iter().enumerate() {
+        obj += &format!("usemtl {}\nf {} {} {} {}\n", ["red", "blue"][i % 2], f[0], f[1], f[2], f[3]);
+    }
+    write(dir.path(), "cube.mtl", b"newmtl red\nKd 1 0 0\nnewmtl blue\nKd 0 0 1\n");
+    let mut m = Mesh::load(write(dir.path(), "cube.obj", obj.as_bytes())).unwrap();
+    assert_eq!((m.materials.len(), m.triangles.len()), (2, 12));
+    let r = m.prepare_uvs(None, 64).unwrap().unwrap();
+    assert!(r.charts >= 2, "{r}");
+    let chart = charts(&m);
+    for t in 0..12 {
+        assert!(m.triangle_uvs(t).iter().all(|uv| (0.0..=1.0).contains(&uv.x) && (0.0..=1.0).contains(&uv.y)));
+        // The two triangles of each quad share a chart (one UV per polygon corner).
+        if t % 2 == 1 {
+            assert_eq!(chart[t], chart[t - 1], "quad {}", t / 2);
+        }
+    }
+    // No chart spans both materials: they live on separate pages.
+    for t in 0..12 {
+        for u in 0..12 {
+            if m.tri_material[t] != m.tri_material[u] {
+                assert_ne!(chart[t], chart[u]);
+            }
+        }
+    }
+}
