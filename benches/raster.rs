@@ -6,6 +6,10 @@
 //! Prints one line per (mesh, size, path): median and min over the timed
 //! views, end to end (camera upload, dispatches, copy back, map), plus the
 //! one-time setup (device, shader compilation, mesh upload).
+//!
+//! Reads its big meshes from `../shared/assets/meshes` (bunny_textured,
+//! blub_128k), which only the project's machines have beside the repository;
+//! the tests never read it.
 
 use std::path::Path;
 use std::time::Instant;

@@ -1,5 +1,7 @@
 //! VGG16 style-loss step, fwd and fwd+bwd (gradient to the input), at 256² and 512², next to the
 //! PyTorch baseline run in the same invocation so the ratios share the machine's conditions.
+//! The baseline is `../shared/tools/torch-vgg-baseline/run`, which only the project's machines
+//! have beside the repository (`VGG_BENCH_TORCH=0` runs without it); the tests never read it.
 //!
 //! `cargo bench --bench vgg`. Env: `VGG_BENCH_SIZES` (default "256 512"), `VGG_BENCH_ITERS`
 //! (default 5), `VGG_BENCH_WARMUP` (default 2), `VGG_BENCH_ROUNDS` (default 2),

@@ -108,7 +108,7 @@ fn style_transfer_refuses_bad_style_images_options_and_weights() {
     let dir = tempfile::tempdir().unwrap();
     let spot = common::asset_mesh("spot");
     let spot = spot.to_str().unwrap();
-    let style = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/styles/vangogh_starry_night.jpg");
+    let style = common::style_path();
     let style = style.to_str().unwrap();
     let corrupt = dir.path().join("corrupt.jpg");
     std::fs::write(&corrupt, b"\xff\xd8\xff\xe0 definitely not a jpeg").unwrap();
@@ -133,7 +133,7 @@ fn style_transfer_refuses_bad_style_images_options_and_weights() {
 }
 
 fn style_path() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/styles/vangogh_starry_night.jpg").to_str().unwrap().to_string()
+    common::style_path().to_str().unwrap().to_string()
 }
 
 /// `--param pixel` and `--samples 2` through the binary: the run says so and writes every file.
@@ -196,5 +196,18 @@ fn bench_vgg_refuses_zero_iterations() {
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{flag} {value}: {err}");
         assert!(err.contains(flag) && !err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn help_example_and_readme_command_use_files_in_the_repository() {
+    let o = texstyle(&["--help"], &[]);
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(help.contains("Example: texstyle meshes/bunny.obj --style styles/starry_night.jpg"), "{help}");
+    let readme = std::fs::read_to_string(common::repo("README.md")).unwrap();
+    assert!(readme.contains("cargo run --release -- meshes/bunny.obj --style styles/starry_night.jpg"));
+    assert!(!readme.contains("cargo run --release -- ../shared"), "the run command must work on a user's clone");
+    for f in ["meshes/bunny.obj", "styles/starry_night.jpg", "LICENSE-MIT", "LICENSE-APACHE", "meshes/README.md", "styles/README.md"] {
+        assert!(common::repo(f).is_file(), "{f}");
     }
 }

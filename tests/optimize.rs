@@ -16,7 +16,7 @@ use texstyle::texture::{tensor_to_image, ParamKind, TextureParam};
 use texstyle::vgg::Vgg;
 
 fn style_image() -> Image {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/styles/vangogh_starry_night.jpg");
+    let p = common::style_path();
     prepare_style(&Image::load(&p).unwrap(), 128)
 }
 
@@ -133,7 +133,7 @@ fn same_seed_gives_the_same_texture() {
 fn the_command_writes_obj_mtl_png_preview_and_log() {
     let dir = tempfile::tempdir().unwrap();
     let mesh = common::asset_mesh("spot");
-    let style = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/styles/vangogh_starry_night.jpg");
+    let style = common::style_path();
     let o = Command::new(env!("CARGO_BIN_EXE_texstyle"))
         .args([mesh.to_str().unwrap(), "--style", style.to_str().unwrap(), "--steps", "3", "--texture-size", "32"])
         .args(["--render-size", "64", "--style-size", "128", "--out", dir.path().to_str().unwrap()])
@@ -153,17 +153,18 @@ fn the_command_writes_obj_mtl_png_preview_and_log() {
 }
 
 #[test]
-fn a_mesh_without_uvs_is_refused_with_advice() {
+fn uv_keep_on_a_mesh_without_uvs_is_refused_with_advice() {
     let dir = tempfile::tempdir().unwrap();
-    let style = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/styles/vangogh_starry_night.jpg");
+    let style = common::style_path();
     let o = Command::new(env!("CARGO_BIN_EXE_texstyle"))
-        .args([common::asset_mesh("bunny_nouv").to_str().unwrap(), "--style", style.to_str().unwrap()])
+        .args([common::asset_mesh("bunny").to_str().unwrap(), "--style", style.to_str().unwrap(), "--uv", "keep"])
         .args(["--out", dir.path().join("o").to_str().unwrap()])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("no texture coordinates") && err.contains("UV"), "{err}");
+    assert!(err.contains("bunny.obj") && err.contains("no texture coordinates") && err.contains("--uv auto"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!dir.path().join("o").exists());
 }
 
@@ -215,7 +216,7 @@ fn untextured_multi_material_mesh_is_styled_per_material_without_content() {
 fn ctrl_c_stops_the_run_and_keeps_the_result_so_far() {
     use std::io::{BufRead, BufReader, Read};
     let dir = tempfile::tempdir().unwrap();
-    let style = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/styles/vangogh_starry_night.jpg");
+    let style = common::style_path();
     let mut child = Command::new(env!("CARGO_BIN_EXE_texstyle"))
         .args([common::asset_mesh("spot").to_str().unwrap(), "--style", style.to_str().unwrap()])
         .args(["--steps", "100000", "--texture-size", "32", "--render-size", "64", "--style-size", "128"])

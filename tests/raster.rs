@@ -90,7 +90,11 @@ fn views(seed: u64, n: usize) -> Vec<Camera> {
 }
 
 fn compare_with_reference(name: &str, size: u32, n_views: usize) {
-    let mesh = RasterMesh::from_mesh(&common::load(name));
+    compare_mesh_with_reference(name, &common::load(name), size, n_views);
+}
+
+fn compare_mesh_with_reference(name: &str, mesh: &texstyle::mesh::Mesh, size: u32, n_views: usize) {
+    let mesh = RasterMesh::from_mesh(mesh);
     let gpu = common::gpu();
     let mut r = Rasterizer::new(&gpu, &mesh).unwrap();
     for (i, cam) in views(42, n_views).iter().enumerate() {
@@ -115,20 +119,28 @@ fn gpu_matches_cpu_reference_on_spot() {
 }
 
 #[test]
-fn gpu_matches_cpu_reference_on_bunny_textured() {
-    compare_with_reference("bunny_textured", 512, 4);
+fn gpu_matches_cpu_reference_on_the_bunny_with_its_automatic_atlas() {
+    let mut bunny = common::load("bunny");
+    bunny.prepare_uvs(None, 512).unwrap();
+    compare_mesh_with_reference("bunny", &bunny, 512, 4);
 }
 
 #[test]
 fn big_mesh_at_1024_matches_reference() {
-    compare_with_reference("blub_128k", 1024, 1);
+    // 128,000 triangles, generated (a bumpy sphere with UVs).
+    let dir = tempfile::tempdir().unwrap();
+    let sphere = texstyle::mesh::Mesh::load(common::write_bumpy_sphere(dir.path(), 256, 251)).unwrap();
+    assert_eq!(sphere.triangles.len(), 128_000);
+    compare_mesh_with_reference("sphere_128k", &sphere, 1024, 1);
 }
 
 #[test]
 fn closed_meshes_have_no_pinholes() {
     let gpu = common::gpu();
-    for name in ["spot", "blub"] {
-        let mesh = RasterMesh::from_mesh(&common::load(name));
+    let dir = tempfile::tempdir().unwrap();
+    let sphere = texstyle::mesh::Mesh::load(common::write_bumpy_sphere(dir.path(), 96, 48)).unwrap();
+    for (name, mesh) in [("spot", common::load("spot")), ("sphere", sphere)] {
+        let mesh = RasterMesh::from_mesh(&mesh);
         let mut r = Rasterizer::new(&gpu, &mesh).unwrap();
         for (i, cam) in views(7, 12).iter().enumerate() {
             let vp = cam.view_proj(1.0);

@@ -20,7 +20,7 @@ use crate::texture::ParamKind;
     about,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_help = "Example: texstyle ../shared/assets/meshes/bunny_textured/bunny_textured.obj \\\n           --style ../shared/assets/styles/vangogh_starry_night.jpg --out out/bunny"
+    after_help = "Example: texstyle meshes/bunny.obj --style styles/starry_night.jpg"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -86,7 +86,7 @@ pub struct ViewArgs {
 /// `texstyle MESH --style IMAGE [options]`: the style transfer.
 #[derive(Debug, clap::Args)]
 pub struct StyleArgs {
-    /// The mesh (Wavefront .obj with UVs; its .mtl textures are the content).
+    /// The mesh: .obj (+ .mtl textures), .stl, .ply or .gltf/.glb; its texture or vertex colours are the content.
     #[arg(required = true)]
     pub mesh: Option<PathBuf>,
 
@@ -155,6 +155,11 @@ pub struct StyleArgs {
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
 
+    /// Texture coordinates: keep the file's, or unwrap a new atlas.
+    /// Default: keep when every face has UVs, auto when none has.
+    #[arg(long, value_enum, value_name = "keep|auto")]
+    pub uv: Option<UvArg>,
+
     #[command(flatten)]
     pub view: ViewArgs,
     #[command(flatten)]
@@ -180,6 +185,15 @@ pub struct ExportArgs {
     #[arg(long, value_name = "N", default_value_t = crate::export::DEFAULT_MAX_TRIANGLES as u64,
           value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub max_triangles: u64,
+}
+
+/// `--uv`: where the texture coordinates come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UvArg {
+    /// The file's own UVs (every face needs them).
+    Keep,
+    /// A new automatic atlas (charts, padding, no overlaps).
+    Auto,
 }
 
 /// Where render views come from.

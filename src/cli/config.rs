@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::args::{Layout, RenderArgs, StyleArgs};
+use super::args::{Layout, RenderArgs, StyleArgs, UvArg};
 use super::{BadInput, CliError, Exit};
 use crate::camera::CameraRange;
 use crate::export;
@@ -41,6 +41,8 @@ pub struct StyleConfig {
     pub checkpoint_every: usize,
     /// Continue from the checkpoint in `OUT.partial`.
     pub resume: bool,
+    /// `--uv`; `None`: keep the file's UVs when every face has them, else unwrap.
+    pub uv: Option<crate::mesh::UvChoice>,
 }
 
 fn stem(p: &Path) -> String {
@@ -88,7 +90,11 @@ impl StyleConfig {
         }
         let export = export::Request { formats, print_size_mm: a.export.print_size, max_triangles: a.export.max_triangles as usize };
         let (checkpoint_every, resume) = (a.checkpoint_every as usize, a.resume.is_some());
-        Ok(StyleConfig { mesh, style, out, weights: a.weights, style_size: a.style_size, cpu: a.view.cpu, optim, export, checkpoint_every, resume })
+        let uv = a.uv.map(|u| match u {
+            UvArg::Keep => crate::mesh::UvChoice::Keep,
+            UvArg::Auto => crate::mesh::UvChoice::Auto,
+        });
+        Ok(StyleConfig { mesh, style, out, weights: a.weights, style_size: a.style_size, cpu: a.view.cpu, optim, export, checkpoint_every, resume, uv })
     }
 
     /// What must match for a checkpoint to be resumed: every option that

@@ -16,6 +16,9 @@ use crate::raster::{RasterMesh, ViewSize};
 pub fn run(a: RenderArgs) -> Result<(), CliError> {
     let a = RenderConfig::from_args(a)?;
     let mesh = Mesh::load(&a.mesh)?;
+    for w in &mesh.warnings {
+        super::warn(w);
+    }
     let override_tex = match &a.texture {
         Some(p) => Some(Image::load(p).with_context(|| format!("reading the texture {}", p.display()))?),
         None => None,

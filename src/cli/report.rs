@@ -32,7 +32,7 @@ pub fn banner(cfg: &StyleConfig, mesh: &Mesh, painting: &Image, raster: &str, ne
         network,
     );
     if !mesh.materials.iter().any(|m| m.texture.is_some()) {
-        eprintln!("texstyle: the mesh has no texture: style only, no content loss");
+        eprintln!("texstyle: the mesh has no texture or vertex colours: style only, no content loss");
     } else if c.content_weight == 0.0 {
         eprintln!("texstyle: --content-weight 0: style only");
     }

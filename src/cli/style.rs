@@ -116,14 +116,15 @@ fn load_checkpoint(cfg: &StyleConfig, outputs: &OutputSet, fingerprint: &str) ->
     Ok(Some(ck))
 }
 
-/// The mesh, which must have UVs: the style is painted into its UV texture.
+/// The mesh, with the UVs `--uv` asks for: its own, or an automatic atlas
+/// (made when it has none; the style is painted into a UV texture).
 fn load_mesh(cfg: &StyleConfig) -> Result<Mesh, CliError> {
-    let mesh = Mesh::load(&cfg.mesh)?;
-    if !mesh.has_uvs() {
-        return Err(bad(format!(
-            "{}: the mesh has no texture coordinates, and style transfer paints a UV texture (unwrap it first, e.g. Blender: UV > Smart UV Project, then export the OBJ with UVs)",
-            cfg.mesh.display()
-        )));
+    let mut mesh = Mesh::load(&cfg.mesh)?;
+    for w in &mesh.warnings {
+        super::warn(w);
+    }
+    if let Some(atlas) = mesh.prepare_uvs(cfg.uv, cfg.optim.texture_size)? {
+        eprintln!("texstyle: automatic UV atlas: {atlas}");
     }
     Ok(mesh)
 }

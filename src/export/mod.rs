@@ -398,13 +398,9 @@ pub(crate) mod test_mesh {
     /// with UVs covering the lower-left half of its texture.
     pub fn triangles(materials: &[&str]) -> Mesh {
         let mut m = Mesh {
-            path: "test.obj".into(),
-            positions: vec![],
             texcoords: vec![Vec2::new(0.0, 0.0), Vec2::new(1.0, 0.0), Vec2::new(0.0, 1.0)],
-            triangles: vec![],
-            tri_texcoords: vec![],
-            tri_material: vec![],
-            materials: vec![],
+            uv_coverage: crate::mesh::UvCoverage::All,
+            ..Mesh::empty(std::path::Path::new("test.obj"))
         };
         for (i, name) in materials.iter().enumerate() {
             let x = 2.0 * i as f32;
@@ -413,6 +409,7 @@ pub(crate) mod test_mesh {
             m.triangles.push([base, base + 1, base + 2]);
             m.tri_texcoords.push([0, 1, 2]);
             m.tri_material.push(i as u32);
+            m.tri_polygon.push(i as u32);
             m.materials.push(Material { name: name.to_string(), diffuse: [1.0; 3], texture_path: None, texture: None });
         }
         m

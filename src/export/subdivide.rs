@@ -96,13 +96,14 @@ fn edge_lengths(m: &Mesh, scale: Vec2) -> HashMap<(u32, u32), (f32, u32)> {
 /// triangle give 2, 3 or 4 triangles, same orientation as the parent).
 fn split_edges(m: &Mesh, mut marked: HashMap<(u32, u32), u32>) -> Mesh {
     let mut out = Mesh {
-        path: m.path.clone(),
         positions: m.positions.clone(),
         texcoords: m.texcoords.clone(),
         triangles: Vec::with_capacity(m.triangles.len() * 2),
         tri_texcoords: Vec::with_capacity(m.triangles.len() * 2),
         tri_material: Vec::with_capacity(m.triangles.len() * 2),
         materials: m.materials.clone(),
+        uv_coverage: m.uv_coverage.clone(),
+        ..Mesh::empty(&m.path)
     };
     let mut uv_mid: HashMap<(u32, u32), u32> = HashMap::new();
     for (t, (&p, &uv)) in m.triangles.iter().zip(&m.tri_texcoords).enumerate() {
@@ -127,6 +128,8 @@ fn split_edges(m: &Mesh, mut marked: HashMap<(u32, u32), u32>) -> Mesh {
             out.triangles.push(corners.map(|c| c.0));
             out.tri_texcoords.push(corners.map(|c| c.1));
             out.tri_material.push(m.tri_material[t]);
+            // Pieces of one triangle keep its source face.
+            out.tri_polygon.push(m.tri_polygon.get(t).copied().unwrap_or(t as u32));
         };
         match mid {
             [None, None, None] => push([c(0), c(1), c(2)]),
@@ -203,6 +206,7 @@ mod tests {
         mesh.triangles.push([1, 3, 2]);
         mesh.tri_texcoords.push([1, 3, 2]);
         mesh.tri_material.push(0);
+        mesh.tri_polygon.push(1);
         let s = subdivide(&mesh, (64, 64), 2.0, 1_000_000);
         // Watertight: every interior edge is shared by exactly two triangles.
         let mut count: HashMap<(u32, u32), u32> = HashMap::new();

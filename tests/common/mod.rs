@@ -1,22 +1,252 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests. Tests read only files in this
+//! repository (`meshes/`, `styles/`) or meshes generated here, never
+//! `../shared` (`.ci/run` runs them from a copy with no `../shared` beside it).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use texstyle::gpu::Gpu;
 use texstyle::mesh::Mesh;
 
-/// `../shared/assets/meshes/NAME/NAME.obj`, relative to the repository.
+pub fn repo(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// `meshes/spot/spot.obj` (textured) or `meshes/bunny.obj` (no UVs).
 pub fn asset_mesh(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../shared/assets/meshes/{name}/{name}.obj"))
+    match name {
+        "bunny" => repo("meshes/bunny.obj"),
+        _ => repo(&format!("meshes/{name}/{name}.obj")),
+    }
 }
 
 pub fn load(name: &str) -> Mesh {
     Mesh::load(asset_mesh(name)).unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
 
+/// The default painting, `styles/starry_night.jpg`.
+pub fn style_path() -> PathBuf {
+    repo("styles/starry_night.jpg")
+}
+
 /// The wgpu device. Tests that need it FAIL without an adapter: CI installs
 /// lavapipe, so a missing adapter is a broken setup, not a reason to skip.
 pub fn gpu() -> Gpu {
     Gpu::new().unwrap_or_else(|e| panic!("these tests need a wgpu adapter (lavapipe is enough): {e}"))
+}
+
+/// A closed, bumpy sphere with UVs (longitude/latitude, a seam at u = 0/1
+/// with split texture coordinates but shared positions), written as an OBJ
+/// in `dir`: `2 · segments · (rings − 1)` triangles (256 segments, 251 rings: 128,000).
+pub fn write_bumpy_sphere(dir: &Path, segments: usize, rings: usize) -> PathBuf {
+    let mut obj = String::with_capacity(64 * segments * rings * 3);
+    let pi = std::f32::consts::PI;
+    let bump = |theta: f32, phi: f32| 1.0 + 0.08 * (5.0 * theta).sin() * (4.0 * phi).sin() + 0.04 * (11.0 * phi).cos();
+    // Vertex 1: north pole; then (rings - 1) rings of `segments`; last: south pole.
+    writeln!(obj, "v 0 1 0").unwrap();
+    for r in 1..rings {
+        let theta = pi * r as f32 / rings as f32;
+        for s in 0..segments {
+            let phi = 2.0 * pi * s as f32 / segments as f32;
+            let k = bump(theta, phi);
+            writeln!(obj, "v {} {} {}", k * theta.sin() * phi.cos(), k * theta.cos(), k * theta.sin() * phi.sin()).unwrap();
+        }
+    }
+    writeln!(obj, "v 0 -1 0").unwrap();
+    for r in 0..=rings {
+        for s in 0..=segments {
+            writeln!(obj, "vt {} {}", s as f32 / segments as f32, 1.0 - r as f32 / rings as f32).unwrap();
+        }
+    }
+    let v = |r: usize, s: usize| -> usize {
+        match r {
+            0 => 1,
+            _ if r == rings => 2 + (rings - 1) * segments,
+            _ => 2 + (r - 1) * segments + s % segments,
+        }
+    };
+    let vt = |r: usize, s: usize| 1 + r * (segments + 1) + s;
+    for r in 0..rings {
+        for s in 0..segments {
+            let (a, b, c, d) = ((r, s), (r + 1, s), (r + 1, s + 1), (r, s + 1));
+            // Outward-facing (counter-clockwise seen from outside).
+            if r > 0 {
+                writeln!(obj, "f {}/{} {}/{} {}/{}", v(a.0, a.1), vt(a.0, a.1), v(d.0, d.1), vt(d.0, d.1), v(b.0, b.1), vt(b.0, b.1)).unwrap();
+            }
+            if r + 1 < rings {
+                writeln!(obj, "f {}/{} {}/{} {}/{}", v(d.0, d.1), vt(d.0, d.1), v(c.0, c.1), vt(c.0, c.1), v(b.0, b.1), vt(b.0, b.1)).unwrap();
+            }
+        }
+    }
+    let path = dir.join("sphere.obj");
+    std::fs::write(&path, obj).unwrap();
+    path
+}
+
+/// Binary STL bytes of a triangle soup.
+pub fn stl_binary(tris: &[[[f32; 3]; 3]]) -> Vec<u8> {
+    let mut b = vec![0u8; 80];
+    b[..6].copy_from_slice(b"solid "); // as many exporters write, to confuse readers
+    b.extend((tris.len() as u32).to_le_bytes());
+    for t in tris {
+        b.extend([0u8; 12]);
+        for p in t {
+            for c in p {
+                b.extend(c.to_le_bytes());
+            }
+        }
+        b.extend([0u8; 2]);
+    }
+    b
+}
+
+/// ASCII STL text of a triangle soup.
+pub fn stl_ascii(tris: &[[[f32; 3]; 3]]) -> String {
+    let mut s = String::from("solid test\n");
+    for t in tris {
+        s += "  facet normal 0 0 0\n    outer loop\n";
+        for p in t {
+            writeln!(s, "      vertex {} {} {}", p[0], p[1], p[2]).unwrap();
+        }
+        s += "    endloop\n  endfacet\n";
+    }
+    s += "endsolid test\n";
+    s
+}
+
+/// The triangles of a mesh as a soup of positions (what an STL holds).
+pub fn soup(m: &Mesh) -> Vec<[[f32; 3]; 3]> {
+    m.triangles.iter().map(|t| t.map(|i| m.positions[i as usize].to_array())).collect()
+}
+
+/// A PLY with positions, faces and (optionally) `uchar` vertex colours.
+pub fn ply(binary: bool, positions: &[[f32; 3]], colors: Option<&[[u8; 3]]>, faces: &[Vec<u32>]) -> Vec<u8> {
+    let mut h = format!(
+        "ply\nformat {} 1.0\ncomment made by the texstyle tests\nelement vertex {}\nproperty float x\nproperty float y\nproperty float z\n",
+        if binary { "binary_little_endian" } else { "ascii" },
+        positions.len()
+    );
+    if colors.is_some() {
+        h += "property uchar red\nproperty uchar green\nproperty uchar blue\n";
+    }
+    writeln!(h, "element face {}\nproperty list uchar int vertex_indices\nend_header", faces.len()).unwrap();
+    let mut b = h.into_bytes();
+    for (i, p) in positions.iter().enumerate() {
+        if binary {
+            p.iter().for_each(|c| b.extend(c.to_le_bytes()));
+            if let Some(c) = colors {
+                b.extend(c[i]);
+            }
+        } else {
+            let mut line = format!("{} {} {}", p[0], p[1], p[2]);
+            if let Some(c) = colors {
+                write!(line, " {} {} {}", c[i][0], c[i][1], c[i][2]).unwrap();
+            }
+            b.extend(line.bytes().chain(std::iter::once(b'\n')));
+        }
+    }
+    for f in faces {
+        if binary {
+            b.push(f.len() as u8);
+            f.iter().for_each(|i| b.extend((*i as i32).to_le_bytes()));
+        } else {
+            let line: Vec<String> = std::iter::once(f.len().to_string()).chain(f.iter().map(u32::to_string)).collect();
+            b.extend(line.join(" ").bytes().chain(std::iter::once(b'\n')));
+        }
+    }
+    b
+}
+
+/// glTF parts: one mesh, one primitive, positions + TEXCOORD_0 (glTF's
+/// top-left origin) + u32 indices, and a PNG base colour texture.
+pub struct GltfParts {
+    pub json: String,
+    pub bin: Vec<u8>,
+}
+
+/// Builds a glTF whose buffer is `buffer_uri` (None: the GLB's BIN chunk) and
+/// whose image is `image_uri` (None: embedded in the buffer through a view).
+pub fn gltf_parts(positions: &[[f32; 3]], uvs: &[[f32; 2]], indices: &[u32], png: &[u8], buffer_uri: Option<&str>, image_uri: Option<&str>) -> GltfParts {
+    let mut bin = Vec::new();
+    positions.iter().flatten().for_each(|c| bin.extend(c.to_le_bytes()));
+    let uv_off = bin.len();
+    uvs.iter().flatten().for_each(|c| bin.extend(c.to_le_bytes()));
+    let idx_off = bin.len();
+    indices.iter().for_each(|i| bin.extend(i.to_le_bytes()));
+    let img_off = bin.len();
+    if image_uri.is_none() {
+        bin.extend(png);
+    }
+    while !bin.len().is_multiple_of(4) {
+        bin.push(0);
+    }
+    let (lo, hi) = positions.iter().fold(([f32::MAX; 3], [f32::MIN; 3]), |(lo, hi), p| {
+        ([lo[0].min(p[0]), lo[1].min(p[1]), lo[2].min(p[2])], [hi[0].max(p[0]), hi[1].max(p[1]), hi[2].max(p[2])])
+    });
+    let buffer = match buffer_uri {
+        Some(u) => format!(r#"{{"byteLength":{},"uri":"{u}"}}"#, bin.len()),
+        None => format!(r#"{{"byteLength":{}}}"#, bin.len()),
+    };
+    let image = match image_uri {
+        Some(u) => format!(r#"{{"uri":"{u}"}}"#),
+        None => r#"{"bufferView":3,"mimeType":"image/png"}"#.to_string(),
+    };
+    let json = format!(
+        r#"{{"asset":{{"version":"2.0"}},"scene":0,"scenes":[{{"nodes":[0]}}],"nodes":[{{"mesh":0}}],
+"meshes":[{{"primitives":[{{"attributes":{{"POSITION":0,"TEXCOORD_0":1}},"indices":2,"material":0}}]}}],
+"materials":[{{"name":"skin","pbrMetallicRoughness":{{"baseColorTexture":{{"index":0}}}}}}],
+"textures":[{{"source":0}}],"images":[{image}],"buffers":[{buffer}],
+"bufferViews":[{{"buffer":0,"byteOffset":0,"byteLength":{}}},{{"buffer":0,"byteOffset":{uv_off},"byteLength":{}}},{{"buffer":0,"byteOffset":{idx_off},"byteLength":{}}},{{"buffer":0,"byteOffset":{img_off},"byteLength":{}}}],
+"accessors":[{{"bufferView":0,"componentType":5126,"count":{},"type":"VEC3","min":[{},{},{}],"max":[{},{},{}]}},{{"bufferView":1,"componentType":5126,"count":{},"type":"VEC2"}},{{"bufferView":2,"componentType":5125,"count":{},"type":"SCALAR"}}]}}"#,
+        uv_off,
+        idx_off - uv_off,
+        img_off - idx_off,
+        png.len().max(1),
+        positions.len(),
+        lo[0], lo[1], lo[2], hi[0], hi[1], hi[2],
+        uvs.len(),
+        indices.len()
+    );
+    GltfParts { json, bin }
+}
+
+/// A GLB container of a JSON and a BIN chunk.
+pub fn glb(parts: &GltfParts) -> Vec<u8> {
+    let mut json = parts.json.clone().into_bytes();
+    while !json.len().is_multiple_of(4) {
+        json.push(b' ');
+    }
+    let total = 12 + 8 + json.len() + 8 + parts.bin.len();
+    let mut b = Vec::with_capacity(total);
+    b.extend(b"glTF");
+    b.extend(2u32.to_le_bytes());
+    b.extend((total as u32).to_le_bytes());
+    b.extend((json.len() as u32).to_le_bytes());
+    b.extend(b"JSON");
+    b.extend(&json);
+    b.extend((parts.bin.len() as u32).to_le_bytes());
+    b.extend(b"BIN\0");
+    b.extend(&parts.bin);
+    b
+}
+
+/// Spot as one glTF primitive: one vertex per (position, UV) pair, UVs in glTF's convention.
+pub fn spot_unindexed_by_corner() -> (Vec<[f32; 3]>, Vec<[f32; 2]>, Vec<u32>) {
+    let m = load("spot");
+    let mut key = std::collections::HashMap::new();
+    let (mut pos, mut uv, mut idx) = (Vec::new(), Vec::new(), Vec::new());
+    for (t, tri) in m.triangles.iter().enumerate() {
+        for k in 0..3 {
+            let pair = (tri[k], m.tri_texcoords[t][k]);
+            let id = *key.entry(pair).or_insert_with(|| {
+                pos.push(m.positions[pair.0 as usize].to_array());
+                let u = m.texcoords[pair.1 as usize];
+                uv.push([u.x, 1.0 - u.y]);
+                pos.len() as u32 - 1
+            });
+            idx.push(id);
+        }
+    }
+    (pos, uv, idx)
 }
