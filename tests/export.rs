@@ -463,6 +463,7 @@ fn every_export_from_one_command() {
     }
     assert!(err.contains("export palette:3:") && err.contains("filaments, most surface first: #"), "{err}");
     assert!(err.contains("80.0 × 20.0 × 40.0 mm"), "{err}");
-    // Nothing else (no temporaries) in the folder.
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 13, "{listed:?}");
+    // Nothing else (no temporaries) in the folder, but the set's manifest.
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 13 + 1, "{listed:?}");
+    assert!(out.join(texstyle::publish::MANIFEST).is_file());
 }

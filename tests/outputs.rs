@@ -360,3 +360,45 @@ fn every_written_file_loads_again_whatever_its_name() {
         }
     }
 }
+
+/// Blender users reopen the exported OBJ: its faces (quads, a concave
+/// pentagon), normals, objects, groups and smoothing are the file's own.
+#[test]
+fn exported_obj_keeps_faces_normals_objects_groups_and_smoothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = "\
+o Block
+v 0 0 0\nv 2 0 0\nv 2 2 0\nv 0 2 0\nv 1 1 0.5\nv 0 0 2\nv 2 0 2\nv 2 2 2\nv 0 2 2
+vt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\nvt 0.5 0.5
+vn 0 0 -1\nvn 0 0 1\nvn 0 -1 0
+g bottom
+s 1
+f 1/1/1 4/4/1 3/3/1 5/5/1 2/2/1
+g top
+s off
+f 6/1/2 7/2/2 8/3/2 9/4/2
+o Side
+g side
+f 1/1/3 2/2/3 7/3/3 6/4/3
+";
+    let obj = tmp.path().join("block.obj");
+    fs::write(&obj, src).unwrap();
+    let out = tmp.path().join("out");
+    let o = run(&[&[obj.to_str().unwrap(), "--style", &style(), "--steps", "1", "--content-weight", "0", "--out", out.to_str().unwrap()][..], &TINY].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let written = fs::read_to_string(out.join("block.obj")).unwrap();
+    let keep = |text: &str, kinds: &[&str]| -> Vec<String> {
+        text.lines().filter(|l| kinds.iter().any(|k| l.starts_with(k))).map(str::to_string).collect()
+    };
+    assert_eq!(keep(&written, &["o ", "g ", "s "]), keep(src, &["o ", "g ", "s "]), "{written}");
+    assert_eq!(keep(&written, &["vn "]), keep(src, &["vn "]), "{written}");
+    let faces = |text: &str| -> Vec<Vec<String>> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("f "))
+            .map(|f| f.split_whitespace().map(|c| { let p: Vec<&str> = c.split('/').collect(); format!("{}/{}", p[0], p[2]) }).collect())
+            .collect()
+    };
+    assert_eq!(faces(&written), faces(src), "the same faces, corners and normals: {written}");
+    let (models, _) = tobj::load_obj(out.join("block.obj"), &tobj::LoadOptions { triangulate: true, ..Default::default() }).unwrap();
+    assert_eq!(models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["bottom", "top", "side"], "tobj reads the groups");
+}

@@ -43,7 +43,10 @@ pub fn run(a: RenderArgs) -> Result<(), CliError> {
     let images = preview::render_views(&mut raster, &mesh, &textures, &cameras, size, a.background)?;
     let elapsed = start.elapsed();
 
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating the output directory {}", a.out.display()))?;
+    // An output folder that cannot be made is the user's --out to fix (exit 2).
+    std::fs::create_dir_all(&a.out).map_err(|e| {
+        super::config::bad(format!("--out {}: cannot create the folder ({e}); choose a writable folder path", a.out.display()))
+    })?;
     for (i, img) in images.iter().enumerate() {
         img.save_png(&a.out.join(format!("view_{i:03}.png")))?;
     }

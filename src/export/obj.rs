@@ -12,7 +12,7 @@ use anyhow::{ensure, Result};
 
 use super::{file_stem, Names, OutFile};
 use crate::image_io::Image;
-use crate::mesh::Mesh;
+use crate::mesh::{Mesh, ObjLayout};
 
 /// The OBJ, MTL and PNGs of `mesh` with `textures[m]` for material `m`, in
 /// write order (textures, MTL, OBJ), with names claimed from `names`.
@@ -48,6 +48,11 @@ pub fn files(mesh: &Mesh, textures: &[Image], name: &str, names: &mut Names) -> 
     for t in &mesh.texcoords {
         writeln!(obj, "vt {} {}", t.x, t.y).unwrap();
     }
+    if let Some(layout) = mesh.obj_layout.as_ref().filter(|l| !l.faces.is_empty()) {
+        write_faces_as_read(&mut obj, mesh, layout);
+        files.push(OutFile { name: obj_name, bytes: obj.into_bytes() });
+        return Ok(files);
+    }
     for (mi, m) in mesh.materials.iter().enumerate() {
         writeln!(obj, "usemtl {}", m.name).unwrap();
         for (t, tri) in mesh.triangles.iter().enumerate() {
@@ -60,6 +65,66 @@ pub fn files(mesh: &Mesh, textures: &[Image], name: &str, names: &mut Names) -> 
     }
     files.push(OutFile { name: obj_name, bytes: obj.into_bytes() });
     Ok(files)
+}
+
+/// The faces of an OBJ as the file had them: quads and n-gons whole, with
+/// their normals, and the `o`/`g`/`s`/`usemtl` statements where they
+/// changed, in file order, so Blender reopens the same objects and shading.
+/// Each corner takes the UV its triangles have now; a face whose corners got
+/// two different UVs (split by a new atlas) is written as its triangles.
+fn write_faces_as_read(obj: &mut String, mesh: &Mesh, layout: &ObjLayout) {
+    for n in &layout.normals {
+        writeln!(obj, "vn {} {} {}", n.x, n.y, n.z).unwrap();
+    }
+    let mut tris_of: Vec<Vec<usize>> = vec![Vec::new(); layout.faces.len()];
+    for (t, &f) in mesh.tri_polygon.iter().enumerate() {
+        if let Some(list) = tris_of.get_mut(f as usize) {
+            list.push(t);
+        }
+    }
+    let (mut object, mut group, mut smoothing, mut material) = (None, None, None, None);
+    for (face, tris) in layout.faces.iter().zip(&tris_of) {
+        let Some(&first) = tris.first() else { continue };
+        for (now, was) in [(face.object, &mut object), (face.group, &mut group), (face.smoothing, &mut smoothing)] {
+            if let (Some(i), true) = (now, now != *was) {
+                writeln!(obj, "{}", layout.statements[i as usize]).unwrap();
+            }
+            *was = now;
+        }
+        let m = mesh.tri_material[first];
+        if material != Some(m) {
+            writeln!(obj, "usemtl {}", mesh.materials[m as usize].name).unwrap();
+            material = Some(m);
+        }
+        let normal_of = |p: u32| face.positions.iter().position(|&q| q == p).and_then(|k| face.normals.get(k).copied());
+        let corner = |p: u32, uv: u32| match normal_of(p) {
+            Some(n) => format!("{}/{}/{}", p + 1, uv + 1, n + 1),
+            None => format!("{}/{}", p + 1, uv + 1),
+        };
+        // The UV of each of the face's positions, from its triangles.
+        let mut uv_of: Vec<(u32, u32)> = Vec::with_capacity(face.positions.len());
+        let mut whole = true;
+        for &t in tris {
+            for k in 0..3 {
+                let (p, uv) = (mesh.triangles[t][k], mesh.tri_texcoords[t][k]);
+                match uv_of.iter().find(|(q, _)| *q == p) {
+                    Some(&(_, seen)) if seen != uv => whole = false,
+                    Some(_) => {}
+                    None => uv_of.push((p, uv)),
+                }
+            }
+        }
+        let uv_at = |p: u32| uv_of.iter().find(|(q, _)| *q == p).map(|&(_, uv)| uv);
+        if whole && face.positions.iter().all(|&p| uv_at(p).is_some()) {
+            let corners: Vec<String> = face.positions.iter().map(|&p| corner(p, uv_at(p).unwrap_or(0))).collect();
+            writeln!(obj, "f {}", corners.join(" ")).unwrap();
+        } else {
+            for &t in tris {
+                let c: Vec<String> = (0..3).map(|k| corner(mesh.triangles[t][k], mesh.tri_texcoords[t][k])).collect();
+                writeln!(obj, "f {}", c.join(" ")).unwrap();
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -164,6 +164,34 @@ pub struct Mesh {
     /// Problems that do not stop the run, to be shown to the user
     /// (an undefined `usemtl` material, ignored `map_Kd` options).
     pub warnings: Vec<String>,
+    /// What an OBJ carries beyond triangles, kept so the exported OBJ reopens
+    /// with the same faces, normals, objects, groups and smoothing; `None`
+    /// for other formats.
+    pub obj_layout: Option<ObjLayout>,
+}
+
+/// An OBJ's faces as written (before triangulation), its normals and the
+/// `o`/`g`/`s` statements in force at each face.
+#[derive(Clone, Debug, Default)]
+pub struct ObjLayout {
+    /// `vn` normals.
+    pub normals: Vec<Vec3>,
+    /// `o`, `g` and `s` statements, as written (e.g. `g body`, `s 1`).
+    pub statements: Vec<String>,
+    /// Faces in file order; `tri_polygon` indexes this.
+    pub faces: Vec<ObjFace>,
+}
+
+/// One `f` statement: its position corners in order, their `vn` indices
+/// (empty when it had none), and the statements in force (indices into
+/// [`ObjLayout::statements`]: object, group, smoothing).
+#[derive(Clone, Debug, Default)]
+pub struct ObjFace {
+    pub positions: Vec<u32>,
+    pub normals: Vec<u32>,
+    pub object: Option<u32>,
+    pub group: Option<u32>,
+    pub smoothing: Option<u32>,
 }
 
 impl Mesh {
@@ -204,6 +232,7 @@ impl Mesh {
             vertex_colors: Vec::new(),
             uv_coverage: UvCoverage::None,
             warnings: Vec::new(),
+            obj_layout: None,
         }
     }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use glam::{Vec2, Vec3};
 
 use super::triangulate::triangulate;
-use super::{Material, Mesh, MeshError, MeshErrorKind, UvCoverage};
+use super::{Material, Mesh, MeshError, MeshErrorKind, ObjFace, ObjLayout, UvCoverage};
 
 pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
     let not_obj = |why: &str| {
@@ -42,6 +42,8 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
     let mut material_ids: HashMap<String, u32> = HashMap::new();
     let mut current: Option<u32> = None;
     let mut corners: Vec<(u32, Option<u32>)> = Vec::new();
+    let mut layout = ObjLayout::default();
+    let (mut object, mut group, mut smoothing) = (None, None, None);
 
     for (i, raw) in text.lines().enumerate() {
         let line_no = i + 1;
@@ -79,6 +81,7 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
                 statements += 1;
                 corners.clear();
                 let mut with_uv = 0;
+                let mut face = ObjFace { object, group, smoothing, ..Default::default() };
                 for corner in words {
                     let mut parts = corner.split('/');
                     let v = resolve_index(parts.next().unwrap_or(""), mesh.positions.len(), "vertex")
@@ -90,8 +93,16 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
                         }
                         None => None,
                     };
+                    if let Some(n) = parts.next().filter(|t| !t.is_empty()) {
+                        face.normals.push(resolve_index(n, layout.normals.len(), "normal").map_err(|(k, m, h)| perr(k, line_no, m, h))?);
+                    }
                     corners.push((v, vt));
+                    face.positions.push(v);
                 }
+                if !face.normals.is_empty() && face.normals.len() != face.positions.len() {
+                    return Err(perr(MeshErrorKind::Parse, line_no, "some corners of this face have normals and some do not".into(), "give every corner a normal, or none"));
+                }
+                layout.faces.push(face);
                 if corners.len() < 3 {
                     return Err(perr(MeshErrorKind::Parse, line_no, format!("face '{}' has fewer than 3 corners", raw.trim()), ""));
                 }
@@ -164,7 +175,25 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
                 };
                 current = Some(id);
             }
-            "vn" | "vp" | "o" | "g" | "s" | "l" | "p" => statements += 1,
+            "vn" => {
+                statements += 1;
+                let xs: Vec<f32> = words.filter_map(|w| w.parse().ok()).collect();
+                if xs.len() < 3 || xs.iter().any(|x| !x.is_finite()) {
+                    return Err(perr(MeshErrorKind::Parse, line_no, format!("normal '{}' needs 3 finite numbers", raw.trim()), ""));
+                }
+                layout.normals.push(Vec3::new(xs[0], xs[1], xs[2]));
+            }
+            "o" | "g" | "s" => {
+                statements += 1;
+                layout.statements.push(line.trim().to_string());
+                let id = Some(layout.statements.len() as u32 - 1);
+                match keyword {
+                    "o" => object = id,
+                    "g" => group = id,
+                    _ => smoothing = id,
+                }
+            }
+            "vp" | "l" | "p" => statements += 1,
             _ => {}
         }
     }
@@ -187,6 +216,7 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
             UvCoverage::Partial(format!("line {w} has UVs, line {wo} has none"))
         }
     };
+    mesh.obj_layout = Some(layout);
     if colors.len() == mesh.positions.len() {
         // Floats in [0, 1] as MeshLab and slicers write them; some tools write 0–255.
         if colors.iter().flatten().any(|&c| c > 1.0) {
