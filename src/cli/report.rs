@@ -173,3 +173,15 @@ impl Progress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::change;
+
+    #[test]
+    fn a_rise_is_called_higher_never_lower() {
+        assert_eq!(change(0.9, 0.45), "2.0× lower");
+        assert_eq!(change(0.3, 0.9), "3.0× higher");
+        assert_eq!(change(0.5, 0.501), "unchanged");
+    }
+}
