@@ -219,7 +219,9 @@ fn second_ctrl_c_publishes_nothing_and_the_previous_set_stays_whole() {
     let o = run(&[&base[..], &TINY, &["--steps", "1"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let before = snapshot(&out);
-    let child = cmd(&[&base[..], &TINY, &["--steps", "100000"]].concat()).stderr(Stdio::piped()).spawn().unwrap();
+    // Steps long enough (256² views) that both signals land inside one step.
+    let slow = ["--texture-size", "32", "--render-size", "256", "--style-size", "64", "--checkpoint-every", "1", "--steps", "100000"];
+    let child = cmd(&[&base[..], &slow].concat()).stderr(Stdio::piped()).spawn().unwrap();
     let work = tmp.path().join("out.partial");
     // Let it start stepping, then two SIGINTs in a row.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -228,9 +230,10 @@ fn second_ctrl_c_publishes_nothing_and_the_previous_set_stays_whole() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let pid = child.id().to_string();
-    for _ in 0..2 {
-        Command::new("kill").args(["-INT", &pid]).status().unwrap();
-    }
+    // Two separate deliveries: signals sent back to back can merge into one pending signal.
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
     assert!(stderr(&o).contains("interrupted twice"), "{}", stderr(&o));
