@@ -72,10 +72,17 @@ impl Image {
             },
             _ => decode_whole(path)?,
         };
-        if rgb.width() > tw || rgb.height() > th {
-            return Ok(Image::from_rgb8(&image::imageops::resize(&rgb, tw, th, image::imageops::FilterType::Triangle)));
+        Ok(Image::from_rgb8(&rgb).resized_to_fit(max_side))
+    }
+
+    /// This image scaled down (never up, triangle filter) so its longer
+    /// side is at most `max_side` pixels.
+    pub fn resized_to_fit(self, max_side: u32) -> Image {
+        let (w, h) = fit(self.width, self.height, max_side);
+        if (w, h) == (self.width, self.height) {
+            return self;
         }
-        Ok(Image::from_rgb8(&rgb))
+        Image::from_rgb8(&image::imageops::resize(&self.to_rgb8(), w, h, image::imageops::FilterType::Triangle))
     }
 
     pub fn from_rgb8(rgb: &image::RgbImage) -> Image {
@@ -145,13 +152,13 @@ fn check_size(w: u32, h: u32) -> Result<(), image::ImageError> {
 }
 
 /// The size of `w × h` scaled down (never up) to fit `max_side`, aspect kept.
-fn fit(w: u32, h: u32, max_side: u32) -> (u32, u32) {
+pub fn fit(w: u32, h: u32, max_side: u32) -> (u32, u32) {
     let long = w.max(h);
     if long <= max_side {
         return (w, h);
     }
-    let s = max_side as f64 / long as f64;
-    (((w as f64 * s).round() as u32).clamp(1, max_side), ((h as f64 * s).round() as u32).clamp(1, max_side))
+    let s = max_side as f32 / long as f32;
+    (((w as f32 * s).round() as u32).max(1), ((h as f32 * s).round() as u32).max(1))
 }
 
 /// Decodes the whole file, with the decoder's own allocation limit set.

@@ -104,13 +104,7 @@ pub fn estimated_peak_bytes(cfg: &Config, materials: usize) -> u64 {
 
 /// The painting, scaled so its longer side is `max_side` pixels (never up).
 pub fn prepare_style(img: &Image, max_side: u32) -> Image {
-    let long = img.width.max(img.height);
-    if long <= max_side {
-        return img.clone();
-    }
-    let s = max_side as f32 / long as f32;
-    let (w, h) = (((img.width as f32 * s).round() as u32).max(1), ((img.height as f32 * s).round() as u32).max(1));
-    Image::from_rgb8(&image::imageops::resize(&img.to_rgb8(), w, h, image::imageops::FilterType::Triangle))
+    img.clone().resized_to_fit(max_side)
 }
 
 /// The style loss of `texture` seen from each of `cams` (no memory: G_used = G_now).

@@ -46,8 +46,8 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
     let outcome = optimize_with_progress(&cfg, &mesh, &mut raster, &vgg, &painting, &interrupted, &outputs, fingerprint, resume)?;
     let total_s = start.elapsed().as_secs_f64();
     let stopped = outcome.log.len() < cfg.optim.steps;
-    let (made, extra) = write_outputs(&cfg, &plan, &mesh, &mut raster, &outcome, &outputs.staging()?)?;
     let (staging, partial) = (outputs.staging()?, outputs.partial().to_path_buf());
+    let (made, extra) = write_outputs(&cfg, &plan, &mesh, &mut raster, &outcome, &staging)?;
     let out = outputs.publish(stopped)?;
     report::summary(&outcome, cfg.optim.eval_views, total_s);
     report::exports(&made, &extra, &staging, &out);
