@@ -68,6 +68,25 @@ pub enum BenchCommand {
         #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
         iters: u32,
     },
+    /// Judge recipes: held-out style and content loss against wall time, and contact sheets.
+    Quality {
+        /// A recipe: `default` (today's defaults), `v1` (the defaults before issue 9), or
+        /// NAME=OPTIONS, e.g. 'fast=--steps 150 --lr 0.1'. Repeat to compare [default: v1 and default].
+        #[arg(long = "recipe", value_name = "RECIPE", value_parser = crate::cli::quality::parse_recipe)]
+        recipes: Vec<crate::cli::quality::Recipe>,
+        /// A pairing MESH,IMAGE. Repeat for more [default: the textured bunny × Starry Night
+        /// (../shared/assets, else meshes/bunny.obj) and spot × The Great Wave].
+        #[arg(long = "pair", value_name = "MESH,IMAGE", value_parser = crate::cli::quality::parse_pairing)]
+        pairs: Vec<crate::cli::quality::Pairing>,
+        /// Judge the texture also when the loop's wall time passes these seconds.
+        #[arg(long, value_name = "SECONDS", value_delimiter = ',', default_value = "30,60,90,180")]
+        at: Vec<f64>,
+        /// Where quality.csv and the contact sheets go.
+        #[arg(long, value_name = "DIR", default_value = "texstyle-out/bench-quality")]
+        out: PathBuf,
+        #[command(flatten)]
+        view: ViewArgs,
+    },
 }
 
 /// Flags the style transfer and `render` share.

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod bench;
 pub mod config;
+pub mod quality;
 mod render;
 pub mod report;
 mod style;
@@ -74,6 +75,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Bench(BenchCommand::Vgg { sizes, warmup, iters })) => {
             let sizes: Vec<usize> = sizes.iter().map(|&s| s as usize).collect();
             bench::run(&sizes, warmup as usize, iters as usize, crate::vgg::Backend::Fast)?;
+            Ok(())
+        }
+        Some(Command::Bench(BenchCommand::Quality { recipes, pairs, at, out, view })) => {
+            let recipes = if recipes.is_empty() { ["v1", "default"].iter().filter_map(|n| quality::builtin_recipe(n)).collect() } else { recipes };
+            let pairs = if pairs.is_empty() { quality::default_pairings() } else { pairs };
+            quality::run(&recipes, &pairs, &at, &out, view.cpu)?;
             Ok(())
         }
     }

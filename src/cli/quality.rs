@@ -1,0 +1,248 @@
+//! `texstyle bench quality`: how good a recipe's result is against the wall
+//! time it took, judged the same way for every recipe.
+//!
+//! Each recipe (a list of style-transfer options) runs on each pairing (mesh,
+//! painting). When the loop's wall time passes each of `--at` seconds, and at
+//! the end, the texture so far — as the user would get it, unseen texels
+//! filled — is scored by one fixed judge: the style loss against the painting
+//! (Grams at 512 px) and the content loss against the mesh's own texture, on
+//! held-out views that no recipe trains on (their own seed), rendered
+//! anti-aliased (2×2 samples) at 256², black background. The numbers are
+//! relative errors (1 = as far from the target as zero features are).
+//! A contact sheet per pairing shows those views: the original on top, then
+//! each recipe's final texture, in the order given.
+//!
+//! Wall time is the optimization loop's (the same figure as `loss.csv`'s
+//! `seconds`), without setup or judging. Pausing at each `--at` goes through
+//! the checkpoint path (save, then resume), which gives the same bits as an
+//! uninterrupted run.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+use clap::Parser;
+
+use super::args::Cli;
+use super::config::{bad, StyleConfig};
+use super::CliError;
+use crate::camera::{Camera, CameraRange, ViewSampler};
+use crate::checkpoint::Checkpoint;
+use crate::image_io::{image_to_tensor, write_atomic, Image};
+use crate::loss::{self, StyleTargets};
+use crate::mesh::Mesh;
+use crate::optim::{self, Checkpoints};
+use crate::preview::{contact_sheet, render_views, SHEET_GAP};
+use crate::raster::{Raster, RasterMesh, ViewSize};
+use crate::vgg::Vgg;
+
+/// The judge's views: this many, this size, anti-aliased, from this seed
+/// (not any recipe's training or held-out seed).
+pub const JUDGE_VIEWS: usize = 6;
+pub const JUDGE_SIZE: ViewSize = ViewSize { width: 256, height: 256, samples: 2 };
+const JUDGE_SEED: u64 = 0x9D6E_0F1E;
+/// The judge's painting size (longer side) and content weight (1: the relative error as is).
+pub const JUDGE_STYLE_SIZE: u32 = 512;
+const JUDGE_BACKGROUND: [f32; 3] = [0.0; 3];
+
+/// A named list of style-transfer options, e.g. `fast=--steps 150 --lr 0.1`.
+#[derive(Clone, Debug)]
+pub struct Recipe {
+    pub name: String,
+    pub options: Vec<String>,
+}
+
+/// Recipes by name: `default` is today's defaults (no options); `v1` spells
+/// out the defaults texstyle had before the issue-9 work (300 steps at 256²,
+/// texture 512², FFT, lr 0.05, content 0.5, Gram decay 0.95, 1 sample, painting 512).
+pub fn builtin_recipe(name: &str) -> Option<Recipe> {
+    let options: &[&str] = match name {
+        "default" => &[],
+        "v1" => V1_DEFAULTS,
+        _ => return None,
+    };
+    Some(Recipe { name: name.into(), options: options.iter().map(|s| s.to_string()).collect() })
+}
+
+/// The defaults before issue 9, as options (kept so the bench can always compare against them).
+pub const V1_DEFAULTS: &[&str] = &[
+    "--steps", "300", "--render-size", "256", "--texture-size", "512", "--param", "fft", "--lr", "0.05",
+    "--content-weight", "0.5", "--gram-decay", "0.95", "--samples", "1", "--style-size", "512",
+];
+
+/// `NAME` (built in) or `NAME=OPTIONS` (whitespace-separated style-transfer options).
+pub fn parse_recipe(s: &str) -> Result<Recipe, String> {
+    match s.split_once('=') {
+        Some((name, opts)) if !name.is_empty() => {
+            Ok(Recipe { name: name.to_string(), options: opts.split_whitespace().map(str::to_string).collect() })
+        }
+        _ => builtin_recipe(s).ok_or_else(|| format!("unknown recipe {s:?}: use `default`, `v1`, or NAME=OPTIONS such as 'fast=--steps 150'")),
+    }
+}
+
+/// One mesh and one painting.
+#[derive(Clone, Debug)]
+pub struct Pairing {
+    pub mesh: PathBuf,
+    pub style: PathBuf,
+}
+
+impl Pairing {
+    pub fn name(&self) -> String {
+        let stem = |p: &Path| p.file_stem().map_or("x".into(), |s| s.to_string_lossy().into_owned());
+        format!("{}_x_{}", stem(&self.mesh), stem(&self.style))
+    }
+}
+
+/// `MESH,IMAGE`.
+pub fn parse_pairing(s: &str) -> Result<Pairing, String> {
+    let (m, i) = s.split_once(',').ok_or_else(|| format!("{s:?}: write a pairing as MESH,IMAGE"))?;
+    Ok(Pairing { mesh: m.into(), style: i.into() })
+}
+
+/// The default pairings: the textured bunny (from `../shared/assets`, on the
+/// project's machines; else the repository's plain bunny, which has no
+/// content texture) × Starry Night, and spot × The Great Wave.
+pub fn default_pairings() -> Vec<Pairing> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let textured = root.join("../shared/assets/meshes/bunny_textured/bunny_textured.obj");
+    let bunny = if textured.exists() { textured } else { root.join("meshes/bunny.obj") };
+    vec![
+        Pairing { mesh: bunny, style: root.join("styles/starry_night.jpg") },
+        Pairing { mesh: root.join("meshes/spot/spot.obj"), style: root.join("styles/great_wave.jpg") },
+    ]
+}
+
+/// One judged texture.
+#[derive(Clone, Debug)]
+pub struct Score {
+    pub pairing: String,
+    pub recipe: String,
+    pub step: usize,
+    pub seconds: f64,
+    pub style: f32,
+    pub content: f32,
+}
+
+/// The fixed judge of one pairing.
+struct Judge {
+    cams: Vec<Camera>,
+    targets: StyleTargets,
+    /// The original views (also the sheet's top row) and their tensors.
+    originals: Vec<Image>,
+    has_content: bool,
+}
+
+impl Judge {
+    fn new(vgg: &Vgg, raster: &mut Raster, mesh: &Mesh, painting: &Image) -> Result<Judge> {
+        let mut s = ViewSampler::new(JUDGE_SEED, CameraRange::default());
+        let cams: Vec<Camera> = (0..JUDGE_VIEWS).map(|_| s.next_camera()).collect();
+        let painting = image_to_tensor(&optim::prepare_style(painting, JUDGE_STYLE_SIZE))?.to_device(vgg.device())?;
+        let targets = StyleTargets::new(vgg, &painting, 1.0)?;
+        let originals = render_views(raster, mesh, &[], &cams, JUDGE_SIZE, JUDGE_BACKGROUND)?;
+        let has_content = mesh.materials.iter().any(|m| m.texture.is_some());
+        Ok(Judge { cams, targets, originals, has_content })
+    }
+
+    /// Mean style and content loss of `textures` over the judge's views, and the views.
+    fn score(&self, vgg: &Vgg, raster: &mut Raster, mesh: &Mesh, textures: &[Image]) -> Result<(f32, f32, Vec<Image>)> {
+        let learned: Vec<Option<&Image>> = textures.iter().map(Some).collect();
+        let views = render_views(raster, mesh, &learned, &self.cams, JUDGE_SIZE, JUDGE_BACKGROUND)?;
+        let (mut style, mut content) = (0.0, 0.0);
+        for (view, original) in views.iter().zip(&self.originals) {
+            let content_img = image_to_tensor(original)?.to_device(vgg.device())?;
+            let obj = loss::objective(vgg, &self.targets, self.has_content.then_some(&content_img), 1.0)?;
+            let parts = obj.loss(vgg, &image_to_tensor(view)?.to_device(vgg.device())?)?;
+            style += parts.style;
+            content += parts.content;
+        }
+        let n = self.cams.len().max(1) as f32;
+        Ok((style / n, content / n, views))
+    }
+}
+
+/// The recipe's checked options for `pairing` (parsed as the command line would be).
+fn recipe_config(recipe: &Recipe, pairing: &Pairing) -> Result<StyleConfig, CliError> {
+    let mut argv: Vec<String> = vec!["texstyle".into(), pairing.mesh.display().to_string(), "--style".into(), pairing.style.display().to_string()];
+    argv.extend(recipe.options.iter().cloned());
+    let cli = Cli::try_parse_from(&argv).map_err(|e| bad(format!("recipe {}: {}", recipe.name, super::one_line_usage_error(&e.render().to_string()))))?;
+    StyleConfig::from_args(cli.style)
+}
+
+/// Runs every recipe on every pairing; prints one line per judged texture and
+/// writes `quality.csv` and one `PAIRING.png` contact sheet per pairing into `out`.
+pub fn run(recipes: &[Recipe], pairings: &[Pairing], at: &[f64], out: &Path, cpu: bool) -> Result<Vec<Score>, CliError> {
+    if recipes.is_empty() || pairings.is_empty() {
+        return Err(bad("bench quality: give at least one --recipe and one --pair".into()));
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let vgg = Vgg::load(None, &Device::Cpu).context("loading the VGG weights")?;
+    let mut at: Vec<f64> = at.iter().copied().filter(|t| *t > 0.0).collect();
+    at.sort_by(f64::total_cmp);
+    let mut scores = Vec::new();
+    println!("pairing recipe step seconds style content");
+    for pairing in pairings {
+        let painting = Image::load(&pairing.style).with_context(|| format!("reading {}", pairing.style.display()))?;
+        let mut judge: Option<Judge> = None;
+        let mut sheet: Vec<Image> = Vec::new();
+        for recipe in recipes {
+            let cfg = recipe_config(recipe, pairing)?;
+            let mut mesh = Mesh::load(&cfg.mesh)?;
+            mesh.prepare_uvs(cfg.uv, cfg.optim.texture_size)?;
+            let mut raster = super::open_raster(cpu, &RasterMesh::from_mesh(&mesh))?;
+            if judge.is_none() {
+                let j = Judge::new(&vgg, &mut raster, &mesh, &painting)?;
+                sheet.extend(j.originals.iter().cloned());
+                judge = Some(j);
+            }
+            let judge = judge.as_ref().expect("set above");
+            let style = optim::prepare_style(&painting, cfg.style_size);
+            let mut optim_cfg = cfg.optim.clone();
+            optim_cfg.eval_views = 1; // the judge scores; the loop's own before/after is not needed
+            let mut resume: Option<Checkpoint> = None;
+            let mut next = 0;
+            loop {
+                let mut saved: Option<Checkpoint> = None;
+                let mut save = |c: &Checkpoint| {
+                    saved = Some(c.clone());
+                    Ok(())
+                };
+                let mut ck = Checkpoints { every: 0, fingerprint: String::new(), resume: resume.take(), save: Some(&mut save) };
+                let pause = at.get(next).copied();
+                let outcome = optim::optimize_resumable(&mesh, &mut raster, &vgg, &style, &optim_cfg, &mut ck, &mut |s| match pause {
+                    Some(t) if s.seconds >= t && s.step < optim_cfg.steps => ControlFlow::Break(()),
+                    _ => ControlFlow::Continue(()),
+                })
+                .with_context(|| format!("recipe {} on {}", recipe.name, pairing.name()))?;
+                let last = outcome.log.last().cloned().unwrap_or_default();
+                let (s, c, views) = judge.score(&vgg, &mut raster, &mesh, &outcome.textures)?;
+                let score = Score { pairing: pairing.name(), recipe: recipe.name.clone(), step: last.step, seconds: last.seconds, style: s, content: c };
+                println!("{} {} {} {:.1} {:.4} {:.4}", score.pairing, score.recipe, score.step, score.seconds, score.style, score.content);
+                scores.push(score);
+                let done = outcome.log.len() >= optim_cfg.steps;
+                if done {
+                    sheet.extend(views);
+                    break;
+                }
+                while at.get(next).is_some_and(|&t| t <= last.seconds) {
+                    next += 1;
+                }
+                resume = saved;
+                if resume.is_none() {
+                    return Err(anyhow::anyhow!("recipe {}: the loop stopped at step {} without a checkpoint", recipe.name, last.step).into());
+                }
+            }
+        }
+        let img = contact_sheet(&sheet, JUDGE_VIEWS as u32, SHEET_GAP, [0.5; 3]);
+        img.save_png(&out.join(format!("{}.png", pairing.name())))?;
+    }
+    let mut csv = String::from("pairing,recipe,step,seconds,style,content\n");
+    for s in &scores {
+        csv += &format!("{},{},{},{:.2},{:.5},{:.5}\n", s.pairing, s.recipe, s.step, s.seconds, s.style, s.content);
+    }
+    write_atomic(&out.join("quality.csv"), csv.as_bytes())?;
+    let names: Vec<&str> = recipes.iter().map(|r| r.name.as_str()).collect();
+    eprintln!("texstyle: contact sheets in {} (rows: original, {})", out.display(), names.join(", "));
+    Ok(scores)
+}
