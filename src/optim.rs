@@ -44,6 +44,9 @@ pub struct Config {
     pub steps: usize,
     pub texture_size: u32,
     pub render_size: u32,
+    /// Views start this size and grow to `render_size` over the run
+    /// (coarse to fine: early steps shape large strokes cheaply).
+    pub start_render_size: u32,
     /// Supersampling per axis of the rendered views (1 = none).
     pub samples: u32,
     pub style_weight: f32,
@@ -51,6 +54,10 @@ pub struct Config {
     pub gram_decay: f32,
     pub param: ParamKind,
     pub lr: f64,
+    /// The learning rate falls from `lr` to `lr · lr_end` on a cosine over the run.
+    pub lr_end: f64,
+    /// The content weight falls linearly to `content_weight · content_end` over the run.
+    pub content_end: f32,
     pub seed: u64,
     pub background: [f32; 3],
     pub cameras: CameraRange,
@@ -269,6 +276,7 @@ pub fn optimize_resumable(
     let materials = mesh.materials.len();
     let (tw, th) = (cfg.texture_size, cfg.texture_size);
     let size = ViewSize { width: cfg.render_size, height: cfg.render_size, samples: cfg.samples };
+    let size_at = |step| ViewSize { width: cfg.render_size_at(step), height: cfg.render_size_at(step), samples: cfg.samples };
     let param = TextureParam::new(cfg.param, materials, th as usize, tw as usize, cfg.seed)?;
     let adam = Adam::new(param.vars(), AdamParams { lr: cfg.lr, ..Default::default() });
     let painting = image_to_tensor(painting)?.to_device(vgg.device())?;
@@ -309,6 +317,7 @@ pub fn optimize_resumable(
 
         let t = Instant::now();
         let cam = st.views.next_camera();
+        let size = size_at(step);
         let frame = raster.rasterize(cam.view_proj(size.aspect()), size).with_context(|| format!("step {step}"))?;
         entry.raster_ms = ms(t);
 
@@ -325,7 +334,7 @@ pub fn optimize_resumable(
         entry.lookup_ms = ms(t);
 
         let t = Instant::now();
-        let obj = loss::objective(vgg, &style, content.as_ref(), cfg.content_weight)?;
+        let obj = loss::objective(vgg, &style, content.as_ref(), cfg.content_weight_at(step))?;
         let view = learned.detach().to_device(vgg.device())?;
         let (parts, grad_image) = obj.loss_and_grad_with(vgg, &view, &mut |l, g| Ok(st.memory.update(l, g)?))?;
         let grad_image = grad_image.to_device(&Device::Cpu)?;
@@ -333,6 +342,7 @@ pub fn optimize_resumable(
 
         let t = Instant::now();
         let surrogate = (&learned * &grad_image)?.sum_all()?;
+        st.adam.params.lr = cfg.lr_at(step);
         st.adam.step(&surrogate.backward()?)?;
         entry.optimizer_ms = ms(t);
 
@@ -357,6 +367,90 @@ pub fn optimize_resumable(
     Ok(Outcome { textures, seen_fraction, log: st.log, eval_before: st.eval_before, eval_after, used_content })
 }
 
+/// Where `step` (1-based) lies in a run of `steps`: 0 at the first, 1 at the last.
+fn progress(step: usize, steps: usize) -> f64 {
+    if steps <= 1 {
+        1.0
+    } else {
+        (step - 1) as f64 / (steps - 1) as f64
+    }
+}
+
+impl Config {
+    /// The view size of `step`: `start_render_size` rising linearly to `render_size`,
+    /// in multiples of 32 pixels (the network's buffers are reused per size).
+    pub fn render_size_at(&self, step: usize) -> u32 {
+        let (a, b) = (self.start_render_size as f64, self.render_size as f64);
+        if a == b {
+            return self.render_size;
+        }
+        let s = a + (b - a) * progress(step, self.steps);
+        ((s / 32.0).round() as u32 * 32).clamp(a.min(b) as u32, a.max(b) as u32)
+    }
+
+    /// The learning rate of `step` (cosine from `lr` to `lr · lr_end`).
+    pub fn lr_at(&self, step: usize) -> f64 {
+        let c = 0.5 * (1.0 + (std::f64::consts::PI * progress(step, self.steps)).cos());
+        self.lr * (self.lr_end + (1.0 - self.lr_end) * c)
+    }
+
+    /// The content weight of `step` (linear from `content_weight` to `content_weight · content_end`).
+    pub fn content_weight_at(&self, step: usize) -> f32 {
+        let t = progress(step, self.steps) as f32;
+        self.content_weight * (1.0 + (self.content_end - 1.0) * t)
+    }
+}
+
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(steps: usize) -> Config {
+        Config {
+            steps,
+            texture_size: 64,
+            render_size: 256,
+            start_render_size: 128,
+            samples: 1,
+            style_weight: 1.0,
+            content_weight: 0.5,
+            gram_decay: 0.95,
+            param: ParamKind::Fft,
+            lr: 0.1,
+            lr_end: 0.1,
+            content_end: 0.2,
+            seed: 0,
+            background: [0.0; 3],
+            cameras: CameraRange::default(),
+            eval_views: 1,
+        }
+    }
+
+    #[test]
+    fn schedules_run_from_their_start_to_their_end() {
+        let c = cfg(101);
+        assert_eq!((c.render_size_at(1), c.render_size_at(51), c.render_size_at(101)), (128, 192, 256));
+        assert!((c.lr_at(1) - 0.1).abs() < 1e-12 && (c.lr_at(101) - 0.01).abs() < 1e-12);
+        assert!((c.lr_at(51) - 0.055).abs() < 1e-9, "{}", c.lr_at(51));
+        assert!((c.content_weight_at(1) - 0.5).abs() < 1e-6 && (c.content_weight_at(101) - 0.1).abs() < 1e-6);
+        // Sizes only ever rise, in steps of 32.
+        let sizes: Vec<u32> = (1..=101).map(|s| c.render_size_at(s)).collect();
+        assert!(sizes.windows(2).all(|w| w[0] <= w[1]) && sizes.iter().all(|s| s % 32 == 0));
+        // A one-step run is at its end.
+        assert_eq!(cfg(1).render_size_at(1), 256);
+    }
+
+    #[test]
+    fn constant_schedules_are_the_plain_values() {
+        let c = Config { start_render_size: 256, lr_end: 1.0, content_end: 1.0, ..cfg(50) };
+        for s in [1, 17, 50] {
+            assert_eq!(c.render_size_at(s), 256);
+            assert_eq!(c.lr_at(s), 0.1);
+            assert_eq!(c.content_weight_at(s), 0.5);
+        }
+    }
 }

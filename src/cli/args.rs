@@ -129,6 +129,10 @@ pub struct StyleArgs {
     #[arg(long, value_name = "PIXELS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(32..=2048))]
     pub render_size: u32,
 
+    /// Size the views start at, growing to --render-size over the run (coarse to fine) [default: --render-size].
+    #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(32..=2048))]
+    pub start_render_size: Option<u32>,
+
     /// Supersampling per axis of the views (1–4); 2 anti-aliases edges.
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4))]
     pub samples: u32,
@@ -152,6 +156,14 @@ pub struct StyleArgs {
     /// Adam learning rate.
     #[arg(long, value_name = "X", default_value_t = 0.05, allow_negative_numbers = true)]
     pub lr: f64,
+
+    /// Learning rate at the last step, as a fraction of --lr (cosine decay; 1 = constant).
+    #[arg(long, value_name = "X", default_value_t = 1.0, allow_negative_numbers = true)]
+    pub lr_end: f64,
+
+    /// Content weight at the last step, as a fraction of --content-weight (linear; 1 = constant).
+    #[arg(long, value_name = "X", default_value_t = 1.0, allow_negative_numbers = true)]
+    pub content_end: f32,
 
     /// Seed of the views and the initial texture (same seed, same result on the same machine).
     #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]

@@ -68,17 +68,26 @@ impl StyleConfig {
         if a.style_weight == 0.0 {
             return Err(bad("--style-weight 0 turns the style off, so the run would only copy the mesh's own texture: use a positive weight, e.g. 1".into()));
         }
+        if !(a.lr_end.is_finite() && (0.0..=1.0).contains(&a.lr_end)) {
+            return Err(bad(format!("--lr-end {} is out of range: use a fraction of --lr from 0 to 1, e.g. 0.1", a.lr_end)));
+        }
+        if !(a.content_end.is_finite() && (0.0..=1.0).contains(&a.content_end)) {
+            return Err(bad(format!("--content-end {} is out of range: use a fraction of --content-weight from 0 to 1, e.g. 0.2", a.content_end)));
+        }
         let out = resolve_out(a.out, a.resume.as_deref(), &mesh, &style)?;
         let optim = optim::Config {
             steps: a.steps as usize,
             texture_size: a.texture_size,
             render_size: a.render_size,
+            start_render_size: a.start_render_size.unwrap_or(a.render_size),
             samples: a.samples,
             style_weight: a.style_weight,
             content_weight: a.content_weight,
             gram_decay: a.gram_decay,
             param: a.param,
             lr: a.lr,
+            lr_end: a.lr_end,
+            content_end: a.content_end,
             seed: a.seed,
             background: a.view.background.unwrap_or(STYLE_BACKGROUND),
             cameras: CameraRange::default(),
@@ -111,6 +120,9 @@ impl StyleConfig {
             format!("--steps={}", c.steps),
             format!("--texture-size={}", c.texture_size),
             format!("--render-size={}", c.render_size),
+            format!("--start-render-size={}", c.start_render_size),
+            format!("--lr-end={}", c.lr_end),
+            format!("--content-end={}", c.content_end),
             format!("--samples={}", c.samples),
             format!("--style-weight={}", c.style_weight),
             format!("--content-weight={}", c.content_weight),

@@ -28,6 +28,15 @@ pub struct Fft {
     irfft: Irfft2,
 }
 
+/// The decorrelated colour matrix divided by its largest column norm (lucid's), `[3, 3]`.
+pub fn color_matrix() -> Result<Tensor> {
+    let max_norm = (0..3)
+        .map(|c| COLOR_CORRELATION_SQRT.iter().map(|row| row[c] * row[c]).sum::<f32>().sqrt())
+        .fold(0.0, f32::max);
+    let m: Vec<f32> = COLOR_CORRELATION_SQRT.iter().flatten().map(|v| v / max_norm).collect();
+    Tensor::from_vec(m, (3, 3), &Device::Cpu)
+}
+
 impl Fft {
     pub fn new(materials: usize, height: usize, width: usize, seed: u64) -> Result<Fft> {
         let dev = Device::Cpu;
@@ -46,11 +55,7 @@ impl Fft {
             }
         }
         let scale = Tensor::from_vec(s, (1, 1, height, wh, 1), &dev)?;
-        let max_norm = (0..3)
-            .map(|c| COLOR_CORRELATION_SQRT.iter().map(|row| row[c] * row[c]).sum::<f32>().sqrt())
-            .fold(0.0, f32::max);
-        let m: Vec<f32> = COLOR_CORRELATION_SQRT.iter().flatten().map(|v| v / max_norm).collect();
-        let color = Tensor::from_vec(m, (3, 3), &dev)?;
+        let color = color_matrix()?;
         Ok(Fft { materials, height, width, theta, scale, color, irfft: Irfft2::new(height, width) })
     }
 

@@ -10,11 +10,14 @@
 //! - [`pixel`]: texture = sigmoid(θ), θ ~ N(0, 0.01²).
 //! - [`fft`]: θ is a half spectrum, inverse real FFT ([`irfft`]), decorrelated
 //!   colour, sigmoid — lucid's constants.
+//! - [`pyramid`]: θ is a Laplacian pyramid (full size down to 8 texels),
+//!   summed after bilinear upsampling, decorrelated colour, sigmoid.
 
 pub mod fft;
 pub mod fill;
 pub mod irfft;
 pub mod pixel;
+pub mod pyramid;
 
 use candle_core::{Result, Tensor, Var};
 
@@ -27,12 +30,15 @@ pub enum ParamKind {
     Fft,
     /// One logit per texel and channel.
     Pixel,
+    /// Laplacian pyramid with decorrelated colour: large strokes first, no texel speckle.
+    Pyramid,
 }
 
 /// The parameters of all material textures, same size each.
 pub enum TextureParam {
     Pixel(pixel::Pixel),
     Fft(fft::Fft),
+    Pyramid(pyramid::Pyramid),
 }
 
 /// Standard deviation of the initial parameters (lucid's).
@@ -51,6 +57,7 @@ impl TextureParam {
         Ok(match kind {
             ParamKind::Pixel => TextureParam::Pixel(pixel::Pixel::new(materials, height, width, seed)?),
             ParamKind::Fft => TextureParam::Fft(fft::Fft::new(materials, height, width, seed)?),
+            ParamKind::Pyramid => TextureParam::Pyramid(pyramid::Pyramid::new(materials, height, width, seed)?),
         })
     }
 
@@ -59,6 +66,7 @@ impl TextureParam {
         match self {
             TextureParam::Pixel(p) => p.vars(),
             TextureParam::Fft(p) => p.vars(),
+            TextureParam::Pyramid(p) => p.vars(),
         }
     }
 
@@ -67,6 +75,7 @@ impl TextureParam {
         match self {
             TextureParam::Pixel(p) => p.texture(),
             TextureParam::Fft(p) => p.texture(),
+            TextureParam::Pyramid(p) => p.texture(),
         }
     }
 }
@@ -78,7 +87,7 @@ mod tests {
 
     #[test]
     fn initial_textures_are_near_grey_and_seeded() {
-        for kind in [ParamKind::Pixel, ParamKind::Fft] {
+        for kind in [ParamKind::Pixel, ParamKind::Fft, ParamKind::Pyramid] {
             let p = TextureParam::new(kind, 2, 16, 16, 1).unwrap();
             let t = p.texture().unwrap();
             assert_eq!(t.dims(), [2, 3, 16, 16]);
@@ -91,7 +100,7 @@ mod tests {
 
     #[test]
     fn gradient_reaches_the_parameters_through_either_parameterization() {
-        for kind in [ParamKind::Pixel, ParamKind::Fft] {
+        for kind in [ParamKind::Pixel, ParamKind::Fft, ParamKind::Pyramid] {
             let p = TextureParam::new(kind, 1, 8, 8, 2).unwrap();
             // Push the texture towards red: loss = Σ (t - red)².
             let red = Tensor::from_vec([1f32, 0.0, 0.0].to_vec(), (1, 3, 1, 1), &Device::Cpu).unwrap();
