@@ -104,9 +104,13 @@ pub fn estimated_peak_bytes(cfg: &Config, materials: usize) -> u64 {
     const FIXED: f64 = 620e6;
     const NETWORK_AT_256: f64 = 150e6;
     const PER_TEXEL: f64 = 170.0;
-    let pixels = (cfg.render_size * cfg.samples) as f64;
+    // The network sees render_size² whatever the samples; the lookup table
+    // holds 36 bytes per sample.
+    const PER_SAMPLE: f64 = 36.0;
+    let pixels = cfg.render_size as f64;
+    let samples = (cfg.render_size * cfg.samples) as f64;
     let texels = (cfg.texture_size as f64).powi(2) * materials.max(1) as f64;
-    (FIXED + NETWORK_AT_256 * (pixels / 256.0).powi(2) + PER_TEXEL * texels) as u64
+    (FIXED + NETWORK_AT_256 * (pixels / 256.0).powi(2) + PER_SAMPLE * samples * samples + PER_TEXEL * texels) as u64
 }
 
 /// The painting, scaled so its longer side is `max_side` pixels (never up).

@@ -118,7 +118,7 @@ pub struct StyleArgs {
     pub out: Option<PathBuf>,
 
     /// Optimization steps, one random view each (1–100000).
-    #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub steps: u32,
 
     /// Width and height of each learned texture, in texels (16–4096; 4096² needs about 3.5 GB).
@@ -134,7 +134,7 @@ pub struct StyleArgs {
     pub start_render_size: Option<u32>,
 
     /// Supersampling per axis of the views (1–4); 2 anti-aliases edges.
-    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4))]
+    #[arg(long, value_name = "K", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=4))]
     pub samples: u32,
 
     /// Weight of the style loss (each layer's error is relative to the painting's Gram).
@@ -150,19 +150,19 @@ pub struct StyleArgs {
     pub gram_decay: f32,
 
     /// Texture parameterization.
-    #[arg(long, value_enum, default_value_t = ParamKind::Fft)]
+    #[arg(long, value_enum, default_value_t = ParamKind::Pyramid)]
     pub param: ParamKind,
 
     /// Adam learning rate.
-    #[arg(long, value_name = "X", default_value_t = 0.05, allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", default_value_t = 0.06, allow_negative_numbers = true)]
     pub lr: f64,
 
     /// Learning rate at the last step, as a fraction of --lr (cosine decay; 1 = constant).
-    #[arg(long, value_name = "X", default_value_t = 1.0, allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", default_value_t = 0.2, allow_negative_numbers = true)]
     pub lr_end: f64,
 
     /// Content weight at the last step, as a fraction of --content-weight (linear; 1 = constant).
-    #[arg(long, value_name = "X", default_value_t = 1.0, allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", default_value_t = 0.3, allow_negative_numbers = true)]
     pub content_end: f32,
 
     /// Seed of the views and the initial texture (same seed, same result on the same machine).
@@ -331,8 +331,9 @@ mod tests {
         let c = parse(&["m.obj", "--style", "s.jpg"]).unwrap();
         assert!(c.command.is_none());
         let a = c.style;
-        assert_eq!((a.steps, a.texture_size, a.render_size, a.samples, a.param), (300, 512, 256, 1, ParamKind::Fft));
-        assert_eq!((a.style_weight, a.content_weight, a.gram_decay, a.lr, a.seed), (1.0, 0.5, 0.95, 0.05, 0));
+        assert_eq!((a.steps, a.texture_size, a.render_size, a.samples, a.param), (200, 512, 256, 2, ParamKind::Pyramid));
+        assert_eq!((a.style_weight, a.content_weight, a.gram_decay, a.lr, a.seed), (1.0, 0.5, 0.95, 0.06, 0));
+        assert_eq!((a.lr_end, a.content_end, a.start_render_size), (0.2, 0.3, None));
         let a = parse(&[
             "m.obj", "--style", "s.jpg", "--steps", "10", "--texture-size", "64", "--render-size", "64", "--param", "pixel",
             "--lr", "0.1", "--seed", "3", "--gram-decay", "0", "--content-weight", "0", "--weights", "w.safetensors",

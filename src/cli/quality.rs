@@ -68,7 +68,8 @@ pub fn builtin_recipe(name: &str) -> Option<Recipe> {
 /// The defaults before issue 9, as options (kept so the bench can always compare against them).
 pub const V1_DEFAULTS: &[&str] = &[
     "--steps", "300", "--render-size", "256", "--texture-size", "512", "--param", "fft", "--lr", "0.05",
-    "--content-weight", "0.5", "--gram-decay", "0.95", "--samples", "1", "--style-size", "512",
+    "--content-weight", "0.5", "--gram-decay", "0.95", "--samples", "1", "--style-size", "512", "--lr-end", "1",
+    "--content-end", "1",
 ];
 
 /// `NAME` (built in) or `NAME=OPTIONS` (whitespace-separated style-transfer options).
