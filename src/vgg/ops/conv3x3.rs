@@ -17,6 +17,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use super::simd::{self, Isa};
 use super::{Act, SendPtr};
 
 /// Channel lanes processed together by the transforms (one AVX-512 register).
@@ -59,38 +60,16 @@ pub fn conv3x3_slow(input: &Act, weight: &[f32], bias: Option<&[f32]>, cout: usi
     out
 }
 
-/// Transform matrices of F(m, 3): `bt` (Bᵀ, α×α), `g` (G, α×3), `at` (Aᵀ, m×α), α = m + 2.
-struct Matrices<const M: usize, const A: usize> {
-    bt: [[f32; A]; A],
-    g: [[f64; 3]; A],
-    at: [[f32; A]; M],
-}
-
-const F23: Matrices<2, 4> = Matrices {
-    bt: [[1., 0., -1., 0.], [0., 1., 1., 0.], [0., -1., 1., 0.], [0., 1., 0., -1.]],
-    g: [[1., 0., 0.], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0., 0., 1.]],
-    at: [[1., 1., 1., 0.], [0., 1., -1., -1.]],
-};
-
-const F43: Matrices<4, 6> = Matrices {
-    bt: [
-        [4., 0., -5., 0., 1., 0.],
-        [0., -4., -4., 1., 1., 0.],
-        [0., 4., -4., -1., 1., 0.],
-        [0., -2., -1., 2., 1., 0.],
-        [0., 2., -1., -2., 1., 0.],
-        [0., 4., 0., -5., 0., 1.],
-    ],
-    g: [
-        [1. / 4., 0., 0.],
-        [-1. / 6., -1. / 6., -1. / 6.],
-        [-1. / 6., 1. / 6., -1. / 6.],
-        [1. / 24., 1. / 12., 1. / 6.],
-        [1. / 24., -1. / 12., 1. / 6.],
-        [0., 0., 1.],
-    ],
-    at: [[1., 1., 1., 1., 1., 0.], [0., 1., -1., 2., -2., 0.], [0., 1., 1., 4., 4., 0.], [0., 1., -1., 8., -8., 1.]],
-};
+/// Kernel transform `G` (α×3) of F(2,3) and F(4,3) (Lavin & Gray's points 0, ±1, ±2, ∞).
+const G23: [[f64; 3]; 4] = [[1., 0., 0.], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0., 0., 1.]];
+const G43: [[f64; 3]; 6] = [
+    [1. / 4., 0., 0.],
+    [-1. / 6., -1. / 6., -1. / 6.],
+    [-1. / 6., 1. / 6., -1. / 6.],
+    [1. / 24., 1. / 12., 1. / 6.],
+    [1. / 24., -1. / 12., 1. / 6.],
+    [0., 0., 1.],
+];
 
 /// Which Winograd variant a layer uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,38 +78,98 @@ pub enum Tile {
     F4,
 }
 
+impl Tile {
+    fn g(self) -> &'static [[f64; 3]] {
+        match self {
+            Tile::F2 => &G23,
+            Tile::F4 => &G43,
+        }
+    }
+}
+
+/// One vector of channel lanes.
+type L = [f32; CH];
+
+#[inline(always)]
+fn ln(f: impl Fn(usize) -> f32) -> L {
+    std::array::from_fn(f)
+}
+
+/// `Bᵀ x` along one axis of an α-point tile (α = 4: F(2,3), α = 6: F(4,3)).
+#[inline(always)]
+fn bt_1d<const A: usize>(d: &[L; A]) -> [L; A] {
+    let mut r = [[0.0; CH]; A];
+    if A == 4 {
+        r[0] = ln(|l| d[0][l] - d[2][l]);
+        r[1] = ln(|l| d[1][l] + d[2][l]);
+        r[2] = ln(|l| d[2][l] - d[1][l]);
+        r[3] = ln(|l| d[1][l] - d[3][l]);
+    } else {
+        let p = ln(|l| d[4][l] - d[2][l]);
+        let q = ln(|l| d[1][l] - d[3][l]);
+        r[0] = ln(|l| 4.0 * d[0][l] - 5.0 * d[2][l] + d[4][l]);
+        r[1] = ln(|l| -4.0 * (d[1][l] + d[2][l]) + d[3][l] + d[4][l]);
+        r[2] = ln(|l| 4.0 * (d[1][l] - d[2][l]) + d[4][l] - d[3][l]);
+        r[3] = ln(|l| p[l] - 2.0 * q[l]);
+        r[4] = ln(|l| p[l] + 2.0 * q[l]);
+        r[5] = ln(|l| 4.0 * d[1][l] - 5.0 * d[3][l] + d[5][l]);
+    }
+    r
+}
+
+/// `Aᵀ m` along one axis: α points to the tile's M outputs.
+#[inline(always)]
+fn at_1d<const M: usize, const A: usize>(m: &[L; A]) -> [L; M] {
+    let mut y = [[0.0; CH]; M];
+    if M == 2 {
+        y[0] = ln(|l| m[0][l] + m[1][l] + m[2][l]);
+        y[1] = ln(|l| m[1][l] - m[2][l] - m[3][l]);
+    } else {
+        let a = ln(|l| m[1][l] + m[2][l]);
+        let b = ln(|l| m[1][l] - m[2][l]);
+        let c = ln(|l| m[3][l] + m[4][l]);
+        let d = ln(|l| m[3][l] - m[4][l]);
+        y[0] = ln(|l| m[0][l] + a[l] + c[l]);
+        y[1] = ln(|l| b[l] + 2.0 * d[l]);
+        y[2] = ln(|l| a[l] + 4.0 * c[l]);
+        y[3] = ln(|l| b[l] + 8.0 * d[l] + m[5][l]);
+    }
+    y
+}
+
 /// A 3×3 conv with its weights pre-transformed for Winograd.
 #[derive(Debug, Clone)]
 pub struct WinogradConv {
     pub tile: Tile,
     pub cin: usize,
     pub cout: usize,
-    /// `[α², cin, cout]`: the GEMM right-hand sides.
+    /// Kernel level the weights were packed for.
+    isa: Isa,
+    /// `[α², cin, cout]`, each `[cin, cout]` packed in column panels for `isa`
+    /// ([`simd::pack_panels`]): the GEMM right-hand sides.
     u: Vec<f32>,
     bias: Option<Vec<f32>>,
 }
 
-fn transform_weights<const M: usize, const A: usize>(mt: &Matrices<M, A>, w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
-    let mut u = vec![0.0f32; A * A * cin * cout];
+/// `G g Gᵀ` of every `[cout, cin]` kernel, as `[α², cin, cout]`, each `[cin, cout]` packed for `isa`.
+fn transform_weights(g_mat: &[[f64; 3]], w: &[f32], cout: usize, cin: usize, isa: Isa) -> Vec<f32> {
+    let a = g_mat.len();
+    let mut u = vec![0.0f32; a * a * cin * cout];
     for o in 0..cout {
         for i in 0..cin {
             let g = &w[(o * cin + i) * 9..][..9];
-            // tmp = G g  (A×3)
-            let mut tmp = [[0.0f64; 3]; A];
-            for (r, row) in tmp.iter_mut().enumerate() {
-                for (c, v) in row.iter_mut().enumerate() {
-                    *v = (0..3).map(|k| mt.g[r][k] * g[k * 3 + c] as f64).sum();
-                }
-            }
-            for r in 0..A {
-                for s in 0..A {
-                    let v: f64 = (0..3).map(|k| tmp[r][k] * mt.g[s][k]).sum();
-                    u[((r * A + s) * cin + i) * cout + o] = v as f32;
+            // tmp = G g  (α×3)
+            let tmp: Vec<[f64; 3]> =
+                g_mat.iter().map(|gr| std::array::from_fn(|c| (0..3).map(|k| gr[k] * g[k * 3 + c] as f64).sum())).collect();
+            for r in 0..a {
+                for s in 0..a {
+                    let v: f64 = (0..3).map(|k| tmp[r][k] * g_mat[s][k]).sum();
+                    u[((r * a + s) * cin + i) * cout + o] = v as f32;
                 }
             }
         }
     }
-    u
+    u.chunks(cin * cout).flat_map(|b| simd::pack_panels(b, cin, cout, isa.nr())).collect()
 }
 
 thread_local! {
@@ -148,16 +187,147 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
+/// What the transforms of one tile block read and write.
+#[derive(Clone, Copy)]
+struct Block<'a> {
+    input: &'a Act,
+    cin: usize,
+    cout: usize,
+    /// First tile of the block, tiles in it, tiles per row of the image.
+    t0: usize,
+    nt: usize,
+    tiles_x: usize,
+    /// Transformed input `[α², nt, cin]`.
+    v: SendPtr,
+    /// GEMM results `[α², nt, cout]`.
+    m: *const f32,
+    /// Output image (padded, channels-last, `wp` columns) and its unpadded size.
+    out: SendPtr,
+    out_wp: usize,
+    h: usize,
+    w: usize,
+    bias: Option<&'a [f32]>,
+    relu: bool,
+}
+unsafe impl Send for Block<'_> {}
+unsafe impl Sync for Block<'_> {}
+
+/// Input transform of tiles `range` of the block: `V[ξ, t, c] = (Bᵀ d B)[ξ]`.
+#[inline(always)]
+unsafe fn input_tiles<const M: usize, const A: usize>(b: &Block<'_>, range: std::ops::Range<usize>) {
+    let (input, cin, nt) = (b.input, b.cin, b.nt);
+    for t in range {
+        let (ty, tx) = ((b.t0 + t) / b.tiles_x, (b.t0 + t) % b.tiles_x);
+        let base = (ty * M * input.wp + tx * M) * cin;
+        for c0 in (0..cin).step_by(CH) {
+            let mut tmp = [[[0.0f32; CH]; A]; A];
+            for col in 0..A {
+                let d: [L; A] = std::array::from_fn(|r| {
+                    let p = base + (r * input.wp + col) * cin + c0;
+                    input.data[p..p + CH].try_into().expect("CH lanes")
+                });
+                let r = bt_1d::<A>(&d);
+                for i in 0..A {
+                    tmp[i][col] = r[i];
+                }
+            }
+            for (i, row) in tmp.iter().enumerate() {
+                let r = bt_1d::<A>(row);
+                for (j, lane) in r.iter().enumerate() {
+                    // SAFETY: tile t owns V[.., t, ..]; in bounds by construction.
+                    std::ptr::copy_nonoverlapping(lane.as_ptr(), b.v.0.add(((i * A + j) * nt + t) * cin + c0), CH);
+                }
+            }
+        }
+    }
+}
+
+/// Output transform of tiles `range`: `y = Aᵀ M A + bias`, ReLU if asked, written where the
+/// tile lies inside the image.
+#[inline(always)]
+unsafe fn output_tiles<const M: usize, const A: usize>(b: &Block<'_>, range: std::ops::Range<usize>) {
+    let (cout, nt) = (b.cout, b.nt);
+    for t in range {
+        let (ty, tx) = ((b.t0 + t) / b.tiles_x, (b.t0 + t) % b.tiles_x);
+        for c0 in (0..cout).step_by(CH) {
+            let mut s = [[[0.0f32; CH]; A]; M];
+            for j in 0..A {
+                let col: [L; A] = std::array::from_fn(|i| {
+                    let src = b.m.add(((i * A + j) * nt + t) * cout + c0);
+                    std::ptr::read_unaligned(src as *const L)
+                });
+                let r = at_1d::<M, A>(&col);
+                for i in 0..M {
+                    s[i][j] = r[i];
+                }
+            }
+            let bias: L = match b.bias {
+                Some(bb) => bb[c0..c0 + CH].try_into().expect("CH lanes"),
+                None => [0.0; CH],
+            };
+            for (r, row) in s.iter().enumerate() {
+                let y = ty * M + r;
+                if y >= b.h {
+                    break;
+                }
+                let outs = at_1d::<M, A>(row);
+                for (q, o) in outs.iter().enumerate() {
+                    let x = tx * M + q;
+                    if x >= b.w {
+                        break;
+                    }
+                    let mut acc = ln(|l| o[l] + bias[l]);
+                    if b.relu {
+                        acc = ln(|l| acc[l].max(0.0));
+                    }
+                    // SAFETY: (y, x) is inside the image; tile t owns these pixels.
+                    std::ptr::copy_nonoverlapping(acc.as_ptr(), b.out.0.add(((y + 1) * b.out_wp + x + 1) * cout + c0), CH);
+                }
+            }
+        }
+    }
+}
+
+/// The transforms compiled for each level (the lane loops vectorize to that width).
+macro_rules! per_isa {
+    ($name:ident, $body:ident) => {
+        unsafe fn $name<const M: usize, const A: usize>(isa: Isa, b: &Block<'_>, range: std::ops::Range<usize>) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn v512<const M: usize, const A: usize>(b: &Block<'_>, range: std::ops::Range<usize>) {
+                    $body::<M, A>(b, range)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v256<const M: usize, const A: usize>(b: &Block<'_>, range: std::ops::Range<usize>) {
+                    $body::<M, A>(b, range)
+                }
+                match isa {
+                    Isa::Avx512 => return v512::<M, A>(b, range),
+                    Isa::Avx2 => return v256::<M, A>(b, range),
+                    Isa::Portable => {}
+                }
+            }
+            let _ = isa;
+            $body::<M, A>(b, range)
+        }
+    };
+}
+per_isa!(input_tiles_isa, input_tiles);
+per_isa!(output_tiles_isa, output_tiles);
+
 impl WinogradConv {
     /// `weight` OIHW `[cout, cin, 3, 3]`; `bias` `[cout]` or none. Channel counts must be multiples of 16.
     pub fn new(tile: Tile, weight: &[f32], bias: Option<&[f32]>, cout: usize, cin: usize) -> Self {
+        Self::with_isa(simd::isa(), tile, weight, bias, cout, cin)
+    }
+
+    /// Like [`WinogradConv::new`], for a given kernel level (tests compare levels).
+    pub fn with_isa(isa: Isa, tile: Tile, weight: &[f32], bias: Option<&[f32]>, cout: usize, cin: usize) -> Self {
         assert!(cin.is_multiple_of(CH) && cout.is_multiple_of(CH), "winograd conv needs channels multiple of {CH}, got {cin}->{cout}");
         assert_eq!(weight.len(), cout * cin * 9);
-        let u = match tile {
-            Tile::F2 => transform_weights(&F23, weight, cout, cin),
-            Tile::F4 => transform_weights(&F43, weight, cout, cin),
-        };
-        WinogradConv { tile, cin, cout, u, bias: bias.map(|b| b.to_vec()) }
+        let u = transform_weights(tile.g(), weight, cout, cin, isa);
+        WinogradConv { tile, cin, cout, isa, u, bias: bias.map(|b| b.to_vec()) }
     }
 
     /// The input gradient's conv: kernel flipped, channels swapped, no bias.
@@ -171,29 +341,61 @@ impl WinogradConv {
         assert_eq!(input.c, self.cin);
         assert!(out.c == self.cout && out.h == input.h && out.w == input.w && out.hp == input.hp);
         match self.tile {
-            Tile::F2 => self.run::<2, 4>(&F23, input, out, relu),
-            Tile::F4 => self.run::<4, 6>(&F43, input, out, relu),
+            Tile::F2 => self.run::<2, 4>(input, out, relu),
+            Tile::F4 => self.run::<4, 6>(input, out, relu),
         }
     }
 
-    fn run<const M: usize, const A: usize>(&self, mt: &Matrices<M, A>, input: &Act, out: &mut Act, relu: bool) {
+    fn run<const M: usize, const A: usize>(&self, input: &Act, out: &mut Act, relu: bool) {
         let (tiles_y, tiles_x) = (input.h.div_ceil(M), input.w.div_ceil(M));
         let tiles = tiles_y * tiles_x;
         let (cin, cout) = (self.cin, self.cout);
-        // Block of tiles whose transformed input + output stay near the L2 cache.
+        // Blocks of tiles whose transformed input + output stay near the L2 cache, but at least
+        // BLOCK_MIN_TILES so that each pass over the transformed weights (up to 36 MiB) feeds
+        // enough tiles.
         let per_tile = A * A * (cin + cout);
-        let block = (BLOCK_FLOATS / per_tile).clamp(16, 512).min(tiles);
+        let block = (BLOCK_FLOATS / per_tile).clamp(BLOCK_MIN_TILES, 512).min(tiles);
         let n_blocks = tiles.div_ceil(block);
         let out_ptr = SendPtr(out.data.as_mut_ptr());
+        let (out_wp, h, w) = (out.wp, out.h, out.w);
         let threads = rayon::current_num_threads();
-        let do_block = |b: usize, inner_par: bool| {
-            let t0 = b * block;
+        let isa = self.isa;
+        let do_block = |bi: usize, inner_par: bool| {
+            let t0 = bi * block;
             let nt = block.min(tiles - t0);
             with_scratch(A * A * nt * (cin + cout), |scratch| {
                 let (v, m) = scratch.split_at_mut(A * A * nt * cin);
-                self.input_transform(mt, input, t0, nt, tiles_x, v, inner_par);
+                let blk = Block {
+                    input,
+                    cin,
+                    cout,
+                    t0,
+                    nt,
+                    tiles_x,
+                    v: SendPtr(v.as_mut_ptr()),
+                    m: m.as_ptr(),
+                    out: out_ptr,
+                    out_wp,
+                    h,
+                    w,
+                    bias: self.bias.as_deref(),
+                    relu,
+                };
+                let chunks = if inner_par { 4 * threads } else { 1 };
+                let step = nt.div_ceil(chunks);
+                let ranges = |f: &(dyn Fn(std::ops::Range<usize>) + Sync)| {
+                    if inner_par {
+                        (0..nt.div_ceil(step)).into_par_iter().for_each(|c| f(c * step..nt.min((c + 1) * step)));
+                    } else {
+                        f(0..nt);
+                    }
+                };
+                // SAFETY: tiles of disjoint ranges write disjoint parts of V.
+                ranges(&|r| unsafe { input_tiles_isa::<M, A>(isa, &blk, r) });
                 self.gemms::<A>(v, m, nt, inner_par);
-                self.output_transform(mt, m, t0, nt, tiles_x, out_ptr, out.wp, out.h, out.w, relu, inner_par);
+                let blk = Block { m: m.as_ptr(), ..blk };
+                // SAFETY: tiles of disjoint ranges write disjoint pixels of `out`.
+                ranges(&|r| unsafe { output_tiles_isa::<M, A>(isa, &blk, r) });
             });
         };
         if n_blocks >= 2 * threads {
@@ -203,99 +405,25 @@ impl WinogradConv {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn input_transform<const M: usize, const A: usize>(
-        &self,
-        mt: &Matrices<M, A>,
-        input: &Act,
-        t0: usize,
-        nt: usize,
-        tiles_x: usize,
-        v: &mut [f32],
-        par: bool,
-    ) {
-        let cin = self.cin;
-        let vp = SendPtr(v.as_mut_ptr());
-        let one = |t: usize| {
-            let vp = vp;
-            let (ty, tx) = ((t0 + t) / tiles_x, (t0 + t) % tiles_x);
-            let base = (ty * M * input.wp + tx * M) * cin;
-            for c0 in (0..cin).step_by(CH) {
-                let mut d = [[[0.0f32; CH]; A]; A];
-                for (a, row) in d.iter_mut().enumerate() {
-                    for (b, lane) in row.iter_mut().enumerate() {
-                        let p = base + (a * input.wp + b) * cin + c0;
-                        lane.copy_from_slice(&input.data[p..p + CH]);
-                    }
-                }
-                // tmp = Bᵀ d, then V = tmp B (B = Bᵀᵀ); zero entries are skipped at compile time.
-                let mut tmp = [[[0.0f32; CH]; A]; A];
-                for i in 0..A {
-                    for a in 0..A {
-                        let k = mt.bt[i][a];
-                        if k != 0.0 {
-                            for b in 0..A {
-                                for l in 0..CH {
-                                    tmp[i][b][l] += k * d[a][b][l];
-                                }
-                            }
-                        }
-                    }
-                }
-                for i in 0..A {
-                    for j in 0..A {
-                        let mut acc = [0.0f32; CH];
-                        for b in 0..A {
-                            let k = mt.bt[j][b];
-                            if k != 0.0 {
-                                for l in 0..CH {
-                                    acc[l] += k * tmp[i][b][l];
-                                }
-                            }
-                        }
-                        // SAFETY: tile t owns V[.., t, ..]; in bounds by construction.
-                        unsafe {
-                            let dst = vp.0.add(((i * A + j) * nt + t) * cin + c0);
-                            std::ptr::copy_nonoverlapping(acc.as_ptr(), dst, CH);
-                        }
-                    }
-                }
-            }
-        };
-        if par {
-            (0..nt).into_par_iter().for_each(one);
-        } else {
-            (0..nt).for_each(one);
-        }
-    }
-
+    /// `M[ξ] = V[ξ] · U[ξ]` for each of the α² points.
     fn gemms<const A: usize>(&self, v: &[f32], m: &mut [f32], nt: usize, par: bool) {
         let (cin, cout) = (self.cin, self.cout);
         let mp = SendPtr(m.as_mut_ptr());
         let one = |xi: usize| {
             let mp = mp;
-            // SAFETY: each ξ writes its own [nt, cout] slab of M; operands are in bounds.
+            // SAFETY: each ξ writes its own [nt, cout] slab of M; operands are in bounds; the
+            // weights were packed for self.isa, which this CPU runs.
             unsafe {
-                gemm::gemm(
+                simd::gemm_packed(
+                    self.isa,
                     nt,
                     cout,
                     cin,
-                    mp.0.add(xi * nt * cout),
-                    1,
-                    cout as isize,
-                    false,
                     v.as_ptr().add(xi * nt * cin),
-                    1,
-                    cin as isize,
+                    cin,
                     self.u.as_ptr().add(xi * cin * cout),
-                    1,
-                    cout as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                    mp.0.add(xi * nt * cout),
+                    cout,
                 );
             }
         };
@@ -305,89 +433,12 @@ impl WinogradConv {
             (0..A * A).for_each(one);
         }
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn output_transform<const M: usize, const A: usize>(
-        &self,
-        mt: &Matrices<M, A>,
-        m: &[f32],
-        t0: usize,
-        nt: usize,
-        tiles_x: usize,
-        out: SendPtr,
-        out_wp: usize,
-        h: usize,
-        w: usize,
-        relu: bool,
-        par: bool,
-    ) {
-        let cout = self.cout;
-        let one = |t: usize| {
-            let out = out;
-            let (ty, tx) = ((t0 + t) / tiles_x, (t0 + t) % tiles_x);
-            for c0 in (0..cout).step_by(CH) {
-                // s = Aᵀ m  (M×A), then y = s A (M×M).
-                let mut s = [[[0.0f32; CH]; A]; M];
-                for r in 0..M {
-                    for i in 0..A {
-                        let k = mt.at[r][i];
-                        if k != 0.0 {
-                            for j in 0..A {
-                                let src = &m[((i * A + j) * nt + t) * cout + c0..][..CH];
-                                for l in 0..CH {
-                                    s[r][j][l] += k * src[l];
-                                }
-                            }
-                        }
-                    }
-                }
-                let bias: [f32; CH] = match &self.bias {
-                    Some(b) => b[c0..c0 + CH].try_into().expect("CH lanes"),
-                    None => [0.0; CH],
-                };
-                for r in 0..M {
-                    let y = ty * M + r;
-                    if y >= h {
-                        break;
-                    }
-                    for q in 0..M {
-                        let x = tx * M + q;
-                        if x >= w {
-                            break;
-                        }
-                        let mut acc = bias;
-                        for j in 0..A {
-                            let k = mt.at[q][j];
-                            if k != 0.0 {
-                                for l in 0..CH {
-                                    acc[l] += k * s[r][j][l];
-                                }
-                            }
-                        }
-                        if relu {
-                            for a in acc.iter_mut() {
-                                *a = a.max(0.0);
-                            }
-                        }
-                        // SAFETY: (y, x) is inside the image; tile t owns these pixels.
-                        unsafe {
-                            let dst = out.0.add(((y + 1) * out_wp + x + 1) * cout + c0);
-                            std::ptr::copy_nonoverlapping(acc.as_ptr(), dst, CH);
-                        }
-                    }
-                }
-            }
-        };
-        if par {
-            (0..nt).into_par_iter().for_each(one);
-        } else {
-            (0..nt).for_each(one);
-        }
-    }
 }
 
 /// Floats of scratch per tile block (V + M), ~2 MiB.
 const BLOCK_FLOATS: usize = 1 << 19;
+/// Fewest tiles per block (see [`WinogradConv::forward`]'s blocking).
+const BLOCK_MIN_TILES: usize = 64;
 
 /// Direct 3×3 conv for layers with few channels on one side (the RGB first layer, and its input
 /// gradient with 3 output channels), parallel over image rows.
@@ -525,19 +576,68 @@ mod tests {
         a.data.iter().zip(&b.data).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
     }
 
+    /// The kernel levels this CPU runs (the portable one always).
+    fn levels() -> Vec<Isa> {
+        let mut l = vec![Isa::Portable];
+        if simd::isa() != Isa::Portable {
+            l.push(Isa::Avx2);
+        }
+        if simd::isa() == Isa::Avx512 {
+            l.push(Isa::Avx512);
+        }
+        l
+    }
+
+    /// Forward (bias, ReLU or not) against the direct loops, at every kernel level; sizes with
+    /// partial tiles, GEMM row remainders (tile counts not multiples of 12 or 6), a 48-channel
+    /// output (narrow last panel) and several tile blocks (F(2,3) at 40×36: 360 tiles).
     #[test]
     fn winograd_matches_slow() {
         let mut rng = SplitMix(1);
-        for &(tile, h, w, cin, cout) in &[(Tile::F2, 7, 5, 16, 32), (Tile::F4, 9, 6, 32, 16), (Tile::F4, 8, 8, 64, 64)] {
+        let cases = [
+            (Tile::F2, 7, 5, 16, 32),
+            (Tile::F4, 9, 6, 32, 16),
+            (Tile::F4, 8, 8, 64, 64),
+            (Tile::F4, 13, 22, 16, 48),
+            (Tile::F2, 40, 36, 16, 16),
+        ];
+        for &(tile, h, w, cin, cout) in &cases {
             let x = rand_act(&mut rng, h, w, cin);
             let wt: Vec<f32> = (0..cout * cin * 9).map(|_| rng.normal() * 0.1).collect();
             let b: Vec<f32> = (0..cout).map(|_| rng.normal()).collect();
-            let conv = WinogradConv::new(tile, &wt, Some(&b), cout, cin);
-            for relu in [false, true] {
-                let mut out = Act::zeros(h, w, cout);
-                conv.forward(&x, &mut out, relu);
-                let want = conv3x3_slow(&x, &wt, Some(&b), cout, relu);
-                assert!(max_rel_err(&out, &want) < 1e-5, "{tile:?} {h}x{w} {cin}->{cout}: {}", max_rel_err(&out, &want));
+            for isa in levels() {
+                let conv = WinogradConv::with_isa(isa, tile, &wt, Some(&b), cout, cin);
+                for relu in [false, true] {
+                    let mut out = Act::zeros(h, w, cout);
+                    conv.forward(&x, &mut out, relu);
+                    let want = conv3x3_slow(&x, &wt, Some(&b), cout, relu);
+                    let e = max_rel_err(&out, &want);
+                    assert!(e < 1e-5, "{isa:?} {tile:?} {h}x{w} {cin}->{cout} relu {relu}: {e}");
+                }
+            }
+        }
+    }
+
+    /// The input gradient (flipped, swapped kernel) at every level and both tiles against the
+    /// direct loops on the flipped kernel, and against the adjoint identity.
+    #[test]
+    fn winograd_input_gradient_matches_slow() {
+        let mut rng = SplitMix(4);
+        let (h, w, cin, cout) = (10, 11, 32, 48);
+        let x = rand_act(&mut rng, h, w, cin);
+        let g = rand_act(&mut rng, h, w, cout);
+        let wt: Vec<f32> = (0..cout * cin * 9).map(|_| rng.normal()).collect();
+        let want = conv3x3_slow(&g, &flip_swap(&wt, cout, cin), None, cin, false);
+        let y = conv3x3_slow(&x, &wt, None, cout, false);
+        let dot = |a: &Act, b: &Act| a.data.iter().zip(&b.data).map(|(p, q)| (*p as f64) * (*q as f64)).sum::<f64>();
+        for isa in levels() {
+            for tile in [Tile::F2, Tile::F4] {
+                let mut dx = Act::zeros(h, w, cin);
+                WinogradConv::with_isa(isa, tile, &flip_swap(&wt, cout, cin), None, cin, cout).forward(&g, &mut dx, false);
+                let e = max_rel_err(&dx, &want);
+                assert!(e < 1e-5, "{isa:?} {tile:?}: {e}");
+                let (lhs, rhs) = (dot(&y, &g), dot(&x, &dx));
+                assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{isa:?} {tile:?}: {lhs} vs {rhs}");
             }
         }
     }
