@@ -151,25 +151,35 @@ pub struct WinogradConv {
     bias: Option<Vec<f32>>,
 }
 
-/// `G g Gᵀ` of every `[cout, cin]` kernel, as `[α², cin, cout]`, each `[cin, cout]` packed for `isa`.
+/// `G g Gᵀ` of every `[cout, cin]` kernel, as `[α², cin, cout]`, each `[cin, cout]` packed for
+/// `isa` ([`simd::pack_panels`]'s layout, written in place: no second copy of these large arrays).
 fn transform_weights(g_mat: &[[f64; 3]], w: &[f32], cout: usize, cin: usize, isa: Isa) -> Vec<f32> {
     let a = g_mat.len();
+    let nr = isa.nr().min(cout);
     let mut u = vec![0.0f32; a * a * cin * cout];
-    for o in 0..cout {
+    let up = SendPtr(u.as_mut_ptr());
+    (0..cout).into_par_iter().for_each(|o| {
+        let up = up;
+        // Column o sits in panel p, `width` columns wide, at `col` within it.
+        let (p, col) = (o / nr, o % nr);
+        let width = nr.min(cout - p * nr);
         for i in 0..cin {
             let g = &w[(o * cin + i) * 9..][..9];
             // tmp = G g  (α×3)
-            let tmp: Vec<[f64; 3]> =
-                g_mat.iter().map(|gr| std::array::from_fn(|c| (0..3).map(|k| gr[k] * g[k * 3 + c] as f64).sum())).collect();
+            let mut tmp = [[0.0f64; 3]; 6];
+            for (t, gr) in tmp.iter_mut().zip(g_mat) {
+                *t = std::array::from_fn(|c| (0..3).map(|k| gr[k] * g[k * 3 + c] as f64).sum());
+            }
             for r in 0..a {
                 for s in 0..a {
                     let v: f64 = (0..3).map(|k| tmp[r][k] * g_mat[s][k]).sum();
-                    u[((r * a + s) * cin + i) * cout + o] = v as f32;
+                    // SAFETY: in bounds; column o is written by this task only.
+                    unsafe { *up.0.add((r * a + s) * cin * cout + p * nr * cin + i * width + col) = v as f32 };
                 }
             }
         }
-    }
-    u.chunks(cin * cout).flat_map(|b| simd::pack_panels(b, cin, cout, isa.nr())).collect()
+    });
+    u
 }
 
 thread_local! {
