@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 
 use super::ops::conv3x3::{DirectConv, Tile, WinogradConv};
-use super::ops::{maxpool, Act};
+use super::ops::{maxpool, simd, Act};
 use super::weights::{Preprocess, VggWeights};
 use super::{LayerKind, Pick, Result};
 
@@ -296,60 +296,78 @@ impl FastNet {
         for (k, kind, s) in seeds {
             by_layer.entry(k).or_default().push((kind, s));
         }
-        // g: dL/d(a[k]) flowing down, None while nothing above contributed.
-        let mut g: Option<Act> = None;
+        // g: dL/d(a[k]) flowing down, None while nothing above contributed; with `masked` it is
+        // already through the ReLU (dL/dz[k]: the pool or conv below fused the mask in).
+        let mut g: Option<(Act, bool)> = None;
         for k in (0..=last).rev() {
             let conv = &self.convs[k];
             let a = &t.a[k];
             let mut seed_z: Option<Act> = None;
             for (kind, d) in by_layer.remove(&k).unwrap_or_default() {
-                let slot = match kind {
-                    LayerKind::Relu => &mut g,
-                    LayerKind::Conv => &mut seed_z,
-                };
-                Self::add_seed(slot, d);
-            }
-            let x_shape = if k == 0 { (t.input.h, t.input.w) } else { (t.a[k - 1].h, t.a[k - 1].w) };
-            let x_is_pooled = k > 0 && self.convs[k - 1].pool_after;
-            let (xh, xw) = if x_is_pooled { (x_shape.0 / 2, x_shape.1 / 2) } else { x_shape };
-            let mut dx = self.take(xh, xw, conv.cin);
-            match (g.take(), seed_z) {
-                (Some(mut ga), None) => {
-                    // ReLU backward: mask in place (vectorizes; see ops::conv3x3 on fusing).
-                    ga.data.iter_mut().zip(&a.data).for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 });
-                    timed(format_args!("bwd conv{k} {}x{} {}->{}", a.h, a.w, conv.cout, conv.cin), || conv.bwd().forward(&ga, &mut dx, false));
-                    self.give(ga);
-                }
-                (ga, Some(mut gz)) => {
-                    // dL/dz = dL/da ⊙ [a > 0] + the seed at z.
-                    if let Some(ga) = ga {
-                        for ((gz, ga), a) in gz.data.iter_mut().zip(&ga.data).zip(&a.data) {
-                            if *a > 0.0 {
-                                *gz += ga;
-                            }
-                        }
-                        self.give(ga);
+                match (kind, g.as_mut()) {
+                    (LayerKind::Conv, _) => Self::add_seed(&mut seed_z, d),
+                    (LayerKind::Relu, None) => g = Some((d, false)),
+                    (LayerKind::Relu, Some((ga, false))) => {
+                        ga.data.iter_mut().zip(&d.data).for_each(|(g, d)| *g += d);
+                        self.give(d);
                     }
-                    conv.bwd().forward(&gz, &mut dx, false);
-                    self.give(gz);
-                }
-                (None, None) => {
-                    // Only possible above every seed: nothing to propagate yet.
-                    self.give(dx);
-                    continue;
+                    (LayerKind::Relu, Some((ga, true))) => {
+                        simd::vectorized(|| {
+                            for ((g, d), a) in ga.data.iter_mut().zip(&d.data).zip(&a.data) {
+                                *g += if *a > 0.0 { *d } else { 0.0 };
+                            }
+                        });
+                        self.give(d);
+                    }
                 }
             }
+            // dL/dz[k] = dL/da[k] ⊙ [a[k] > 0] + the seed at z.
+            let gz = match (g.take(), seed_z) {
+                (Some((mut ga, masked)), sz) => {
+                    if !masked {
+                        simd::vectorized(|| ga.data.iter_mut().zip(&a.data).for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 }));
+                    }
+                    if let Some(sz) = sz {
+                        ga.data.iter_mut().zip(&sz.data).for_each(|(g, s)| *g += s);
+                        self.give(sz);
+                    }
+                    ga
+                }
+                (None, Some(sz)) => sz,
+                // Only possible above every seed: nothing to propagate yet.
+                (None, None) => continue,
+            };
+            let x_is_pooled = k > 0 && self.convs[k - 1].pool_after;
+            let (xh, xw) = if k == 0 {
+                (t.input.h, t.input.w)
+            } else if x_is_pooled {
+                (t.a[k - 1].h / 2, t.a[k - 1].w / 2)
+            } else {
+                (t.a[k - 1].h, t.a[k - 1].w)
+            };
+            let mut dx = self.take(xh, xw, conv.cin);
+            // Below a conv without a pool, its ReLU backward is fused into this conv's output.
+            let mask = (k > 0 && !x_is_pooled).then(|| &t.a[k - 1]);
+            timed(format_args!("bwd conv{k} {}x{} {}->{}", a.h, a.w, conv.cout, conv.cin), || match (conv.bwd(), mask) {
+                (ConvImpl::Wino(c), m) => c.forward_masked(&gz, &mut dx, false, m),
+                (c, None) => c.forward(&gz, &mut dx, false),
+                (c, Some(m)) => {
+                    c.forward(&gz, &mut dx, false);
+                    dx.data.iter_mut().zip(&m.data).for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 });
+                }
+            });
+            self.give(gz);
             if k == 0 {
                 return dx;
             }
             g = Some(if x_is_pooled {
                 let prev = &t.a[k - 1];
                 let mut gp = self.take(prev.h, prev.w, prev.c);
-                timed(format_args!("bwd pool{k}"), || maxpool::maxpool_backward(prev, &dx, &mut gp));
+                timed(format_args!("bwd pool{k}"), || maxpool::maxpool_relu_backward(prev, &dx, &mut gp));
                 self.give(dx);
-                gp
+                (gp, true)
             } else {
-                dx
+                (dx, mask.is_some())
             });
         }
         // No seed at all: zero gradient.

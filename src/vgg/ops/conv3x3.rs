@@ -218,6 +218,9 @@ struct Block<'a> {
     w: usize,
     bias: Option<&'a [f32]>,
     relu: bool,
+    /// ReLU mask: an output is zeroed where this buffer (same layout as the output) is not
+    /// positive; null for none.
+    mask: *const f32,
 }
 unsafe impl Send for Block<'_> {}
 unsafe impl Sync for Block<'_> {}
@@ -290,8 +293,13 @@ unsafe fn output_tiles<const M: usize, const A: usize>(b: &Block<'_>, range: std
                     if b.relu {
                         acc = ln(|l| acc[l].max(0.0));
                     }
+                    let at = ((y + 1) * b.out_wp + x + 1) * cout + c0;
+                    if !b.mask.is_null() {
+                        let m = std::ptr::read_unaligned(b.mask.add(at) as *const L);
+                        acc = ln(|l| if m[l] > 0.0 { acc[l] } else { 0.0 });
+                    }
                     // SAFETY: (y, x) is inside the image; tile t owns these pixels.
-                    std::ptr::copy_nonoverlapping(acc.as_ptr(), b.out.0.add(((y + 1) * b.out_wp + x + 1) * cout + c0), CH);
+                    std::ptr::copy_nonoverlapping(acc.as_ptr(), b.out.0.add(at), CH);
                 }
             }
         }
@@ -348,15 +356,25 @@ impl WinogradConv {
     /// `out = conv(input) + bias`, then ReLU if `relu`. `out` must have the input's height and
     /// width and `cout` channels; only its image region is written.
     pub fn forward(&self, input: &Act, out: &mut Act, relu: bool) {
+        self.forward_masked(input, out, relu, None)
+    }
+
+    /// [`WinogradConv::forward`], then zero where `mask` (shaped as `out`, e.g. the ReLU output
+    /// that `out` is the gradient of) is not positive: a ReLU backward fused into the output pass.
+    pub fn forward_masked(&self, input: &Act, out: &mut Act, relu: bool, mask: Option<&Act>) {
         assert_eq!(input.c, self.cin);
         assert!(out.c == self.cout && out.h == input.h && out.w == input.w && out.hp == input.hp);
+        if let Some(m) = mask {
+            assert!(m.same_shape(out) && m.wp == out.wp, "mask shape");
+        }
+        let mask = mask.map_or(std::ptr::null(), |m| m.data.as_ptr());
         match self.tile {
-            Tile::F2 => self.run::<2, 4>(input, out, relu),
-            Tile::F4 => self.run::<4, 6>(input, out, relu),
+            Tile::F2 => self.run::<2, 4>(input, out, relu, mask),
+            Tile::F4 => self.run::<4, 6>(input, out, relu, mask),
         }
     }
 
-    fn run<const M: usize, const A: usize>(&self, input: &Act, out: &mut Act, relu: bool) {
+    fn run<const M: usize, const A: usize>(&self, input: &Act, out: &mut Act, relu: bool, mask: *const f32) {
         let (tiles_y, tiles_x) = (input.h.div_ceil(M), input.w.div_ceil(M));
         let tiles = tiles_y * tiles_x;
         let (cin, cout) = (self.cin, self.cout);
@@ -370,7 +388,9 @@ impl WinogradConv {
         let (out_wp, h, w) = (out.wp, out.h, out.w);
         let threads = rayon::current_num_threads();
         let isa = self.isa;
+        let mask = SendPtr(mask as *mut f32);
         let do_block = |bi: usize, inner_par: bool| {
+            let mask = mask;
             let t0 = bi * block;
             let nt = block.min(tiles - t0);
             with_scratch(A * A * nt * (cin + cout), |scratch| {
@@ -390,6 +410,7 @@ impl WinogradConv {
                     w,
                     bias: self.bias.as_deref(),
                     relu,
+                    mask: mask.0,
                 };
                 let chunks = if inner_par { 4 * threads } else { 1 };
                 let step = nt.div_ceil(chunks);
@@ -649,6 +670,26 @@ mod tests {
                 let (lhs, rhs) = (dot(&y, &g), dot(&x, &dx));
                 assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{isa:?} {tile:?}: {lhs} vs {rhs}");
             }
+        }
+    }
+
+    /// The fused ReLU backward: zero exactly where the mask is not positive (zeros and
+    /// negatives in the mask), the plain conv elsewhere.
+    #[test]
+    fn winograd_masked_output_matches_conv_then_mask() {
+        let mut rng = SplitMix(8);
+        let (h, w, cin, cout) = (9, 7, 16, 32);
+        let x = rand_act(&mut rng, h, w, cin);
+        let mask = rand_act(&mut rng, h, w, cout);
+        let wt: Vec<f32> = (0..cout * cin * 9).map(|_| rng.normal()).collect();
+        let mut want = conv3x3_slow(&x, &wt, None, cout, false);
+        want.data.iter_mut().zip(&mask.data).for_each(|(g, m)| *g = if *m > 0.0 { *g } else { 0.0 });
+        for isa in levels() {
+            let mut out = Act::zeros(h, w, cout);
+            WinogradConv::with_isa(isa, Tile::F4, &wt, None, cout, cin).forward_masked(&x, &mut out, false, Some(&mask));
+            assert!(max_rel_err(&out, &want) < 1e-5, "{isa:?}: {}", max_rel_err(&out, &want));
+            let zeros = out.data.iter().zip(&want.data).filter(|(o, w)| **w == 0.0 && **o == 0.0).count();
+            assert_eq!(zeros, want.data.iter().filter(|w| **w == 0.0).count(), "{isa:?}: masked outputs must be exactly zero");
         }
     }
 

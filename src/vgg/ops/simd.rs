@@ -61,6 +61,31 @@ pub fn isa() -> Isa {
     *ISA.get_or_init(detect)
 }
 
+/// Runs `f` compiled for the level in use ([`isa`]): `f` is inlined into a function with that
+/// level's target features, so its lane loops vectorize to that width. For plain loops.
+#[inline(always)]
+pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    let isa = isa();
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        unsafe fn v512<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn v256<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: isa() picks a level above Portable only when the CPU has it.
+        match isa {
+            Isa::Avx512 => return unsafe { v512(f) },
+            Isa::Avx2 => return unsafe { v256(f) },
+            Isa::Portable => {}
+        }
+    }
+    f()
+}
+
 /// Packs `b` (`[k, n]` row-major) into panels of `nr` columns: panel `p` holds columns
 /// `p·nr ..` as `[k, width]` rows, panels one after the other (the last may be narrower). With
 /// `nr >= n` this is `b` itself.
