@@ -308,15 +308,11 @@ impl FastNet {
                     (LayerKind::Conv, _) => Self::add_seed(&mut seed_z, d),
                     (LayerKind::Relu, None) => g = Some((d, false)),
                     (LayerKind::Relu, Some((ga, false))) => {
-                        ga.data.iter_mut().zip(&d.data).for_each(|(g, d)| *g += d);
+                        simd::add(&mut ga.data, &d.data);
                         self.give(d);
                     }
                     (LayerKind::Relu, Some((ga, true))) => {
-                        simd::vectorized(|| {
-                            for ((g, d), a) in ga.data.iter_mut().zip(&d.data).zip(&a.data) {
-                                *g += if *a > 0.0 { *d } else { 0.0 };
-                            }
-                        });
+                        simd::add_relu_backward(&mut ga.data, &d.data, &a.data);
                         self.give(d);
                     }
                 }
@@ -325,10 +321,10 @@ impl FastNet {
             let gz = match (g.take(), seed_z) {
                 (Some((mut ga, masked)), sz) => {
                     if !masked {
-                        simd::vectorized(|| ga.data.iter_mut().zip(&a.data).for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 }));
+                        simd::relu_backward(&mut ga.data, &a.data);
                     }
                     if let Some(sz) = sz {
-                        ga.data.iter_mut().zip(&sz.data).for_each(|(g, s)| *g += s);
+                        simd::add(&mut ga.data, &sz.data);
                         self.give(sz);
                     }
                     ga
@@ -353,7 +349,7 @@ impl FastNet {
                 (c, None) => c.forward(&gz, &mut dx, false),
                 (c, Some(m)) => {
                     c.forward(&gz, &mut dx, false);
-                    dx.data.iter_mut().zip(&m.data).for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 });
+                    simd::relu_backward(&mut dx.data, &m.data);
                 }
             });
             self.give(gz);

@@ -86,6 +86,32 @@ pub fn maxpool_relu_backward(input: &Act, grad_out: &Act, grad_in: &mut Act) {
     backward::<true>(input, grad_out, grad_in)
 }
 
+/// One pair of input rows: `r0`, `r1` the input rows, `g` the output gradient row (`n` windows
+/// of `c` channels), `d0`, `d1` the input gradient rows.
+#[inline(always)]
+fn bwd_row_body<const RELU: bool>(r0: &[f32], r1: &[f32], g: &[f32], d0: &mut [f32], d1: &mut [f32], c: usize, n: usize) {
+    for x in 0..n {
+        let (r0, r1, g) = (&r0[2 * x * c..][..2 * c], &r1[2 * x * c..][..2 * c], &g[x * c..][..c]);
+        let (d0, d1) = (&mut d0[2 * x * c..][..2 * c], &mut d1[2 * x * c..][..2 * c]);
+        for ch in 0..c {
+            // Branch-free first maximum (row-major order), as `first_max`.
+            let v = [r0[ch], r0[c + ch], r1[ch], r1[c + ch]];
+            let m = v[0].max(v[1]).max(v[2].max(v[3]));
+            let e0 = v[0] == m;
+            let e1 = !e0 && v[1] == m;
+            let e2 = !e0 && !e1 && v[2] == m;
+            let e3 = !e0 && !e1 && !e2;
+            let gv = if !RELU || m > 0.0 { g[ch] } else { 0.0 };
+            d0[ch] = if e0 { gv } else { 0.0 };
+            d0[c + ch] = if e1 { gv } else { 0.0 };
+            d1[ch] = if e2 { gv } else { 0.0 };
+            d1[c + ch] = if e3 { gv } else { 0.0 };
+        }
+    }
+}
+
+simd::multiversion!(fn bwd_row<const RELU: bool>(r0: &[f32], r1: &[f32], g: &[f32], d0: &mut [f32], d1: &mut [f32], c: usize, n: usize) => bwd_row_body);
+
 fn backward<const RELU: bool>(input: &Act, grad_out: &Act, grad_in: &mut Act) {
     assert!(grad_in.same_shape(input) && grad_in.hp == input.hp);
     assert!(grad_out.h == input.h / 2 && grad_out.w == input.w / 2 && grad_out.c == input.c);
@@ -106,28 +132,8 @@ fn backward<const RELU: bool>(input: &Act, grad_out: &Act, grad_in: &mut Act) {
             row0[(input.w - 1) * c..].fill(0.0);
             row1[(input.w - 1) * c..].fill(0.0);
         }
-        simd::vectorized(|| {
-            for x in 0..grad_out.w {
-                let r0 = &input.data[input.at(2 * y, 2 * x)..][..2 * c];
-                let r1 = &input.data[input.at(2 * y + 1, 2 * x)..][..2 * c];
-                let g = &grad_out.data[grad_out.at(y, x)..][..c];
-                let (d0, d1) = (&mut row0[2 * x * c..][..2 * c], &mut row1[2 * x * c..][..2 * c]);
-                for ch in 0..c {
-                    // Branch-free first maximum (row-major order), as `first_max`.
-                    let v = [r0[ch], r0[c + ch], r1[ch], r1[c + ch]];
-                    let m = v[0].max(v[1]).max(v[2].max(v[3]));
-                    let e0 = v[0] == m;
-                    let e1 = !e0 && v[1] == m;
-                    let e2 = !e0 && !e1 && v[2] == m;
-                    let e3 = !e0 && !e1 && !e2;
-                    let gv = if !RELU || m > 0.0 { g[ch] } else { 0.0 };
-                    d0[ch] = if e0 { gv } else { 0.0 };
-                    d0[c + ch] = if e1 { gv } else { 0.0 };
-                    d1[ch] = if e2 { gv } else { 0.0 };
-                    d1[c + ch] = if e3 { gv } else { 0.0 };
-                }
-            }
-        });
+        let (r0, r1) = (&input.data[input.at(2 * y, 0)..][..input.w * c], &input.data[input.at(2 * y + 1, 0)..][..input.w * c]);
+        bwd_row::<RELU>(r0, r1, &grad_out.data[grad_out.at(y, 0)..][..grad_out.w * c], row0, row1, c, grad_out.w);
     });
 }
 

@@ -61,30 +61,57 @@ pub fn isa() -> Isa {
     *ISA.get_or_init(detect)
 }
 
-/// Runs `f` compiled for the level in use ([`isa`]): `f` is inlined into a function with that
-/// level's target features, so its lane loops vectorize to that width. For plain loops.
-#[inline(always)]
-pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
-    let isa = isa();
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn v512<R>(f: impl FnOnce() -> R) -> R {
-            f()
+/// `multiversion!(pub fn name<const C: T>(args) => body)`: `name` calls `body(args)` compiled
+/// for the level in use ([`isa`]): `body` (`#[inline(always)]`, plain loops) is inlined into
+/// functions with each level's target features, so its lane loops vectorize to that width.
+/// (A closure would not do: closures do not inherit target features.)
+macro_rules! multiversion {
+    ($vis:vis fn $name:ident $(<const $c:ident: $ct:ty>)? ($($a:ident: $t:ty),* $(,)?) => $body:ident) => {
+        $vis fn $name $(<const $c: $ct>)? ($($a: $t),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn v512 $(<const $c: $ct>)? ($($a: $t),*) {
+                    $body $(::<$c>)? ($($a),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v256 $(<const $c: $ct>)? ($($a: $t),*) {
+                    $body $(::<$c>)? ($($a),*)
+                }
+                // SAFETY: isa() picks a level above Portable only when the CPU has it.
+                match $crate::vgg::ops::simd::isa() {
+                    $crate::vgg::ops::simd::Isa::Avx512 => return unsafe { v512 $(::<$c>)? ($($a),*) },
+                    $crate::vgg::ops::simd::Isa::Avx2 => return unsafe { v256 $(::<$c>)? ($($a),*) },
+                    $crate::vgg::ops::simd::Isa::Portable => {}
+                }
+            }
+            $body $(::<$c>)? ($($a),*)
         }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn v256<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        // SAFETY: isa() picks a level above Portable only when the CPU has it.
-        match isa {
-            Isa::Avx512 => return unsafe { v512(f) },
-            Isa::Avx2 => return unsafe { v256(f) },
-            Isa::Portable => {}
-        }
-    }
-    f()
+    };
 }
+pub(crate) use multiversion;
+
+#[inline(always)]
+fn relu_backward_body(g: &mut [f32], a: &[f32]) {
+    g.iter_mut().zip(a).for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 });
+}
+
+#[inline(always)]
+fn add_relu_backward_body(g: &mut [f32], d: &[f32], a: &[f32]) {
+    g.iter_mut().zip(d).zip(a).for_each(|((g, d), a)| *g += if *a > 0.0 { *d } else { 0.0 });
+}
+
+#[inline(always)]
+fn add_body(g: &mut [f32], d: &[f32]) {
+    g.iter_mut().zip(d).for_each(|(g, d)| *g += d);
+}
+
+// `g ← g ⊙ [a > 0]`: a ReLU backward, `a` the ReLU's output.
+multiversion!(pub fn relu_backward(g: &mut [f32], a: &[f32]) => relu_backward_body);
+// `g ← g + d ⊙ [a > 0]`.
+multiversion!(pub fn add_relu_backward(g: &mut [f32], d: &[f32], a: &[f32]) => add_relu_backward_body);
+// `g ← g + d`.
+multiversion!(pub fn add(g: &mut [f32], d: &[f32]) => add_body);
 
 /// Packs `b` (`[k, n]` row-major) into panels of `nr` columns: panel `p` holds columns
 /// `p·nr ..` as `[k, width]` rows, panels one after the other (the last may be narrower). With
