@@ -489,22 +489,35 @@ pub struct DirectConv {
 #[inline(always)]
 fn direct_row_body(conv: &DirectConv, input: &Act, op: SendPtr, y: usize, bias: &[f32], relu: bool) {
     let (cin, cout, wp) = (conv.cin, conv.cout, input.wp);
+    // Four lane vectors (64 outputs) per pass when they fit: each input value is broadcast once
+    // for four multiply-adds.
+    const G: usize = 4;
+    let taps = &conv.w_tap_in_out;
     for x in 0..input.w {
-        for c0 in (0..cout).step_by(CH) {
-            let mut acc: L = bias[c0..c0 + CH].try_into().expect("CH lanes");
+        let mut c0 = 0;
+        while c0 < cout {
+            let g = if cout - c0 >= G * CH { G } else { 1 };
+            let mut acc = [[0.0f32; CH]; G];
+            for (j, a) in acc.iter_mut().enumerate().take(g) {
+                *a = bias[c0 + j * CH..][..CH].try_into().expect("CH lanes");
+            }
             for t in 0..9 {
                 let p = ((y + t / 3) * wp + x + t % 3) * cin;
-                for i in 0..cin {
-                    let v = input.data[p + i];
-                    let wt: &L = conv.w_tap_in_out[(t * cin + i) * cout + c0..][..CH].try_into().expect("CH lanes");
-                    acc = ln(|l| acc[l] + v * wt[l]);
+                let px = &input.data[p..p + cin];
+                for (i, &v) in px.iter().enumerate() {
+                    let row = &taps[(t * cin + i) * cout + c0..][..g * CH];
+                    for (j, a) in acc.iter_mut().enumerate().take(g) {
+                        let wt: &L = row[j * CH..][..CH].try_into().expect("CH lanes");
+                        *a = ln(|l| a[l] + v * wt[l]);
+                    }
                 }
             }
-            if relu {
-                acc = ln(|l| acc[l].max(0.0));
+            for (j, a) in acc.iter().enumerate().take(g) {
+                let a = if relu { ln(|l| a[l].max(0.0)) } else { *a };
+                // SAFETY: row y is written by this call only.
+                unsafe { std::ptr::copy_nonoverlapping(a.as_ptr(), op.0.add(((y + 1) * wp + x + 1) * cout + c0 + j * CH), CH) };
             }
-            // SAFETY: row y is written by this call only.
-            unsafe { std::ptr::copy_nonoverlapping(acc.as_ptr(), op.0.add(((y + 1) * wp + x + 1) * cout + c0), CH) };
+            c0 += g * CH;
         }
     }
 }

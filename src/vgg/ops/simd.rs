@@ -150,23 +150,42 @@ pub unsafe fn gemm_packed(isa: Isa, m: usize, n: usize, k: usize, a: *const f32,
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// One `MR × 16·NV` block of C over the full `k`.
+    /// One `MR × 16·NV` block of C over the full `k`: `A[r, kk]` at `a + r·lda + kk·aks`, B rows
+    /// `ldb` apart; `ACC` adds to C instead of overwriting it.
     #[inline(always)]
-    unsafe fn kernel512<const MR: usize, const NV: usize>(k: usize, a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize) {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn kernel512<const MR: usize, const NV: usize, const ACC: bool>(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        aks: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-        let mut bp = b;
-        for kk in 0..k {
+        if ACC {
+            for (r, row) in acc.iter_mut().enumerate() {
+                for (v, x) in row.iter_mut().enumerate() {
+                    *x = _mm512_loadu_ps(c.add(r * ldc + 16 * v));
+                }
+            }
+        }
+        let (mut ap, mut bp) = (a, b);
+        for _ in 0..k {
             let mut bv = [_mm512_setzero_ps(); NV];
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = _mm512_loadu_ps(bp.add(16 * v));
             }
             for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*a.add(r * lda + kk));
+                let av = _mm512_set1_ps(*ap.add(r * lda));
                 for v in 0..NV {
                     row[v] = _mm512_fmadd_ps(av, bv[v], row[v]);
                 }
             }
-            bp = bp.add(16 * NV);
+            ap = ap.add(aks);
+            bp = bp.add(ldb);
         }
         for (r, row) in acc.iter().enumerate() {
             for (v, x) in row.iter().enumerate() {
@@ -176,20 +195,20 @@ mod x86 {
     }
 
     macro_rules! rows {
-        ($kern:ident, $nv:literal, $mr:expr, $($args:expr),*) => {
+        ($kern:ident, $nv:literal, $acc:literal, $mr:expr, $($args:expr),*) => {
             match $mr {
-                1 => $kern::<1, $nv>($($args),*),
-                2 => $kern::<2, $nv>($($args),*),
-                3 => $kern::<3, $nv>($($args),*),
-                4 => $kern::<4, $nv>($($args),*),
-                5 => $kern::<5, $nv>($($args),*),
-                6 => $kern::<6, $nv>($($args),*),
-                7 => $kern::<7, $nv>($($args),*),
-                8 => $kern::<8, $nv>($($args),*),
-                9 => $kern::<9, $nv>($($args),*),
-                10 => $kern::<10, $nv>($($args),*),
-                11 => $kern::<11, $nv>($($args),*),
-                12 => $kern::<12, $nv>($($args),*),
+                1 => $kern::<1, $nv, $acc>($($args),*),
+                2 => $kern::<2, $nv, $acc>($($args),*),
+                3 => $kern::<3, $nv, $acc>($($args),*),
+                4 => $kern::<4, $nv, $acc>($($args),*),
+                5 => $kern::<5, $nv, $acc>($($args),*),
+                6 => $kern::<6, $nv, $acc>($($args),*),
+                7 => $kern::<7, $nv, $acc>($($args),*),
+                8 => $kern::<8, $nv, $acc>($($args),*),
+                9 => $kern::<9, $nv, $acc>($($args),*),
+                10 => $kern::<10, $nv, $acc>($($args),*),
+                11 => $kern::<11, $nv, $acc>($($args),*),
+                12 => $kern::<12, $nv, $acc>($($args),*),
                 _ => unreachable!(),
             }
         };
@@ -207,32 +226,50 @@ mod x86 {
                 let mr = MR.min(m - m0);
                 let (ap, cp) = (a.add(m0 * lda), c.add(m0 * ldc + p0));
                 if w == 32 {
-                    rows!(kernel512, 2, mr, k, ap, lda, bp, cp, ldc);
+                    rows!(kernel512, 2, false, mr, k, ap, lda, 1, bp, 32, cp, ldc);
                 } else {
                     debug_assert_eq!(w, 16);
-                    rows!(kernel512, 1, mr, k, ap, lda, bp, cp, ldc);
+                    rows!(kernel512, 1, false, mr, k, ap, lda, 1, bp, 16, cp, ldc);
                 }
             }
         }
     }
 
-    /// One `MR × 16` block of C over the full `k` (two 8-lane registers per row).
+    /// As [`kernel512`] with 8-lane registers.
     #[inline(always)]
-    unsafe fn kernel256<const MR: usize, const NV: usize>(k: usize, a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize) {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn kernel256<const MR: usize, const NV: usize, const ACC: bool>(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        aks: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
         let mut acc = [[_mm256_setzero_ps(); NV]; MR];
-        let mut bp = b;
-        for kk in 0..k {
+        if ACC {
+            for (r, row) in acc.iter_mut().enumerate() {
+                for (v, x) in row.iter_mut().enumerate() {
+                    *x = _mm256_loadu_ps(c.add(r * ldc + 8 * v));
+                }
+            }
+        }
+        let (mut ap, mut bp) = (a, b);
+        for _ in 0..k {
             let mut bv = [_mm256_setzero_ps(); NV];
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = _mm256_loadu_ps(bp.add(8 * v));
             }
             for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm256_broadcast_ss(&*a.add(r * lda + kk));
+                let av = _mm256_broadcast_ss(&*ap.add(r * lda));
                 for v in 0..NV {
                     row[v] = _mm256_fmadd_ps(av, bv[v], row[v]);
                 }
             }
-            bp = bp.add(8 * NV);
+            ap = ap.add(aks);
+            bp = bp.add(ldb);
         }
         for (r, row) in acc.iter().enumerate() {
             for (v, x) in row.iter().enumerate() {
@@ -252,10 +289,95 @@ mod x86 {
             for m0 in (0..m).step_by(MR) {
                 let mr = MR.min(m - m0);
                 let (ap, cp) = (a.add(m0 * lda), c.add(m0 * ldc + p0));
-                rows!(kernel256, 2, mr, k, ap, lda, bp, cp, ldc);
+                rows!(kernel256, 2, false, mr, k, ap, lda, 1, bp, 16, cp, ldc);
             }
         }
     }
+
+    /// `C[i, j] += Σ_p X[p, i] X[p, j]` for the blocks of C that reach the diagonal or above
+    /// (`X` is `[k, n]` row-major, C `[n, n]`); `n` a multiple of 16.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn syrk_upper_avx512(k: usize, n: usize, x: *const f32, c: *mut f32) {
+        const MR: usize = 12;
+        const NR: usize = 32;
+        for i0 in (0..n).step_by(MR) {
+            let mr = MR.min(n - i0);
+            for j0 in (0..n).step_by(NR) {
+                if j0 + NR.min(n - j0) <= i0 {
+                    continue;
+                }
+                let (ap, bp, cp) = (x.add(i0), x.add(j0), c.add(i0 * n + j0));
+                if n - j0 >= 32 {
+                    rows!(kernel512, 2, true, mr, k, ap, 1, n, bp, n, cp, n);
+                } else {
+                    rows!(kernel512, 1, true, mr, k, ap, 1, n, bp, n, cp, n);
+                }
+            }
+        }
+    }
+
+    /// As [`syrk_upper_avx512`] with 8-lane registers.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn syrk_upper_avx2(k: usize, n: usize, x: *const f32, c: *mut f32) {
+        const MR: usize = 6;
+        const NR: usize = 16;
+        for i0 in (0..n).step_by(MR) {
+            let mr = MR.min(n - i0);
+            for j0 in (0..n).step_by(NR) {
+                if j0 + NR <= i0 {
+                    continue;
+                }
+                let (ap, bp, cp) = (x.add(i0), x.add(j0), c.add(i0 * n + j0));
+                rows!(kernel256, 2, true, mr, k, ap, 1, n, bp, n, cp, n);
+            }
+        }
+    }
+}
+
+/// `XᵀX` of `x` (`[k, n]` row-major) as `[n, n]`, computing only the blocks on or above the
+/// diagonal and mirroring them (half the work of a general product). `None` where the level in
+/// use has no kernel for it (portable level, `n` not a multiple of 16): use a general product.
+pub fn gram_xtx(x: &[f32], k: usize, n: usize) -> Option<Vec<f32>> {
+    assert_eq!(x.len(), k * n);
+    let level = isa();
+    if level == Isa::Portable || !n.is_multiple_of(16) {
+        return None;
+    }
+    // Chunks of rows that stay in L2 while every block of C passes over them; partial sums per
+    // task, added at the end.
+    let kc = (64 * 1024 / n).max(16);
+    let chunks: Vec<(usize, usize)> = (0..k).step_by(kc).map(|k0| (k0, kc.min(k - k0))).collect();
+    let per_task = chunks.len().div_ceil(rayon::current_num_threads()).max(1);
+    use rayon::prelude::*;
+    let c = chunks
+        .par_chunks(per_task)
+        .map(|cs| {
+            let mut c = vec![0.0f32; n * n];
+            for &(k0, kk) in cs {
+                // SAFETY: rows k0..k0+kk of x and all of c are in bounds; the level is this CPU's.
+                unsafe {
+                    #[cfg(target_arch = "x86_64")]
+                    match level {
+                        Isa::Avx512 => x86::syrk_upper_avx512(kk, n, x.as_ptr().add(k0 * n), c.as_mut_ptr()),
+                        Isa::Avx2 => x86::syrk_upper_avx2(kk, n, x.as_ptr().add(k0 * n), c.as_mut_ptr()),
+                        Isa::Portable => unreachable!(),
+                    }
+                }
+            }
+            c
+        })
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        })
+        .unwrap_or_else(|| vec![0.0; n * n]);
+    let mut c = c;
+    for i in 0..n {
+        for j in 0..i {
+            c[i * n + j] = c[j * n + i];
+        }
+    }
+    Some(c)
 }
 
 #[cfg(test)]
@@ -291,6 +413,27 @@ mod tests {
                 unsafe { gemm_packed(l, m, n, k, a.as_ptr(), k, packed.as_ptr(), c.as_mut_ptr(), n) };
                 for (i, (g, w)) in c.iter().zip(&want).enumerate() {
                     assert!((*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()), "{l:?} {m}x{n}x{k} at {i}: {g} vs {w}");
+                }
+            }
+        }
+    }
+
+    /// The symmetric Gram kernel against loops: several row chunks (k = 3000 rows of 48 and 64
+    /// channels: narrow last panel, row-block remainders), every element written.
+    #[test]
+    fn gram_xtx_matches_loops() {
+        let mut rng = SplitMix(9);
+        for &(k, n) in &[(3000, 48), (3000, 64), (5, 16)] {
+            let x: Vec<f32> = (0..k * n).map(|_| rng.normal()).collect();
+            let Some(g) = gram_xtx(&x, k, n) else {
+                assert_eq!(isa(), Isa::Portable);
+                return;
+            };
+            for i in 0..n {
+                for j in 0..n {
+                    let want: f64 = (0..k).map(|p| x[p * n + i] as f64 * x[p * n + j] as f64).sum();
+                    let got = g[i * n + j] as f64;
+                    assert!((got - want).abs() < 1e-4 * (k as f64).sqrt() * (1.0 + want.abs().sqrt()), "{k}x{n} at ({i}, {j}): {got} vs {want}");
                 }
             }
         }
