@@ -49,11 +49,38 @@ fn channels_last(f: &Tensor) -> candle_core::Result<Option<Tensor>> {
     Ok(if x.is_contiguous() { Some(x.reshape((b, h * w, c))?) } else { None })
 }
 
+/// `XᵀX` per batch item of channels-last CPU f32 features `x` (`[batch, h·w, c]`), by the
+/// fast path's symmetric kernel (half the multiply-adds of a general product); `None` where
+/// that does not apply (other device or dtype, no kernel for this CPU or channel count).
+fn gram_cpu(x: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    use candle_core::{CpuStorage, Storage};
+    let (b, k, n) = x.dims3()?;
+    if x.dtype() != DType::F32 || !x.device().is_cpu() {
+        return Ok(None);
+    }
+    let (storage, layout) = x.storage_and_layout();
+    let (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) = (&*storage, layout.contiguous_offsets()) else {
+        return Ok(None);
+    };
+    let v = &v[start..end];
+    let mut out = Vec::with_capacity(b * n * n);
+    for bi in 0..b {
+        match crate::vgg::ops::simd::gram_xtx(&v[bi * k * n..][..k * n], k, n) {
+            Some(g) => out.extend(g),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(Tensor::from_vec(out, (b, n, n), x.device())?))
+}
+
 /// Gram matrices `[batch, c, c]` of features `[batch, c, h, w]`: `F Fᵀ / (C·H·W)`.
 pub fn gram(f: &Tensor) -> candle_core::Result<Tensor> {
     let (b, c, h, w) = f.dims4()?;
     let g = match channels_last(f)? {
-        Some(x) => x.t()?.matmul(&x)?,
+        Some(x) => match gram_cpu(&x)? {
+            Some(g) => g,
+            None => x.t()?.matmul(&x)?,
+        },
         None => {
             let m = f.reshape((b, c, h * w))?;
             m.matmul(&m.t()?)?

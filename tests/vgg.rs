@@ -465,12 +465,10 @@ fn fast_convs_match_candle_conv2d_on_vgg_shapes() {
         let (name, tol) = if cin < 16 {
             DirectConv::new(&wt, Some(&b), cout, cin).forward(&input, &mut out, false);
             ("direct", 1e-6)
-        } else if cin.max(cout) <= 256 {
-            WinogradConv::new(Tile::F4, &wt, Some(&b), cout, cin).forward(&input, &mut out, false);
-            ("F(4,3)", 1e-5)
         } else {
-            WinogradConv::new(Tile::F2, &wt, Some(&b), cout, cin).forward(&input, &mut out, false);
-            ("F(2,3)", 1e-5)
+            let tile = texstyle::vgg::net::tile_for(cin, cout);
+            WinogradConv::new(tile, &wt, Some(&b), cout, cin).forward(&input, &mut out, false);
+            (if tile == Tile::F4 { "F(4,3)" } else { "F(2,3)" }, 1e-5)
         };
         let xt = Tensor::from_vec(x, (1, cin, h, w), &Device::Cpu).unwrap();
         let wt = Tensor::from_vec(wt, (cout, cin, 3, 3), &Device::Cpu).unwrap();

@@ -75,8 +75,9 @@ pub fn run(sizes: &[usize], warmup: usize, iters: usize, backend: Backend) -> an
             Ok(())
         })?;
         println!(
-            "texstyle-vgg16 size={s} threads={} backend={backend:?} fwd_ms={fwd_ms:.1} fwdbwd_ms={fwdbwd_ms:.1} peak_rss_mb={:.0}",
+            "texstyle-vgg16 size={s} threads={} backend={backend:?} isa={:?} fwd_ms={fwd_ms:.1} fwdbwd_ms={fwdbwd_ms:.1} peak_rss_mb={:.0}",
             rayon::current_num_threads(),
+            crate::vgg::ops::simd::isa(),
             peak_rss_mb()
         );
         out.push(BenchResult { size: s, fwd_ms, fwdbwd_ms });

@@ -17,6 +17,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use super::simd::{self, Isa};
 use super::{Act, SendPtr};
 
 /// Channel lanes processed together by the transforms (one AVX-512 register).
@@ -59,38 +60,16 @@ pub fn conv3x3_slow(input: &Act, weight: &[f32], bias: Option<&[f32]>, cout: usi
     out
 }
 
-/// Transform matrices of F(m, 3): `bt` (Bᵀ, α×α), `g` (G, α×3), `at` (Aᵀ, m×α), α = m + 2.
-struct Matrices<const M: usize, const A: usize> {
-    bt: [[f32; A]; A],
-    g: [[f64; 3]; A],
-    at: [[f32; A]; M],
-}
-
-const F23: Matrices<2, 4> = Matrices {
-    bt: [[1., 0., -1., 0.], [0., 1., 1., 0.], [0., -1., 1., 0.], [0., 1., 0., -1.]],
-    g: [[1., 0., 0.], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0., 0., 1.]],
-    at: [[1., 1., 1., 0.], [0., 1., -1., -1.]],
-};
-
-const F43: Matrices<4, 6> = Matrices {
-    bt: [
-        [4., 0., -5., 0., 1., 0.],
-        [0., -4., -4., 1., 1., 0.],
-        [0., 4., -4., -1., 1., 0.],
-        [0., -2., -1., 2., 1., 0.],
-        [0., 2., -1., -2., 1., 0.],
-        [0., 4., 0., -5., 0., 1.],
-    ],
-    g: [
-        [1. / 4., 0., 0.],
-        [-1. / 6., -1. / 6., -1. / 6.],
-        [-1. / 6., 1. / 6., -1. / 6.],
-        [1. / 24., 1. / 12., 1. / 6.],
-        [1. / 24., -1. / 12., 1. / 6.],
-        [0., 0., 1.],
-    ],
-    at: [[1., 1., 1., 1., 1., 0.], [0., 1., -1., 2., -2., 0.], [0., 1., 1., 4., 4., 0.], [0., 1., -1., 8., -8., 1.]],
-};
+/// Kernel transform `G` (α×3) of F(2,3) and F(4,3) (Lavin & Gray's points 0, ±1, ±2, ∞).
+const G23: [[f64; 3]; 4] = [[1., 0., 0.], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0., 0., 1.]];
+const G43: [[f64; 3]; 6] = [
+    [1. / 4., 0., 0.],
+    [-1. / 6., -1. / 6., -1. / 6.],
+    [-1. / 6., 1. / 6., -1. / 6.],
+    [1. / 24., 1. / 12., 1. / 6.],
+    [1. / 24., -1. / 12., 1. / 6.],
+    [0., 0., 1.],
+];
 
 /// Which Winograd variant a layer uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,37 +78,107 @@ pub enum Tile {
     F4,
 }
 
+impl Tile {
+    fn g(self) -> &'static [[f64; 3]] {
+        match self {
+            Tile::F2 => &G23,
+            Tile::F4 => &G43,
+        }
+    }
+}
+
+/// One vector of channel lanes.
+type L = [f32; CH];
+
+#[inline(always)]
+fn ln(f: impl Fn(usize) -> f32) -> L {
+    std::array::from_fn(f)
+}
+
+/// `Bᵀ x` along one axis of an α-point tile (α = 4: F(2,3), α = 6: F(4,3)).
+#[inline(always)]
+fn bt_1d<const A: usize>(d: &[L; A]) -> [L; A] {
+    let mut r = [[0.0; CH]; A];
+    if A == 4 {
+        r[0] = ln(|l| d[0][l] - d[2][l]);
+        r[1] = ln(|l| d[1][l] + d[2][l]);
+        r[2] = ln(|l| d[2][l] - d[1][l]);
+        r[3] = ln(|l| d[1][l] - d[3][l]);
+    } else {
+        let p = ln(|l| d[4][l] - d[2][l]);
+        let q = ln(|l| d[1][l] - d[3][l]);
+        r[0] = ln(|l| 4.0 * d[0][l] - 5.0 * d[2][l] + d[4][l]);
+        r[1] = ln(|l| -4.0 * (d[1][l] + d[2][l]) + d[3][l] + d[4][l]);
+        r[2] = ln(|l| 4.0 * (d[1][l] - d[2][l]) + d[4][l] - d[3][l]);
+        r[3] = ln(|l| p[l] - 2.0 * q[l]);
+        r[4] = ln(|l| p[l] + 2.0 * q[l]);
+        r[5] = ln(|l| 4.0 * d[1][l] - 5.0 * d[3][l] + d[5][l]);
+    }
+    r
+}
+
+/// `Aᵀ m` along one axis: α points to the tile's M outputs.
+#[inline(always)]
+fn at_1d<const M: usize, const A: usize>(m: &[L; A]) -> [L; M] {
+    let mut y = [[0.0; CH]; M];
+    if M == 2 {
+        y[0] = ln(|l| m[0][l] + m[1][l] + m[2][l]);
+        y[1] = ln(|l| m[1][l] - m[2][l] - m[3][l]);
+    } else {
+        let a = ln(|l| m[1][l] + m[2][l]);
+        let b = ln(|l| m[1][l] - m[2][l]);
+        let c = ln(|l| m[3][l] + m[4][l]);
+        let d = ln(|l| m[3][l] - m[4][l]);
+        y[0] = ln(|l| m[0][l] + a[l] + c[l]);
+        y[1] = ln(|l| b[l] + 2.0 * d[l]);
+        y[2] = ln(|l| a[l] + 4.0 * c[l]);
+        y[3] = ln(|l| b[l] + 8.0 * d[l] + m[5][l]);
+    }
+    y
+}
+
 /// A 3×3 conv with its weights pre-transformed for Winograd.
 #[derive(Debug, Clone)]
 pub struct WinogradConv {
     pub tile: Tile,
     pub cin: usize,
     pub cout: usize,
-    /// `[α², cin, cout]`: the GEMM right-hand sides.
+    /// Kernel level the weights were packed for.
+    isa: Isa,
+    /// `[α², cin, cout]`, each `[cin, cout]` packed in column panels for `isa`
+    /// ([`simd::pack_panels`]): the GEMM right-hand sides.
     u: Vec<f32>,
     bias: Option<Vec<f32>>,
 }
 
-fn transform_weights<const M: usize, const A: usize>(mt: &Matrices<M, A>, w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
-    let mut u = vec![0.0f32; A * A * cin * cout];
-    for o in 0..cout {
+/// `G g Gᵀ` of every `[cout, cin]` kernel, as `[α², cin, cout]`, each `[cin, cout]` packed for
+/// `isa` ([`simd::pack_panels`]'s layout, written in place: no second copy of these large arrays).
+fn transform_weights(g_mat: &[[f64; 3]], w: &[f32], cout: usize, cin: usize, isa: Isa) -> Vec<f32> {
+    let a = g_mat.len();
+    let nr = isa.nr().min(cout);
+    let mut u = vec![0.0f32; a * a * cin * cout];
+    let up = SendPtr(u.as_mut_ptr());
+    (0..cout).into_par_iter().for_each(|o| {
+        let up = up;
+        // Column o sits in panel p, `width` columns wide, at `col` within it.
+        let (p, col) = (o / nr, o % nr);
+        let width = nr.min(cout - p * nr);
         for i in 0..cin {
             let g = &w[(o * cin + i) * 9..][..9];
-            // tmp = G g  (A×3)
-            let mut tmp = [[0.0f64; 3]; A];
-            for (r, row) in tmp.iter_mut().enumerate() {
-                for (c, v) in row.iter_mut().enumerate() {
-                    *v = (0..3).map(|k| mt.g[r][k] * g[k * 3 + c] as f64).sum();
-                }
+            // tmp = G g  (α×3)
+            let mut tmp = [[0.0f64; 3]; 6];
+            for (t, gr) in tmp.iter_mut().zip(g_mat) {
+                *t = std::array::from_fn(|c| (0..3).map(|k| gr[k] * g[k * 3 + c] as f64).sum());
             }
-            for r in 0..A {
-                for s in 0..A {
-                    let v: f64 = (0..3).map(|k| tmp[r][k] * mt.g[s][k]).sum();
-                    u[((r * A + s) * cin + i) * cout + o] = v as f32;
+            for r in 0..a {
+                for s in 0..a {
+                    let v: f64 = (0..3).map(|k| tmp[r][k] * g_mat[s][k]).sum();
+                    // SAFETY: in bounds; column o is written by this task only.
+                    unsafe { *up.0.add((r * a + s) * cin * cout + p * nr * cin + i * width + col) = v as f32 };
                 }
             }
         }
-    }
+    });
     u
 }
 
@@ -148,16 +197,155 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
+/// What the transforms of one tile block read and write.
+#[derive(Clone, Copy)]
+struct Block<'a> {
+    input: &'a Act,
+    cin: usize,
+    cout: usize,
+    /// First tile of the block, tiles in it, tiles per row of the image.
+    t0: usize,
+    nt: usize,
+    tiles_x: usize,
+    /// Transformed input `[α², nt, cin]`.
+    v: SendPtr,
+    /// GEMM results `[α², nt, cout]`.
+    m: *const f32,
+    /// Output image (padded, channels-last, `wp` columns) and its unpadded size.
+    out: SendPtr,
+    out_wp: usize,
+    h: usize,
+    w: usize,
+    bias: Option<&'a [f32]>,
+    relu: bool,
+    /// ReLU mask: an output is zeroed where this buffer (same layout as the output) is not
+    /// positive; null for none.
+    mask: *const f32,
+}
+unsafe impl Send for Block<'_> {}
+unsafe impl Sync for Block<'_> {}
+
+/// Input transform of tiles `range` of the block: `V[ξ, t, c] = (Bᵀ d B)[ξ]`.
+#[inline(always)]
+unsafe fn input_tiles<const M: usize, const A: usize>(b: &Block<'_>, range: std::ops::Range<usize>) {
+    let (input, cin, nt) = (b.input, b.cin, b.nt);
+    for t in range {
+        let (ty, tx) = ((b.t0 + t) / b.tiles_x, (b.t0 + t) % b.tiles_x);
+        let base = (ty * M * input.wp + tx * M) * cin;
+        for c0 in (0..cin).step_by(CH) {
+            let mut tmp = [[[0.0f32; CH]; A]; A];
+            for col in 0..A {
+                let d: [L; A] = std::array::from_fn(|r| {
+                    let p = base + (r * input.wp + col) * cin + c0;
+                    input.data[p..p + CH].try_into().expect("CH lanes")
+                });
+                let r = bt_1d::<A>(&d);
+                for i in 0..A {
+                    tmp[i][col] = r[i];
+                }
+            }
+            for (i, row) in tmp.iter().enumerate() {
+                let r = bt_1d::<A>(row);
+                for (j, lane) in r.iter().enumerate() {
+                    // SAFETY: tile t owns V[.., t, ..]; in bounds by construction.
+                    std::ptr::copy_nonoverlapping(lane.as_ptr(), b.v.0.add(((i * A + j) * nt + t) * cin + c0), CH);
+                }
+            }
+        }
+    }
+}
+
+/// Output transform of tiles `range`: `y = Aᵀ M A + bias`, ReLU if asked, written where the
+/// tile lies inside the image.
+#[inline(always)]
+unsafe fn output_tiles<const M: usize, const A: usize>(b: &Block<'_>, range: std::ops::Range<usize>) {
+    let (cout, nt) = (b.cout, b.nt);
+    for t in range {
+        let (ty, tx) = ((b.t0 + t) / b.tiles_x, (b.t0 + t) % b.tiles_x);
+        for c0 in (0..cout).step_by(CH) {
+            let mut s = [[[0.0f32; CH]; A]; M];
+            for j in 0..A {
+                let col: [L; A] = std::array::from_fn(|i| {
+                    let src = b.m.add(((i * A + j) * nt + t) * cout + c0);
+                    std::ptr::read_unaligned(src as *const L)
+                });
+                let r = at_1d::<M, A>(&col);
+                for i in 0..M {
+                    s[i][j] = r[i];
+                }
+            }
+            let bias: L = match b.bias {
+                Some(bb) => bb[c0..c0 + CH].try_into().expect("CH lanes"),
+                None => [0.0; CH],
+            };
+            for (r, row) in s.iter().enumerate() {
+                let y = ty * M + r;
+                if y >= b.h {
+                    break;
+                }
+                let outs = at_1d::<M, A>(row);
+                for (q, o) in outs.iter().enumerate() {
+                    let x = tx * M + q;
+                    if x >= b.w {
+                        break;
+                    }
+                    let mut acc = ln(|l| o[l] + bias[l]);
+                    if b.relu {
+                        acc = ln(|l| acc[l].max(0.0));
+                    }
+                    let at = ((y + 1) * b.out_wp + x + 1) * cout + c0;
+                    if !b.mask.is_null() {
+                        let m = std::ptr::read_unaligned(b.mask.add(at) as *const L);
+                        acc = ln(|l| if m[l] > 0.0 { acc[l] } else { 0.0 });
+                    }
+                    // SAFETY: (y, x) is inside the image; tile t owns these pixels.
+                    std::ptr::copy_nonoverlapping(acc.as_ptr(), b.out.0.add(at), CH);
+                }
+            }
+        }
+    }
+}
+
+/// The transforms compiled for each level (the lane loops vectorize to that width).
+macro_rules! per_isa {
+    ($name:ident, $body:ident) => {
+        unsafe fn $name<const M: usize, const A: usize>(isa: Isa, b: &Block<'_>, range: std::ops::Range<usize>) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn v512<const M: usize, const A: usize>(b: &Block<'_>, range: std::ops::Range<usize>) {
+                    $body::<M, A>(b, range)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v256<const M: usize, const A: usize>(b: &Block<'_>, range: std::ops::Range<usize>) {
+                    $body::<M, A>(b, range)
+                }
+                match isa {
+                    Isa::Avx512 => return v512::<M, A>(b, range),
+                    Isa::Avx2 => return v256::<M, A>(b, range),
+                    Isa::Portable => {}
+                }
+            }
+            let _ = isa;
+            $body::<M, A>(b, range)
+        }
+    };
+}
+per_isa!(input_tiles_isa, input_tiles);
+per_isa!(output_tiles_isa, output_tiles);
+
 impl WinogradConv {
     /// `weight` OIHW `[cout, cin, 3, 3]`; `bias` `[cout]` or none. Channel counts must be multiples of 16.
     pub fn new(tile: Tile, weight: &[f32], bias: Option<&[f32]>, cout: usize, cin: usize) -> Self {
+        Self::with_isa(simd::isa(), tile, weight, bias, cout, cin)
+    }
+
+    /// Like [`WinogradConv::new`], for a given kernel level (tests compare levels).
+    pub fn with_isa(isa: Isa, tile: Tile, weight: &[f32], bias: Option<&[f32]>, cout: usize, cin: usize) -> Self {
         assert!(cin.is_multiple_of(CH) && cout.is_multiple_of(CH), "winograd conv needs channels multiple of {CH}, got {cin}->{cout}");
         assert_eq!(weight.len(), cout * cin * 9);
-        let u = match tile {
-            Tile::F2 => transform_weights(&F23, weight, cout, cin),
-            Tile::F4 => transform_weights(&F43, weight, cout, cin),
-        };
-        WinogradConv { tile, cin, cout, u, bias: bias.map(|b| b.to_vec()) }
+        let u = transform_weights(tile.g(), weight, cout, cin, isa);
+        WinogradConv { tile, cin, cout, isa, u, bias: bias.map(|b| b.to_vec()) }
     }
 
     /// The input gradient's conv: kernel flipped, channels swapped, no bias.
@@ -168,32 +356,77 @@ impl WinogradConv {
     /// `out = conv(input) + bias`, then ReLU if `relu`. `out` must have the input's height and
     /// width and `cout` channels; only its image region is written.
     pub fn forward(&self, input: &Act, out: &mut Act, relu: bool) {
+        self.forward_masked(input, out, relu, None)
+    }
+
+    /// [`WinogradConv::forward`], then zero where `mask` (shaped as `out`, e.g. the ReLU output
+    /// that `out` is the gradient of) is not positive: a ReLU backward fused into the output pass.
+    pub fn forward_masked(&self, input: &Act, out: &mut Act, relu: bool, mask: Option<&Act>) {
         assert_eq!(input.c, self.cin);
         assert!(out.c == self.cout && out.h == input.h && out.w == input.w && out.hp == input.hp);
+        if let Some(m) = mask {
+            assert!(m.same_shape(out) && m.wp == out.wp, "mask shape");
+        }
+        let mask = mask.map_or(std::ptr::null(), |m| m.data.as_ptr());
         match self.tile {
-            Tile::F2 => self.run::<2, 4>(&F23, input, out, relu),
-            Tile::F4 => self.run::<4, 6>(&F43, input, out, relu),
+            Tile::F2 => self.run::<2, 4>(input, out, relu, mask),
+            Tile::F4 => self.run::<4, 6>(input, out, relu, mask),
         }
     }
 
-    fn run<const M: usize, const A: usize>(&self, mt: &Matrices<M, A>, input: &Act, out: &mut Act, relu: bool) {
+    fn run<const M: usize, const A: usize>(&self, input: &Act, out: &mut Act, relu: bool, mask: *const f32) {
         let (tiles_y, tiles_x) = (input.h.div_ceil(M), input.w.div_ceil(M));
         let tiles = tiles_y * tiles_x;
         let (cin, cout) = (self.cin, self.cout);
-        // Block of tiles whose transformed input + output stay near the L2 cache.
+        // Blocks of tiles whose transformed input + output stay near the L2 cache, but at least
+        // BLOCK_MIN_TILES so that each pass over the transformed weights (up to 36 MiB) feeds
+        // enough tiles.
         let per_tile = A * A * (cin + cout);
-        let block = (BLOCK_FLOATS / per_tile).clamp(16, 512).min(tiles);
+        let block = (BLOCK_FLOATS / per_tile).clamp(BLOCK_MIN_TILES, 512).min(tiles);
         let n_blocks = tiles.div_ceil(block);
         let out_ptr = SendPtr(out.data.as_mut_ptr());
+        let (out_wp, h, w) = (out.wp, out.h, out.w);
         let threads = rayon::current_num_threads();
-        let do_block = |b: usize, inner_par: bool| {
-            let t0 = b * block;
+        let isa = self.isa;
+        let mask = SendPtr(mask as *mut f32);
+        let do_block = |bi: usize, inner_par: bool| {
+            let mask = mask;
+            let t0 = bi * block;
             let nt = block.min(tiles - t0);
             with_scratch(A * A * nt * (cin + cout), |scratch| {
                 let (v, m) = scratch.split_at_mut(A * A * nt * cin);
-                self.input_transform(mt, input, t0, nt, tiles_x, v, inner_par);
+                let blk = Block {
+                    input,
+                    cin,
+                    cout,
+                    t0,
+                    nt,
+                    tiles_x,
+                    v: SendPtr(v.as_mut_ptr()),
+                    m: m.as_ptr(),
+                    out: out_ptr,
+                    out_wp,
+                    h,
+                    w,
+                    bias: self.bias.as_deref(),
+                    relu,
+                    mask: mask.0,
+                };
+                let chunks = if inner_par { 4 * threads } else { 1 };
+                let step = nt.div_ceil(chunks);
+                let ranges = |f: &(dyn Fn(std::ops::Range<usize>) + Sync)| {
+                    if inner_par {
+                        (0..nt.div_ceil(step)).into_par_iter().for_each(|c| f(c * step..nt.min((c + 1) * step)));
+                    } else {
+                        f(0..nt);
+                    }
+                };
+                // SAFETY: tiles of disjoint ranges write disjoint parts of V.
+                ranges(&|r| unsafe { input_tiles_isa::<M, A>(isa, &blk, r) });
                 self.gemms::<A>(v, m, nt, inner_par);
-                self.output_transform(mt, m, t0, nt, tiles_x, out_ptr, out.wp, out.h, out.w, relu, inner_par);
+                let blk = Block { m: m.as_ptr(), ..blk };
+                // SAFETY: tiles of disjoint ranges write disjoint pixels of `out`.
+                ranges(&|r| unsafe { output_tiles_isa::<M, A>(isa, &blk, r) });
             });
         };
         if n_blocks >= 2 * threads {
@@ -203,99 +436,25 @@ impl WinogradConv {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn input_transform<const M: usize, const A: usize>(
-        &self,
-        mt: &Matrices<M, A>,
-        input: &Act,
-        t0: usize,
-        nt: usize,
-        tiles_x: usize,
-        v: &mut [f32],
-        par: bool,
-    ) {
-        let cin = self.cin;
-        let vp = SendPtr(v.as_mut_ptr());
-        let one = |t: usize| {
-            let vp = vp;
-            let (ty, tx) = ((t0 + t) / tiles_x, (t0 + t) % tiles_x);
-            let base = (ty * M * input.wp + tx * M) * cin;
-            for c0 in (0..cin).step_by(CH) {
-                let mut d = [[[0.0f32; CH]; A]; A];
-                for (a, row) in d.iter_mut().enumerate() {
-                    for (b, lane) in row.iter_mut().enumerate() {
-                        let p = base + (a * input.wp + b) * cin + c0;
-                        lane.copy_from_slice(&input.data[p..p + CH]);
-                    }
-                }
-                // tmp = Bᵀ d, then V = tmp B (B = Bᵀᵀ); zero entries are skipped at compile time.
-                let mut tmp = [[[0.0f32; CH]; A]; A];
-                for i in 0..A {
-                    for a in 0..A {
-                        let k = mt.bt[i][a];
-                        if k != 0.0 {
-                            for b in 0..A {
-                                for l in 0..CH {
-                                    tmp[i][b][l] += k * d[a][b][l];
-                                }
-                            }
-                        }
-                    }
-                }
-                for i in 0..A {
-                    for j in 0..A {
-                        let mut acc = [0.0f32; CH];
-                        for b in 0..A {
-                            let k = mt.bt[j][b];
-                            if k != 0.0 {
-                                for l in 0..CH {
-                                    acc[l] += k * tmp[i][b][l];
-                                }
-                            }
-                        }
-                        // SAFETY: tile t owns V[.., t, ..]; in bounds by construction.
-                        unsafe {
-                            let dst = vp.0.add(((i * A + j) * nt + t) * cin + c0);
-                            std::ptr::copy_nonoverlapping(acc.as_ptr(), dst, CH);
-                        }
-                    }
-                }
-            }
-        };
-        if par {
-            (0..nt).into_par_iter().for_each(one);
-        } else {
-            (0..nt).for_each(one);
-        }
-    }
-
+    /// `M[ξ] = V[ξ] · U[ξ]` for each of the α² points.
     fn gemms<const A: usize>(&self, v: &[f32], m: &mut [f32], nt: usize, par: bool) {
         let (cin, cout) = (self.cin, self.cout);
         let mp = SendPtr(m.as_mut_ptr());
         let one = |xi: usize| {
             let mp = mp;
-            // SAFETY: each ξ writes its own [nt, cout] slab of M; operands are in bounds.
+            // SAFETY: each ξ writes its own [nt, cout] slab of M; operands are in bounds; the
+            // weights were packed for self.isa, which this CPU runs.
             unsafe {
-                gemm::gemm(
+                simd::gemm_packed(
+                    self.isa,
                     nt,
                     cout,
                     cin,
-                    mp.0.add(xi * nt * cout),
-                    1,
-                    cout as isize,
-                    false,
                     v.as_ptr().add(xi * nt * cin),
-                    1,
-                    cin as isize,
+                    cin,
                     self.u.as_ptr().add(xi * cin * cout),
-                    1,
-                    cout as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                    mp.0.add(xi * nt * cout),
+                    cout,
                 );
             }
         };
@@ -305,89 +464,12 @@ impl WinogradConv {
             (0..A * A).for_each(one);
         }
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn output_transform<const M: usize, const A: usize>(
-        &self,
-        mt: &Matrices<M, A>,
-        m: &[f32],
-        t0: usize,
-        nt: usize,
-        tiles_x: usize,
-        out: SendPtr,
-        out_wp: usize,
-        h: usize,
-        w: usize,
-        relu: bool,
-        par: bool,
-    ) {
-        let cout = self.cout;
-        let one = |t: usize| {
-            let out = out;
-            let (ty, tx) = ((t0 + t) / tiles_x, (t0 + t) % tiles_x);
-            for c0 in (0..cout).step_by(CH) {
-                // s = Aᵀ m  (M×A), then y = s A (M×M).
-                let mut s = [[[0.0f32; CH]; A]; M];
-                for r in 0..M {
-                    for i in 0..A {
-                        let k = mt.at[r][i];
-                        if k != 0.0 {
-                            for j in 0..A {
-                                let src = &m[((i * A + j) * nt + t) * cout + c0..][..CH];
-                                for l in 0..CH {
-                                    s[r][j][l] += k * src[l];
-                                }
-                            }
-                        }
-                    }
-                }
-                let bias: [f32; CH] = match &self.bias {
-                    Some(b) => b[c0..c0 + CH].try_into().expect("CH lanes"),
-                    None => [0.0; CH],
-                };
-                for r in 0..M {
-                    let y = ty * M + r;
-                    if y >= h {
-                        break;
-                    }
-                    for q in 0..M {
-                        let x = tx * M + q;
-                        if x >= w {
-                            break;
-                        }
-                        let mut acc = bias;
-                        for j in 0..A {
-                            let k = mt.at[q][j];
-                            if k != 0.0 {
-                                for l in 0..CH {
-                                    acc[l] += k * s[r][j][l];
-                                }
-                            }
-                        }
-                        if relu {
-                            for a in acc.iter_mut() {
-                                *a = a.max(0.0);
-                            }
-                        }
-                        // SAFETY: (y, x) is inside the image; tile t owns these pixels.
-                        unsafe {
-                            let dst = out.0.add(((y + 1) * out_wp + x + 1) * cout + c0);
-                            std::ptr::copy_nonoverlapping(acc.as_ptr(), dst, CH);
-                        }
-                    }
-                }
-            }
-        };
-        if par {
-            (0..nt).into_par_iter().for_each(one);
-        } else {
-            (0..nt).for_each(one);
-        }
-    }
 }
 
 /// Floats of scratch per tile block (V + M), ~2 MiB.
 const BLOCK_FLOATS: usize = 1 << 19;
+/// Fewest tiles per block (see [`WinogradConv::forward`]'s blocking).
+const BLOCK_MIN_TILES: usize = 64;
 
 /// Direct 3×3 conv for layers with few channels on one side (the RGB first layer, and its input
 /// gradient with 3 output channels), parallel over image rows.
@@ -401,6 +483,46 @@ pub struct DirectConv {
     w_in_tapout: Vec<f32>,
     bias: Option<Vec<f32>>,
 }
+
+/// Row `y` of a direct conv whose outputs are a multiple of 16: per pixel and 16 outputs,
+/// 9·cin broadcast multiply-adds into one lane vector.
+#[inline(always)]
+fn direct_row_body(conv: &DirectConv, input: &Act, op: SendPtr, y: usize, bias: &[f32], relu: bool) {
+    let (cin, cout, wp) = (conv.cin, conv.cout, input.wp);
+    // Four lane vectors (64 outputs) per pass when they fit: each input value is broadcast once
+    // for four multiply-adds.
+    const G: usize = 4;
+    let taps = &conv.w_tap_in_out;
+    for x in 0..input.w {
+        let mut c0 = 0;
+        while c0 < cout {
+            let g = if cout - c0 >= G * CH { G } else { 1 };
+            let mut acc = [[0.0f32; CH]; G];
+            for (j, a) in acc.iter_mut().enumerate().take(g) {
+                *a = bias[c0 + j * CH..][..CH].try_into().expect("CH lanes");
+            }
+            for t in 0..9 {
+                let p = ((y + t / 3) * wp + x + t % 3) * cin;
+                let px = &input.data[p..p + cin];
+                for (i, &v) in px.iter().enumerate() {
+                    let row = &taps[(t * cin + i) * cout + c0..][..g * CH];
+                    for (j, a) in acc.iter_mut().enumerate().take(g) {
+                        let wt: &L = row[j * CH..][..CH].try_into().expect("CH lanes");
+                        *a = ln(|l| a[l] + v * wt[l]);
+                    }
+                }
+            }
+            for (j, a) in acc.iter().enumerate().take(g) {
+                let a = if relu { ln(|l| a[l].max(0.0)) } else { *a };
+                // SAFETY: row y is written by this call only.
+                unsafe { std::ptr::copy_nonoverlapping(a.as_ptr(), op.0.add(((y + 1) * wp + x + 1) * cout + c0 + j * CH), CH) };
+            }
+            c0 += g * CH;
+        }
+    }
+}
+
+simd::multiversion!(fn direct_row(conv: &DirectConv, input: &Act, op: SendPtr, y: usize, bias: &[f32], relu: bool) => direct_row_body);
 
 impl DirectConv {
     pub fn new(weight: &[f32], bias: Option<&[f32]>, cout: usize, cin: usize) -> Self {
@@ -432,6 +554,13 @@ impl DirectConv {
         }
         let wp = input.wp;
         let op = SendPtr(out.data.as_mut_ptr());
+        if cout.is_multiple_of(CH) {
+            // Per pixel and 16 outputs: 9·cin broadcast multiply-adds into one lane vector.
+            let zero = vec![0.0f32; cout];
+            let bias = self.bias.as_deref().unwrap_or(&zero);
+            (0..input.h).into_par_iter().for_each(|y| direct_row(self, input, op, y, bias, relu));
+            return;
+        }
         (0..input.h).into_par_iter().for_each(|y| {
             let op = op;
             let mut acc = vec![0.0f32; cout];
@@ -525,33 +654,103 @@ mod tests {
         a.data.iter().zip(&b.data).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
     }
 
+    /// The kernel levels this CPU runs (the portable one always).
+    fn levels() -> Vec<Isa> {
+        let mut l = vec![Isa::Portable];
+        if simd::isa() != Isa::Portable {
+            l.push(Isa::Avx2);
+        }
+        if simd::isa() == Isa::Avx512 {
+            l.push(Isa::Avx512);
+        }
+        l
+    }
+
+    /// Forward (bias, ReLU or not) against the direct loops, at every kernel level; sizes with
+    /// partial tiles, GEMM row remainders (tile counts not multiples of 12 or 6), a 48-channel
+    /// output (narrow last panel) and several tile blocks (F(2,3) at 40×36: 360 tiles).
     #[test]
     fn winograd_matches_slow() {
         let mut rng = SplitMix(1);
-        for &(tile, h, w, cin, cout) in &[(Tile::F2, 7, 5, 16, 32), (Tile::F4, 9, 6, 32, 16), (Tile::F4, 8, 8, 64, 64)] {
+        let cases = [
+            (Tile::F2, 7, 5, 16, 32),
+            (Tile::F4, 9, 6, 32, 16),
+            (Tile::F4, 8, 8, 64, 64),
+            (Tile::F4, 13, 22, 16, 48),
+            (Tile::F2, 40, 36, 16, 16),
+        ];
+        for &(tile, h, w, cin, cout) in &cases {
             let x = rand_act(&mut rng, h, w, cin);
             let wt: Vec<f32> = (0..cout * cin * 9).map(|_| rng.normal() * 0.1).collect();
             let b: Vec<f32> = (0..cout).map(|_| rng.normal()).collect();
-            let conv = WinogradConv::new(tile, &wt, Some(&b), cout, cin);
-            for relu in [false, true] {
-                let mut out = Act::zeros(h, w, cout);
-                conv.forward(&x, &mut out, relu);
-                let want = conv3x3_slow(&x, &wt, Some(&b), cout, relu);
-                assert!(max_rel_err(&out, &want) < 1e-5, "{tile:?} {h}x{w} {cin}->{cout}: {}", max_rel_err(&out, &want));
+            for isa in levels() {
+                let conv = WinogradConv::with_isa(isa, tile, &wt, Some(&b), cout, cin);
+                for relu in [false, true] {
+                    let mut out = Act::zeros(h, w, cout);
+                    conv.forward(&x, &mut out, relu);
+                    let want = conv3x3_slow(&x, &wt, Some(&b), cout, relu);
+                    let e = max_rel_err(&out, &want);
+                    assert!(e < 1e-5, "{isa:?} {tile:?} {h}x{w} {cin}->{cout} relu {relu}: {e}");
+                }
             }
+        }
+    }
+
+    /// The input gradient (flipped, swapped kernel) at every level and both tiles against the
+    /// direct loops on the flipped kernel, and against the adjoint identity.
+    #[test]
+    fn winograd_input_gradient_matches_slow() {
+        let mut rng = SplitMix(4);
+        let (h, w, cin, cout) = (10, 11, 32, 48);
+        let x = rand_act(&mut rng, h, w, cin);
+        let g = rand_act(&mut rng, h, w, cout);
+        let wt: Vec<f32> = (0..cout * cin * 9).map(|_| rng.normal()).collect();
+        let want = conv3x3_slow(&g, &flip_swap(&wt, cout, cin), None, cin, false);
+        let y = conv3x3_slow(&x, &wt, None, cout, false);
+        let dot = |a: &Act, b: &Act| a.data.iter().zip(&b.data).map(|(p, q)| (*p as f64) * (*q as f64)).sum::<f64>();
+        for isa in levels() {
+            for tile in [Tile::F2, Tile::F4] {
+                let mut dx = Act::zeros(h, w, cin);
+                WinogradConv::with_isa(isa, tile, &flip_swap(&wt, cout, cin), None, cin, cout).forward(&g, &mut dx, false);
+                let e = max_rel_err(&dx, &want);
+                assert!(e < 1e-5, "{isa:?} {tile:?}: {e}");
+                let (lhs, rhs) = (dot(&y, &g), dot(&x, &dx));
+                assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{isa:?} {tile:?}: {lhs} vs {rhs}");
+            }
+        }
+    }
+
+    /// The fused ReLU backward: zero exactly where the mask is not positive (zeros and
+    /// negatives in the mask), the plain conv elsewhere.
+    #[test]
+    fn winograd_masked_output_matches_conv_then_mask() {
+        let mut rng = SplitMix(8);
+        let (h, w, cin, cout) = (9, 7, 16, 32);
+        let x = rand_act(&mut rng, h, w, cin);
+        let mask = rand_act(&mut rng, h, w, cout);
+        let wt: Vec<f32> = (0..cout * cin * 9).map(|_| rng.normal()).collect();
+        let mut want = conv3x3_slow(&x, &wt, None, cout, false);
+        want.data.iter_mut().zip(&mask.data).for_each(|(g, m)| *g = if *m > 0.0 { *g } else { 0.0 });
+        for isa in levels() {
+            let mut out = Act::zeros(h, w, cout);
+            WinogradConv::with_isa(isa, Tile::F4, &wt, None, cout, cin).forward_masked(&x, &mut out, false, Some(&mask));
+            assert!(max_rel_err(&out, &want) < 1e-5, "{isa:?}: {}", max_rel_err(&out, &want));
+            let zeros = out.data.iter().zip(&want.data).filter(|(o, w)| **w == 0.0 && **o == 0.0).count();
+            assert_eq!(zeros, want.data.iter().filter(|w| **w == 0.0).count(), "{isa:?}: masked outputs must be exactly zero");
         }
     }
 
     #[test]
     fn direct_matches_slow_both_forms() {
         let mut rng = SplitMix(2);
-        for &(cin, cout) in &[(3, 16), (16, 3)] {
+        for &(cin, cout) in &[(3, 16), (16, 3), (3, 64), (3, 12)] {
             let x = rand_act(&mut rng, 6, 7, cin);
             let wt: Vec<f32> = (0..cout * cin * 9).map(|_| rng.normal()).collect();
             let b: Vec<f32> = (0..cout).map(|_| rng.normal()).collect();
             let mut out = Act::zeros(6, 7, cout);
             DirectConv::new(&wt, Some(&b), cout, cin).forward(&x, &mut out, true);
-            assert!(max_rel_err(&out, &conv3x3_slow(&x, &wt, Some(&b), cout, true)) < 1e-5);
+            let e = max_rel_err(&out, &conv3x3_slow(&x, &wt, Some(&b), cout, true));
+            assert!(e < 1e-5, "{cin}->{cout}: {e}");
         }
     }
 

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::{Act, SendPtr};
+use super::{simd, Act, SendPtr};
 
 /// Index (0..4) of the first maximum of a 2×2 window given in row-major order.
 #[inline]
@@ -77,6 +77,42 @@ pub fn maxpool(input: &Act, out: &mut Act) {
 /// Writes the whole image region of `grad_in` (`[h, w, c]` of `input`): the window's gradient at
 /// its first maximum, zero elsewhere.
 pub fn maxpool_backward(input: &Act, grad_out: &Act, grad_in: &mut Act) {
+    backward::<false>(input, grad_out, grad_in)
+}
+
+/// [`maxpool_backward`] followed by the backward of the ReLU that produced `input` (`input` is
+/// that ReLU's output): zero where the window's maximum is not positive. One pass instead of two.
+pub fn maxpool_relu_backward(input: &Act, grad_out: &Act, grad_in: &mut Act) {
+    backward::<true>(input, grad_out, grad_in)
+}
+
+/// One pair of input rows: `r0`, `r1` the input rows, `g` the output gradient row (`n` windows
+/// of `c` channels), `d0`, `d1` the input gradient rows.
+#[inline(always)]
+fn bwd_row_body<const RELU: bool>(r0: &[f32], r1: &[f32], g: &[f32], d0: &mut [f32], d1: &mut [f32], c: usize, n: usize) {
+    for x in 0..n {
+        let (r0, r1, g) = (&r0[2 * x * c..][..2 * c], &r1[2 * x * c..][..2 * c], &g[x * c..][..c]);
+        let (d0, d1) = (&mut d0[2 * x * c..][..2 * c], &mut d1[2 * x * c..][..2 * c]);
+        for ch in 0..c {
+            // Branch-free first maximum (row-major order), as `first_max`.
+            let v = [r0[ch], r0[c + ch], r1[ch], r1[c + ch]];
+            let m = v[0].max(v[1]).max(v[2].max(v[3]));
+            let e0 = v[0] == m;
+            let e1 = !e0 && v[1] == m;
+            let e2 = !e0 && !e1 && v[2] == m;
+            let e3 = !e0 && !e1 && !e2;
+            let gv = if !RELU || m > 0.0 { g[ch] } else { 0.0 };
+            d0[ch] = if e0 { gv } else { 0.0 };
+            d0[c + ch] = if e1 { gv } else { 0.0 };
+            d1[ch] = if e2 { gv } else { 0.0 };
+            d1[c + ch] = if e3 { gv } else { 0.0 };
+        }
+    }
+}
+
+simd::multiversion!(fn bwd_row<const RELU: bool>(r0: &[f32], r1: &[f32], g: &[f32], d0: &mut [f32], d1: &mut [f32], c: usize, n: usize) => bwd_row_body);
+
+fn backward<const RELU: bool>(input: &Act, grad_out: &Act, grad_in: &mut Act) {
     assert!(grad_in.same_shape(input) && grad_in.hp == input.hp);
     assert!(grad_out.h == input.h / 2 && grad_out.w == input.w / 2 && grad_out.c == input.c);
     let c = input.c;
@@ -86,22 +122,18 @@ pub fn maxpool_backward(input: &Act, grad_out: &Act, grad_in: &mut Act) {
         let gp = gp;
         // SAFETY: input rows 2y and 2y + 1 of grad_in belong to this task.
         let row = |r: usize| unsafe { std::slice::from_raw_parts_mut(gp.0.add(input.at(r, 0)), input.w * c) };
-        let (row0, mut row1) = (row(2 * y), (2 * y + 1 < input.h).then(|| row(2 * y + 1)));
-        row0.fill(0.0);
-        if let Some(r) = row1.as_mut() {
-            r.fill(0.0);
+        let (row0, row1) = (row(2 * y), (2 * y + 1 < input.h).then(|| row(2 * y + 1)));
+        let (Some(row1), true) = (row1, y < grad_out.h) else {
+            row0.fill(0.0);
+            return;
+        };
+        // A trailing odd column gets no gradient.
+        if input.w % 2 == 1 {
+            row0[(input.w - 1) * c..].fill(0.0);
+            row1[(input.w - 1) * c..].fill(0.0);
         }
-        let (Some(row1), true) = (row1, y < grad_out.h) else { return };
-        for x in 0..grad_out.w {
-            let r0 = &input.data[input.at(2 * y, 2 * x)..][..2 * c];
-            let r1 = &input.data[input.at(2 * y + 1, 2 * x)..][..2 * c];
-            let g = &grad_out.data[grad_out.at(y, x)..][..c];
-            for ch in 0..c {
-                let k = first_max([r0[ch], r0[c + ch], r1[ch], r1[c + ch]]);
-                let dst = if k < 2 { &mut *row0 } else { &mut *row1 };
-                dst[(2 * x + k % 2) * c + ch] = g[ch];
-            }
-        }
+        let (r0, r1) = (&input.data[input.at(2 * y, 0)..][..input.w * c], &input.data[input.at(2 * y + 1, 0)..][..input.w * c]);
+        bwd_row::<RELU>(r0, r1, &grad_out.data[grad_out.at(y, 0)..][..grad_out.w * c], row0, row1, c, grad_out.w);
     });
 }
 
@@ -128,5 +160,30 @@ mod tests {
                 assert_eq!(&gi.data[gi.at(y, xx)..][..c], &want.data[want.at(y, xx)..][..c]);
             }
         }
+    }
+
+    /// Pool then ReLU backward in one pass = the slow pool backward masked by `input > 0`, on a
+    /// ReLU output with ties and all-zero windows.
+    #[test]
+    fn fused_relu_backward_matches_pool_then_mask() {
+        let mut rng = SplitMix(6);
+        let (h, w, c) = (9, 8, 20);
+        let relu: Vec<f32> = (0..h * w * c).map(|_| (rng.normal() * 2.0).round().max(0.0)).collect();
+        let x = Act::from_chw(c, h, w, &relu);
+        let g = Act::from_chw(c, h / 2, w / 2, &(0..(h / 2) * (w / 2) * c).map(|_| rng.normal()).collect::<Vec<_>>());
+        let mut gi = Act::zeros(h, w, c);
+        gi.data.fill(7.0);
+        maxpool_relu_backward(&x, &g, &mut gi);
+        let mut want = maxpool_backward_slow(&x, &g);
+        want.data.iter_mut().zip(&x.data).for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 });
+        let mut zeros_kept = 0;
+        for y in 0..h {
+            for xx in 0..w {
+                let (a, b) = (&gi.data[gi.at(y, xx)..][..c], &want.data[want.at(y, xx)..][..c]);
+                assert_eq!(a, b, "at ({y}, {xx})");
+                zeros_kept += b.iter().filter(|v| **v == 0.0).count();
+            }
+        }
+        assert!(zeros_kept > h * w * c / 2, "the case has masked windows");
     }
 }

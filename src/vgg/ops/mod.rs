@@ -4,6 +4,7 @@
 
 pub mod conv3x3;
 pub mod maxpool;
+pub mod simd;
 
 /// Tile size the padding is rounded to: the largest Winograd output tile (F(4,3)).
 pub const TILE_ROUND: usize = 4;
