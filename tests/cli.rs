@@ -213,3 +213,33 @@ fn help_example_and_readme_command_use_files_in_the_repository() {
         assert!(common::repo(f).is_file(), "{f}");
     }
 }
+
+/// `bench quality`: every pause is judged, the final score does not depend on pausing (the
+/// pause goes through the checkpoint path), and the sheet has a row per recipe under the original.
+#[test]
+fn bench_quality_judges_pauses_and_finals_and_pausing_does_not_change_the_result() {
+    let (spot, style) = (common::asset_mesh("spot"), style_path());
+    let pair = format!("{},{style}", spot.display());
+    let recipe = "tiny=--steps 3 --texture-size 32 --render-size 64 --style-size 128";
+    let other = "fft=--steps 2 --texture-size 32 --render-size 64 --style-size 128 --param fft";
+    let run = |at: &str, dir: &Path| {
+        let o = texstyle(&["bench", "quality", "--pair", &pair, "--recipe", recipe, "--recipe", other, "--at", at, "--out", dir.to_str().unwrap()], &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read_to_string(dir.join("quality.csv")).unwrap()
+    };
+    let (paused_dir, plain_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let paused = run("0.000001", paused_dir.path());
+    let rows: Vec<Vec<String>> = paused.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect();
+    let tiny: Vec<&Vec<String>> = rows.iter().filter(|r| r[1] == "tiny").collect();
+    assert_eq!(tiny.iter().map(|r| r[2].as_str()).collect::<Vec<_>>(), ["1", "3"], "{paused}");
+    for r in &rows {
+        let (s, c): (f32, f32) = (r[4].parse().unwrap(), r[5].parse().unwrap());
+        assert!(s > 0.0 && s.is_finite() && c > 0.0 && c.is_finite(), "{r:?}");
+    }
+    let plain = run("1000", plain_dir.path());
+    let last = |csv: &str, name: &str| csv.lines().filter(|l| l.split(',').nth(1) == Some(name)).last().unwrap().to_string();
+    let strip_time = |l: String| l.split(',').enumerate().filter(|(i, _)| *i != 3).map(|(_, v)| v.to_string()).collect::<Vec<_>>();
+    assert_eq!(strip_time(last(&paused, "tiny")), strip_time(last(&plain, "tiny")));
+    let sheet = Image::load(&paused_dir.path().join(format!("spot_x_{}.png", Path::new(&style).file_stem().unwrap().to_str().unwrap()))).unwrap();
+    assert_eq!((sheet.width, sheet.height), (6 * 260 + 4, 3 * 260 + 4));
+}

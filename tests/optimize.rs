@@ -115,7 +115,8 @@ fn supersampling_and_gram_decay_change_the_run() {
     let (b, s, n) = (style(&base), style(&samples), style(&no_memory));
     eprintln!("style per step: base {b:?}, samples 2 {s:?}, decay 0 {n:?}");
     assert!((s[0] - b[0]).abs() > 1e-4 * b[0], "samples 2 gave the same first step: {s:?} vs {b:?}");
-    assert_eq!(n[0], b[0], "decay changed the first step: {n:?} vs {b:?}");
+    // Equal up to the rounding of the bias correction ((1 − d)·G / (1 − d) in f32).
+    assert!((n[0] - b[0]).abs() <= 1e-6 * b[0], "decay changed the first step: {n:?} vs {b:?}");
     for i in 1..4 {
         assert!((n[i] - b[i]).abs() > 1e-4 * b[i], "step {}: decay 0 and 0.95 agree ({} vs {})", i + 1, n[i], b[i]);
     }

@@ -247,3 +247,22 @@ pub fn run(recipes: &[Recipe], pairings: &[Pairing], at: &[f64], out: &Path, cpu
     eprintln!("texstyle: contact sheets in {} (rows: original, {})", out.display(), names.join(", "));
     Ok(scores)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::texture::ParamKind;
+
+    #[test]
+    fn v1_is_the_old_defaults_whatever_the_defaults_are_now() {
+        let pairing = Pairing { mesh: "m.obj".into(), style: "s.jpg".into() };
+        let cfg = recipe_config(&parse_recipe("v1").unwrap(), &pairing).unwrap();
+        let o = &cfg.optim;
+        assert_eq!((o.steps, o.texture_size, o.render_size, o.start_render_size, o.samples, o.param), (300, 512, 256, 256, 1, ParamKind::Fft));
+        assert_eq!((o.lr, o.lr_end, o.content_weight, o.content_end, o.gram_decay, cfg.style_size), (0.05, 1.0, 0.5, 1.0, 0.95, 512));
+        let mine = parse_recipe("fast=--steps 10 --lr 0.1").unwrap();
+        assert_eq!((mine.name.as_str(), mine.options.len()), ("fast", 4));
+        assert!(parse_recipe("nonesuch").is_err());
+        assert!(recipe_config(&parse_recipe("bad=--steps 0").unwrap(), &pairing).is_err());
+    }
+}

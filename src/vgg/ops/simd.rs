@@ -344,7 +344,8 @@ pub fn gram_xtx(x: &[f32], k: usize, n: usize) -> Option<Vec<f32>> {
         return None;
     }
     // Chunks of rows that stay in L2 while every block of C passes over them; partial sums per
-    // task, added at the end.
+    // task, added at the end in task order (a reduction tree shaped by work stealing would make
+    // the float sum, and so a seeded run, differ from run to run).
     let kc = (64 * 1024 / n).max(16);
     let chunks: Vec<(usize, usize)> = (0..k).step_by(kc).map(|k0| (k0, kc.min(k - k0))).collect();
     let per_task = chunks.len().div_ceil(rayon::current_num_threads()).max(1);
@@ -366,12 +367,12 @@ pub fn gram_xtx(x: &[f32], k: usize, n: usize) -> Option<Vec<f32>> {
             }
             c
         })
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        })
-        .unwrap_or_else(|| vec![0.0; n * n]);
-    let mut c = c;
+        .collect::<Vec<_>>();
+    let mut parts = c.into_iter();
+    let mut c = parts.next().unwrap_or_else(|| vec![0.0; n * n]);
+    for p in parts {
+        c.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    }
     for i in 0..n {
         for j in 0..i {
             c[i * n + j] = c[j * n + i];
