@@ -128,7 +128,7 @@ fn eval_style(
     cams: &[glam::Mat4],
     cfg: &Config,
 ) -> Result<f32> {
-    let size = ViewSize { width: cfg.render_size, height: cfg.render_size, samples: cfg.samples };
+    let size = cfg.view_size_at(cfg.steps);
     let (m, _, th, tw) = texture.dims4()?;
     let obj = loss::Objective { style: style.terms.clone(), content: None };
     let mut sum = 0.0;
@@ -279,8 +279,7 @@ pub fn optimize_resumable(
 ) -> Result<Outcome> {
     let materials = mesh.materials.len();
     let (tw, th) = (cfg.texture_size, cfg.texture_size);
-    let size = ViewSize { width: cfg.render_size, height: cfg.render_size, samples: cfg.samples };
-    let size_at = |step| ViewSize { width: cfg.render_size_at(step), height: cfg.render_size_at(step), samples: cfg.samples };
+    let size = cfg.view_size_at(cfg.steps);
     let param = TextureParam::new(cfg.param, materials, th as usize, tw as usize, cfg.seed)?;
     let adam = Adam::new(param.vars(), AdamParams { lr: cfg.lr, ..Default::default() });
     let painting = image_to_tensor(painting)?.to_device(vgg.device())?;
@@ -321,7 +320,7 @@ pub fn optimize_resumable(
 
         let t = Instant::now();
         let cam = st.views.next_camera();
-        let size = size_at(step);
+        let size = cfg.view_size_at(step);
         let frame = raster.rasterize(cam.view_proj(size.aspect()), size).with_context(|| format!("step {step}"))?;
         entry.raster_ms = ms(t);
 
@@ -385,11 +384,17 @@ impl Config {
     /// in multiples of 32 pixels (the network's buffers are reused per size).
     pub fn render_size_at(&self, step: usize) -> u32 {
         let (a, b) = (self.start_render_size as f64, self.render_size as f64);
-        if a == b {
+        if a == b || step >= self.steps {
             return self.render_size;
         }
         let s = a + (b - a) * progress(step, self.steps);
         ((s / 32.0).round() as u32 * 32).clamp(a.min(b) as u32, a.max(b) as u32)
+    }
+
+    /// The view of `step`: [`Config::render_size_at`] square, `samples` per axis.
+    pub fn view_size_at(&self, step: usize) -> ViewSize {
+        let s = self.render_size_at(step);
+        ViewSize { width: s, height: s, samples: self.samples }
     }
 
     /// The learning rate of `step` (cosine from `lr` to `lr · lr_end`).
@@ -446,6 +451,9 @@ mod tests {
         assert!(sizes.windows(2).all(|w| w[0] <= w[1]) && sizes.iter().all(|s| s % 32 == 0));
         // A one-step run is at its end.
         assert_eq!(cfg(1).render_size_at(1), 256);
+        // The last step is at --render-size even when that is not a multiple of 32.
+        let odd = Config { render_size: 100, start_render_size: 64, ..cfg(10) };
+        assert_eq!((odd.render_size_at(1), odd.render_size_at(10)), (64, 100));
     }
 
     #[test]

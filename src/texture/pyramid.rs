@@ -73,23 +73,22 @@ struct Collapse {
 /// Bilinear ×2 upsampling of `src` (`h × w`, wrapping) added into `dst` (`2h × 2w`).
 /// A fine texel `i` sits at coarse coordinate `i/2 − 1/4`: weights 3/4 and 1/4.
 fn upsample_add(src: &[f32], h: usize, w: usize, dst: &mut [f32]) {
-    let (w2, mut row) = (2 * w, vec![0.0f32; 2 * w]);
+    let w2 = 2 * w;
     let wrap = |i: isize, n: usize| i.rem_euclid(n as isize) as usize;
-    // Rows first into a horizontally upsampled row buffer, then vertical mix.
-    let up_row = |y: usize, out: &mut [f32]| {
+    // Horizontal pass once per coarse row, then the vertical mix of neighbouring rows.
+    let mut rows = vec![0.0f32; h * w2];
+    for (y, out) in rows.chunks_exact_mut(w2).enumerate() {
         let r = &src[y * w..(y + 1) * w];
         for j in 0..w {
             let (l, c, rt) = (r[wrap(j as isize - 1, w)], r[j], r[wrap(j as isize + 1, w)]);
             out[2 * j] = 0.75 * c + 0.25 * l;
             out[2 * j + 1] = 0.75 * c + 0.25 * rt;
         }
-    };
-    let mut above = vec![0.0f32; w2];
-    let mut below = vec![0.0f32; w2];
+    }
     for j in 0..h {
-        up_row(j, &mut row);
-        up_row(wrap(j as isize - 1, h), &mut above);
-        up_row(wrap(j as isize + 1, h), &mut below);
+        let row = &rows[j * w2..(j + 1) * w2];
+        let above = &rows[wrap(j as isize - 1, h) * w2..][..w2];
+        let below = &rows[wrap(j as isize + 1, h) * w2..][..w2];
         let (d0, d1) = dst[2 * j * w2..(2 * j + 2) * w2].split_at_mut(w2);
         for x in 0..w2 {
             d0[x] += 0.75 * row[x] + 0.25 * above[x];
