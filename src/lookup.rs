@@ -30,7 +30,12 @@ pub fn bilinear_taps(uv: Vec2, width: u32, height: u32) -> ([(u32, u32); 4], [f3
     let (ya, yb) = (wrap(y0, height), wrap(y0 + 1.0, height));
     (
         [(xa, ya), (xb, ya), (xa, yb), (xb, yb)],
-        [(1.0 - fx) * (1.0 - fy), fx * (1.0 - fy), (1.0 - fx) * fy, fx * fy],
+        [
+            (1.0 - fx) * (1.0 - fy),
+            fx * (1.0 - fy),
+            (1.0 - fx) * fy,
+            fx * fy,
+        ],
     )
 }
 
@@ -72,7 +77,13 @@ impl LookupTable {
     /// Builds the table for `frame`, reading material `tri_material[t]`'s
     /// texture for triangle `t`, from a stack of `materials` textures of
     /// `tex_width × tex_height`.
-    pub fn new(frame: &RasterFrame, tri_material: &[u32], materials: usize, tex_width: u32, tex_height: u32) -> Self {
+    pub fn new(
+        frame: &RasterFrame,
+        tri_material: &[u32],
+        materials: usize,
+        tex_width: u32,
+        tex_height: u32,
+    ) -> Self {
         let k = frame.samples;
         let box_weight = 1.0 / (k * k) as f32;
         let plane = (tex_width * tex_height) as usize;
@@ -98,7 +109,8 @@ impl LookupTable {
                 let m = tri_material[s.tri as usize - 1] as usize;
                 let (taps, w) = bilinear_taps(s.uv(), tex_width, tex_height);
                 t.pixel.push(p);
-                t.texel.push(taps.map(|(tx, ty)| (m * 3 * plane) as u32 + ty * tex_width + tx));
+                t.texel
+                    .push(taps.map(|(tx, ty)| (m * 3 * plane) as u32 + ty * tex_width + tx));
                 t.weight.push(w.map(|v| v * box_weight));
             }
         }
@@ -120,8 +132,74 @@ impl LookupTable {
         }
     }
 
+    /// Every tap of every sample: the flat index (channel 0 of the texture
+    /// stack) it reads, zero weights included.
+    pub fn taps(&self) -> impl Iterator<Item = u32> + '_ {
+        self.texel.iter().flatten().copied()
+    }
+
+    /// The forward lookup: the image `[3, height, width]` (flat) that the
+    /// texture stack `tex` (`[materials, 3, tex_height, tex_width]`, flat)
+    /// shows through this view, over `background`. Reads only the tapped texels.
+    pub fn gather(&self, tex: &[f32], background: [f32; 3]) -> Vec<f32> {
+        let (n, plane) = (
+            (self.width * self.height) as usize,
+            (self.tex_width * self.tex_height) as usize,
+        );
+        let mut out = vec![0.0f32; 3 * n];
+        for c in 0..3 {
+            let dst = &mut out[c * n..(c + 1) * n];
+            for (p, bg) in dst.iter_mut().zip(&self.background) {
+                *p = bg * background[c];
+            }
+            let off = c * plane;
+            for ((&p, taps), w) in self.pixel.iter().zip(&self.texel).zip(&self.weight) {
+                let mut v = 0.0;
+                for i in 0..4 {
+                    v += w[i] * tex[taps[i] as usize + off];
+                }
+                dst[p as usize] += v;
+            }
+        }
+        out
+    }
+
+    /// The adjoint of [`LookupTable::gather`]: adds the image gradient
+    /// `grad_image` (`[3, height, width]`, flat) into `grad_tex` at the tapped
+    /// texels, with the same weights.
+    pub fn scatter(&self, grad_image: &[f32], grad_tex: &mut [f32]) {
+        use rayon::prelude::*;
+        let (n, plane) = (
+            (self.width * self.height) as usize,
+            (self.tex_width * self.tex_height) as usize,
+        );
+        // One task per channel: each owns its channel's plane of every material.
+        let mut by_channel: [Vec<&mut [f32]>; 3] = Default::default();
+        for (p, chunk) in grad_tex.chunks_mut(plane).enumerate() {
+            by_channel[p % 3].push(chunk);
+        }
+        by_channel
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(c, planes)| {
+                let src = &grad_image[c * n..(c + 1) * n];
+                for ((&p, taps), w) in self.pixel.iter().zip(&self.texel).zip(&self.weight) {
+                    let gp = src[p as usize];
+                    for i in 0..4 {
+                        let t = taps[i] as usize;
+                        planes[t / (3 * plane)][t % (3 * plane)] += w[i] * gp;
+                    }
+                }
+            });
+    }
+
     fn check(&self, dims: &[usize]) -> candle_core::Result<()> {
-        let want = [self.materials, 3, self.tex_height as usize, self.tex_width as usize];
+        let want = [
+            self.materials,
+            3,
+            self.tex_height as usize,
+            self.tex_width as usize,
+        ];
         if dims != want {
             candle_core::bail!("lookup: texture must have shape {want:?} [materials, 3, height, width], got {dims:?}")
         }
@@ -140,45 +218,35 @@ impl CustomOp1 for TextureLookup {
         "texture-lookup"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else { candle_core::bail!("lookup: expected an f32 texture") };
-        let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("lookup: texture must be contiguous") };
-        let tex = &data[start..end];
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("lookup: expected an f32 texture")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("lookup: texture must be contiguous")
+        };
         let t = &self.table;
         t.check(layout.shape().dims())?;
-        let (n, plane) = ((t.width * t.height) as usize, (t.tex_width * t.tex_height) as usize);
-        let mut out = vec![0.0f32; 3 * n];
-        for c in 0..3 {
-            let dst = &mut out[c * n..(c + 1) * n];
-            for (p, bg) in dst.iter_mut().zip(&t.background) {
-                *p = bg * self.background[c];
-            }
-            let off = c * plane;
-            for ((&p, taps), w) in t.pixel.iter().zip(&t.texel).zip(&t.weight) {
-                let mut v = 0.0;
-                for i in 0..4 {
-                    v += w[i] * tex[taps[i] as usize + off];
-                }
-                dst[p as usize] += v;
-            }
-        }
-        Ok((CpuStorage::F32(out), Shape::from((1, 3, t.height as usize, t.width as usize))))
+        let out = t.gather(&data[start..end], self.background);
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((1, 3, t.height as usize, t.width as usize)),
+        ))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         let g = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let t = &self.table;
-        let (n, plane) = ((t.width * t.height) as usize, (t.tex_width * t.tex_height) as usize);
         let mut grad = vec![0.0f32; arg.elem_count()];
-        for c in 0..3 {
-            let (src, off) = (&g[c * n..(c + 1) * n], c * plane);
-            for ((&p, taps), w) in t.pixel.iter().zip(&t.texel).zip(&t.weight) {
-                let gp = src[p as usize];
-                for i in 0..4 {
-                    grad[taps[i] as usize + off] += w[i] * gp;
-                }
-            }
-        }
+        self.table.scatter(&g, &mut grad);
         Ok(Some(Tensor::from_vec(grad, arg.shape(), arg.device())?))
     }
 }
@@ -186,9 +254,16 @@ impl CustomOp1 for TextureLookup {
 /// The image `[1, 3, height, width]` (RGB, the texture's range) that
 /// `texture` (`[materials, 3, tex_height, tex_width]`, f32, CPU) shows through
 /// `table`'s view, over `background`. Differentiable in `texture`.
-pub fn lookup(texture: &Tensor, table: &Arc<LookupTable>, background: [f32; 3]) -> candle_core::Result<Tensor> {
+pub fn lookup(
+    texture: &Tensor,
+    table: &Arc<LookupTable>,
+    background: [f32; 3],
+) -> candle_core::Result<Tensor> {
     table.check(texture.dims())?;
-    texture.contiguous()?.apply_op1(TextureLookup { table: table.clone(), background })
+    texture.contiguous()?.apply_op1(TextureLookup {
+        table: table.clone(),
+        background,
+    })
 }
 
 /// Renders `frame` with one texture per material (`textures[material]`;
@@ -237,17 +312,36 @@ mod tests {
 
     /// A 2×2-pixel frame with 2×2 samples: background, two materials, UVs off-centre.
     fn frame() -> RasterFrame {
-        let px = |u: f32, v: f32, tri: u32| FramePixel { u, v, depth: 0.5, tri };
+        let px = |u: f32, v: f32, tri: u32| FramePixel {
+            u,
+            v,
+            depth: 0.5,
+            tri,
+        };
         let mut pixels = vec![FramePixel::default(); 16];
-        let uvs = [(0.1, 0.2), (0.37, 0.91), (0.8, 0.45), (0.02, 0.98), (0.5, 0.5), (0.66, 0.13)];
+        let uvs = [
+            (0.1, 0.2),
+            (0.37, 0.91),
+            (0.8, 0.45),
+            (0.02, 0.98),
+            (0.5, 0.5),
+            (0.66, 0.13),
+        ];
         for (i, &(u, v)) in uvs.iter().enumerate() {
             pixels[2 + 2 * i] = px(u, v, 1 + (i as u32 % 2));
         }
-        RasterFrame { width: 2, height: 2, samples: 2, pixels }
+        RasterFrame {
+            width: 2,
+            height: 2,
+            samples: 2,
+            pixels,
+        }
     }
 
     fn pseudo_random(n: usize) -> Vec<f32> {
-        (0..n).map(|i| ((i as u32).wrapping_mul(2654435761) % 997) as f32 / 997.0).collect()
+        (0..n)
+            .map(|i| ((i as u32).wrapping_mul(2654435761) % 997) as f32 / 997.0)
+            .collect()
     }
 
     #[test]
@@ -260,7 +354,13 @@ mod tests {
         let images: Vec<Image> = (0..2)
             .map(|m| crate::texture::tensor_to_image(&tex.get(m).unwrap()).unwrap())
             .collect();
-        let expected = render(&f, &tri_material, &[Some(&images[0]), Some(&images[1])], &[], [0.2, 0.4, 0.6]);
+        let expected = render(
+            &f,
+            &tri_material,
+            &[Some(&images[0]), Some(&images[1])],
+            &[],
+            [0.2, 0.4, 0.6],
+        );
         let got = crate::texture::tensor_to_image(&out.get(0).unwrap()).unwrap();
         for (a, b) in got.data.iter().zip(&expected.data) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
@@ -272,23 +372,55 @@ mod tests {
         let (f, tri_material) = (frame(), [0u32, 1]);
         let table = Arc::new(LookupTable::new(&f, &tri_material, 2, 5, 3));
         let base = pseudo_random(2 * 3 * 3 * 5);
-        let weights = Tensor::from_vec(pseudo_random(12).iter().map(|v| v - 0.3).collect::<Vec<_>>(), (1, 3, 2, 2), &Device::Cpu).unwrap();
-        let loss = |t: &Tensor| (lookup(t, &table, [0.1; 3]).unwrap() * &weights).unwrap().sqr().unwrap().sum_all().unwrap();
+        let weights = Tensor::from_vec(
+            pseudo_random(12)
+                .iter()
+                .map(|v| v - 0.3)
+                .collect::<Vec<_>>(),
+            (1, 3, 2, 2),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let loss = |t: &Tensor| {
+            (lookup(t, &table, [0.1; 3]).unwrap() * &weights)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
         let var = Var::from_vec(base.clone(), (2, 3, 3, 5), &Device::Cpu).unwrap();
-        let g = loss(var.as_tensor()).backward().unwrap().get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let g = loss(var.as_tensor())
+            .backward()
+            .unwrap()
+            .get(var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let eps = 1e-2;
         let mut nonzero = 0;
         for i in 0..base.len() {
             let f = |d: f32| {
                 let mut v = base.clone();
                 v[i] += d;
-                loss(&Tensor::from_vec(v, (2, 3, 3, 5), &Device::Cpu).unwrap()).to_scalar::<f32>().unwrap() as f64
+                loss(&Tensor::from_vec(v, (2, 3, 3, 5), &Device::Cpu).unwrap())
+                    .to_scalar::<f32>()
+                    .unwrap() as f64
             };
             let fd = (f(eps) - f(-eps)) / (2.0 * eps as f64);
-            assert!((fd - g[i] as f64).abs() < 1e-4 + 1e-3 * fd.abs(), "texel {i}: fd {fd} vs {}", g[i]);
+            assert!(
+                (fd - g[i] as f64).abs() < 1e-4 + 1e-3 * fd.abs(),
+                "texel {i}: fd {fd} vs {}",
+                g[i]
+            );
             nonzero += (g[i] != 0.0) as usize;
         }
-        assert!(nonzero > 10, "the check must exercise real gradients ({nonzero} non-zero)");
+        assert!(
+            nonzero > 10,
+            "the check must exercise real gradients ({nonzero} non-zero)"
+        );
     }
 
     /// Exactly the texels some sample reads with a non-zero weight, worked out here from the
@@ -302,7 +434,10 @@ mod tests {
         let mut expected = vec![false; 2 * 15];
         for s in f.pixels.iter().filter(|s| s.covered()) {
             let m = tri_material[s.tri as usize - 1] as usize;
-            let (x, y) = (s.u as f64 * w as f64 - 0.5, (1.0 - s.v as f64) * h as f64 - 0.5);
+            let (x, y) = (
+                s.u as f64 * w as f64 - 0.5,
+                (1.0 - s.v as f64) * h as f64 - 0.5,
+            );
             let (x0, y0) = (x.floor(), y.floor());
             for (dx, wx) in [(0.0, 1.0 - (x - x0)), (1.0, x - x0)] {
                 for (dy, wy) in [(0.0, 1.0 - (y - y0)), (1.0, y - y0)] {

@@ -10,10 +10,9 @@
 //! Texture, raster frame and lookup live on the CPU; the network runs on
 //! whatever device the [`Vgg`] was loaded on (CUDA/Metal builds), with the
 //! view and its gradient copied across. The loss ([`crate::loss`], through
-//! the network) returns `dL/dimage` directly; candle's
-//! autograd carries it the rest of the way through the surrogate
-//! `Σ learned ⊙ stopgrad(dL/dimage)`, whose gradient in θ is exactly
-//! `Jᵀ · dL/dimage`.
+//! the network) returns `dL/dimage` directly; [`TextureParam::descend`]
+//! carries it the rest of the way (sparsely for the pyramid, through candle's
+//! autograd for the others).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -23,8 +22,8 @@ use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 
 use crate::adam::{Adam, AdamParams, AdamState};
-use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::camera::{CameraRange, ViewSampler};
+use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::image_io::{image_to_tensor, Image};
 use crate::lookup::{self, LookupTable};
 use crate::loss::{self, GramMemory, StyleTargets};
@@ -74,10 +73,14 @@ pub struct StepLog {
     pub total: f32,
     /// Wall time since the loop started, in seconds.
     pub seconds: f64,
+    /// The parameterization's forward and the learned view's gather.
     pub texture_ms: f64,
     pub raster_ms: f64,
+    /// The view's lookup table and the content image.
     pub lookup_ms: f64,
+    /// Style and content losses with their gradient in the learned view.
     pub network_ms: f64,
+    /// The gradient from the view back to θ, and Adam.
     pub optimizer_ms: f64,
 }
 
@@ -110,7 +113,10 @@ pub fn estimated_peak_bytes(cfg: &Config, materials: usize) -> u64 {
     let pixels = cfg.render_size as f64;
     let samples = (cfg.render_size * cfg.samples) as f64;
     let texels = (cfg.texture_size as f64).powi(2) * materials.max(1) as f64;
-    (FIXED + NETWORK_AT_256 * (pixels / 256.0).powi(2) + PER_SAMPLE * samples * samples + PER_TEXEL * texels) as u64
+    (FIXED
+        + NETWORK_AT_256 * (pixels / 256.0).powi(2)
+        + PER_SAMPLE * samples * samples
+        + PER_TEXEL * texels) as u64
 }
 
 /// The painting, scaled so its longer side is `max_side` pixels (never up).
@@ -130,11 +136,20 @@ fn eval_style(
 ) -> Result<f32> {
     let size = cfg.view_size_at(cfg.steps);
     let (m, _, th, tw) = texture.dims4()?;
-    let obj = loss::Objective { style: style.terms.clone(), content: None };
+    let obj = loss::Objective {
+        style: style.terms.clone(),
+        content: None,
+    };
     let mut sum = 0.0;
     for vp in cams {
         let frame = raster.rasterize(*vp, size)?;
-        let table = Arc::new(LookupTable::new(&frame, &mesh.tri_material, m, tw as u32, th as u32));
+        let table = Arc::new(LookupTable::new(
+            &frame,
+            &mesh.tri_material,
+            m,
+            tw as u32,
+            th as u32,
+        ));
         let img = lookup::lookup(texture, &table, cfg.background)?.to_device(vgg.device())?;
         sum += obj.loss(vgg, &img)?.style;
     }
@@ -172,7 +187,12 @@ pub struct Checkpoints<'a> {
 impl Checkpoints<'_> {
     /// No checkpoints.
     pub fn none() -> Checkpoints<'static> {
-        Checkpoints { every: 0, fingerprint: String::new(), resume: None, save: None }
+        Checkpoints {
+            every: 0,
+            fingerprint: String::new(),
+            resume: None,
+            save: None,
+        }
     }
 }
 
@@ -193,30 +213,61 @@ const LOG_COLUMNS: usize = 10;
 
 impl State {
     fn save(&self, fingerprint: &str) -> Result<Checkpoint> {
-        let mut ck = Checkpoint { step: self.log.len() as u64, fingerprint: fingerprint.to_string(), ..Default::default() };
+        let mut ck = Checkpoint {
+            step: self.log.len() as u64,
+            fingerprint: fingerprint.to_string(),
+            ..Default::default()
+        };
         ck.scalars.insert("views_rng".into(), self.views.state());
-        ck.scalars.insert("adam_step".into(), self.adam.state().step);
-        ck.scalars.insert("eval_before".into(), self.eval_before.to_bits() as u64);
+        ck.scalars
+            .insert("adam_step".into(), self.adam.state().step);
+        ck.scalars
+            .insert("eval_before".into(), self.eval_before.to_bits() as u64);
         for (i, v) in self.param.vars().iter().enumerate() {
-            ck.floats.insert(format!("param.{i}"), (v.dims().to_vec(), v.as_tensor().flatten_all()?.to_vec1::<f32>()?));
+            ck.floats.insert(
+                format!("param.{i}"),
+                (
+                    v.dims().to_vec(),
+                    v.as_tensor().flatten_all()?.to_vec1::<f32>()?,
+                ),
+            );
             let st = self.adam.state();
-            ck.floats.insert(format!("adam_m.{i}"), (vec![st.m[i].len()], st.m[i].clone()));
-            ck.floats.insert(format!("adam_v.{i}"), (vec![st.v[i].len()], st.v[i].clone()));
+            ck.floats.insert(
+                format!("adam_m.{i}"),
+                (vec![st.m[i].len()], st.m[i].clone()),
+            );
+            ck.floats.insert(
+                format!("adam_v.{i}"),
+                (vec![st.v[i].len()], st.v[i].clone()),
+            );
         }
         for (l, (n, shape, values)) in self.memory.state()?.into_iter().enumerate() {
             ck.scalars.insert(format!("gram_count.{l}"), n as u64);
             ck.floats.insert(format!("gram.{l}"), (shape, values));
         }
-        ck.bytes.insert("seen".into(), self.seen.iter().map(|&b| b as u8).collect());
+        ck.bytes
+            .insert("seen".into(), self.seen.iter().map(|&b| b as u8).collect());
         let rows: Vec<f32> = self
             .log
             .iter()
             .flat_map(|l| {
-                [l.step as f64, l.style as f64, l.content as f64, l.total as f64, l.seconds, l.texture_ms, l.raster_ms, l.lookup_ms, l.network_ms, l.optimizer_ms]
-                    .map(|x| x as f32)
+                [
+                    l.step as f64,
+                    l.style as f64,
+                    l.content as f64,
+                    l.total as f64,
+                    l.seconds,
+                    l.texture_ms,
+                    l.raster_ms,
+                    l.lookup_ms,
+                    l.network_ms,
+                    l.optimizer_ms,
+                ]
+                .map(|x| x as f32)
             })
             .collect();
-        ck.floats.insert("log".into(), (vec![self.log.len(), LOG_COLUMNS], rows));
+        ck.floats
+            .insert("log".into(), (vec![self.log.len(), LOG_COLUMNS], rows));
         Ok(ck)
     }
 
@@ -226,15 +277,27 @@ impl State {
         let mut v = Vec::new();
         for (i, var) in vars.iter().enumerate() {
             let n = var.elem_count();
-            var.set(&Tensor::from_slice(ck.floats(&format!("param.{i}"), n)?, var.shape(), var.device())?)?;
+            var.set(&Tensor::from_slice(
+                ck.floats(&format!("param.{i}"), n)?,
+                var.shape(),
+                var.device(),
+            )?)?;
             m.push(ck.floats(&format!("adam_m.{i}"), n)?.to_vec());
             v.push(ck.floats(&format!("adam_v.{i}"), n)?.to_vec());
         }
-        self.adam.set_state(AdamState { step: ck.scalar("adam_step")?, m, v })?;
+        self.adam.set_state(AdamState {
+            step: ck.scalar("adam_step")?,
+            m,
+            v,
+        })?;
         let layers = self.memory.state()?.len();
         let grams = (0..layers)
             .map(|l| {
-                let (shape, values) = ck.floats.get(&format!("gram.{l}")).cloned().unwrap_or_default();
+                let (shape, values) = ck
+                    .floats
+                    .get(&format!("gram.{l}"))
+                    .cloned()
+                    .unwrap_or_default();
                 Ok((ck.scalar(&format!("gram_count.{l}"))? as i32, shape, values))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -242,7 +305,9 @@ impl State {
         self.views.set_state(ck.scalar("views_rng")?);
         self.eval_before = f32::from_bits(ck.scalar("eval_before")? as u32);
         let seen = ck.bytes.get("seen").filter(|s| s.len() == self.seen.len());
-        let seen = seen.ok_or_else(|| CheckpointError("checkpoint: the seen-texel flags do not match the texture size".into()))?;
+        let seen = seen.ok_or_else(|| {
+            CheckpointError("checkpoint: the seen-texel flags do not match the texture size".into())
+        })?;
         self.seen = seen.iter().map(|&b| b != 0).collect();
         let steps = ck.step as usize;
         let rows = ck.floats("log", steps * LOG_COLUMNS)?;
@@ -281,20 +346,30 @@ pub fn optimize_resumable(
     let (tw, th) = (cfg.texture_size, cfg.texture_size);
     let size = cfg.view_size_at(cfg.steps);
     let param = TextureParam::new(cfg.param, materials, th as usize, tw as usize, cfg.seed)?;
-    let adam = Adam::new(param.vars(), AdamParams { lr: cfg.lr, ..Default::default() });
+    let adam = Adam::new(
+        param.vars(),
+        AdamParams {
+            lr: cfg.lr,
+            ..Default::default()
+        },
+    );
     let painting = image_to_tensor(painting)?.to_device(vgg.device())?;
     let style = StyleTargets::new(vgg, &painting, cfg.style_weight).context("style targets")?;
     let memory = GramMemory::new(style.terms.len(), cfg.gram_decay);
 
     // The content image is the mesh seen with its own textures; materials
     // without one show their flat colour. No texture at all: style only.
-    let used_content = mesh.materials.iter().any(|m| m.texture.is_some()) && cfg.content_weight > 0.0;
-    let originals: Vec<Option<&Image>> = mesh.materials.iter().map(|m| m.texture.as_ref()).collect();
+    let used_content =
+        mesh.materials.iter().any(|m| m.texture.is_some()) && cfg.content_weight > 0.0;
+    let originals: Vec<Option<&Image>> =
+        mesh.materials.iter().map(|m| m.texture.as_ref()).collect();
     let flat: Vec<[f32; 3]> = mesh.materials.iter().map(|m| m.diffuse).collect();
 
     let eval_cams: Vec<glam::Mat4> = {
         let mut s = ViewSampler::new(cfg.seed ^ EVAL_SEED_SALT, cfg.cameras);
-        (0..cfg.eval_views).map(|_| s.next_camera().view_proj(size.aspect())).collect()
+        (0..cfg.eval_views)
+            .map(|_| s.next_camera().view_proj(size.aspect()))
+            .collect()
     };
     let mut st = State {
         param,
@@ -307,29 +382,51 @@ pub fn optimize_resumable(
     };
     match ck.resume.take() {
         Some(saved) => st.restore(&saved, vgg.device())?,
-        None => st.eval_before = eval_style(raster, mesh, vgg, &style, &st.param.texture()?, &eval_cams, cfg)?,
+        None => {
+            st.eval_before = eval_style(
+                raster,
+                mesh,
+                vgg,
+                &style,
+                &st.param.texture()?,
+                &eval_cams,
+                cfg,
+            )?
+        }
     }
     // Wall time continues from where the saved run stopped.
     let offset = st.log.last().map_or(0.0, |l| l.seconds);
     let start = Instant::now();
     for step in st.log.len() + 1..=cfg.steps {
-        let mut entry = StepLog { step, ..Default::default() };
-        let t = Instant::now();
-        let texture = st.param.texture()?;
-        entry.texture_ms = ms(t);
-
+        let mut entry = StepLog {
+            step,
+            ..Default::default()
+        };
         let t = Instant::now();
         let cam = st.views.next_camera();
         let size = cfg.view_size_at(step);
-        let frame = raster.rasterize(cam.view_proj(size.aspect()), size).with_context(|| format!("step {step}"))?;
+        let frame = raster
+            .rasterize(cam.view_proj(size.aspect()), size)
+            .with_context(|| format!("step {step}"))?;
         entry.raster_ms = ms(t);
 
         let t = Instant::now();
-        let table = Arc::new(LookupTable::new(&frame, &mesh.tri_material, materials, tw, th));
+        let table = Arc::new(LookupTable::new(
+            &frame,
+            &mesh.tri_material,
+            materials,
+            tw,
+            th,
+        ));
         table.mark_seen(&mut st.seen);
-        let learned = lookup::lookup(&texture, &table, cfg.background)?;
         let content = if used_content {
-            let img = lookup::render(&frame, &mesh.tri_material, &originals, &flat, cfg.background);
+            let img = lookup::render(
+                &frame,
+                &mesh.tri_material,
+                &originals,
+                &flat,
+                cfg.background,
+            );
             Some(image_to_tensor(&img)?.to_device(vgg.device())?)
         } else {
             None
@@ -337,16 +434,20 @@ pub fn optimize_resumable(
         entry.lookup_ms = ms(t);
 
         let t = Instant::now();
+        let learned = st.param.view(&table, cfg.background)?;
+        entry.texture_ms = ms(t);
+
+        let t = Instant::now();
         let obj = loss::objective(vgg, &style, content.as_ref(), cfg.content_weight_at(step))?;
-        let view = learned.detach().to_device(vgg.device())?;
-        let (parts, grad_image) = obj.loss_and_grad_with(vgg, &view, &mut |l, g| Ok(st.memory.update(l, g)?))?;
+        let view = learned.image.to_device(vgg.device())?;
+        let (parts, grad_image) =
+            obj.loss_and_grad_with(vgg, &view, &mut |l, g| Ok(st.memory.update(l, g)?))?;
         let grad_image = grad_image.to_device(&Device::Cpu)?;
         entry.network_ms = ms(t);
 
         let t = Instant::now();
-        let surrogate = (&learned * &grad_image)?.sum_all()?;
         st.adam.params.lr = cfg.lr_at(step);
-        st.adam.step(&surrogate.backward()?)?;
+        st.param.descend(&learned, &grad_image, &mut st.adam)?;
         entry.optimizer_ms = ms(t);
 
         (entry.style, entry.content, entry.total) = (parts.style, parts.content, parts.total);
@@ -355,7 +456,8 @@ pub fn optimize_resumable(
         st.log.push(entry);
         let due = (ck.every > 0 && step % ck.every == 0 && step < cfg.steps) || flow.is_break();
         if let (true, Some(save)) = (due, ck.save.as_mut()) {
-            save(&st.save(&ck.fingerprint)?).with_context(|| format!("saving the checkpoint of step {step}"))?;
+            save(&st.save(&ck.fingerprint)?)
+                .with_context(|| format!("saving the checkpoint of step {step}"))?;
         }
         if flow.is_break() {
             break;
@@ -364,10 +466,19 @@ pub fn optimize_resumable(
 
     let final_texture = st.param.texture()?;
     let eval_after = eval_style(raster, mesh, vgg, &style, &final_texture, &eval_cams, cfg)?;
-    let mut textures = (0..materials).map(|m| tensor_to_image(&final_texture.get(m)?)).collect::<candle_core::Result<Vec<_>>>()?;
+    let mut textures = (0..materials)
+        .map(|m| tensor_to_image(&final_texture.get(m)?))
+        .collect::<candle_core::Result<Vec<_>>>()?;
     fill_unseen_materials(&mut textures, &st.seen);
     let seen_fraction = st.seen.iter().filter(|&&s| s).count() as f64 / st.seen.len().max(1) as f64;
-    Ok(Outcome { textures, seen_fraction, log: st.log, eval_before: st.eval_before, eval_after, used_content })
+    Ok(Outcome {
+        textures,
+        seen_fraction,
+        log: st.log,
+        eval_before: st.eval_before,
+        eval_after,
+        used_content,
+    })
 }
 
 /// Where `step` (1-based) lies in a run of `steps`: 0 at the first, 1 at the last.
@@ -394,7 +505,11 @@ impl Config {
     /// The view of `step`: [`Config::render_size_at`] square, `samples` per axis.
     pub fn view_size_at(&self, step: usize) -> ViewSize {
         let s = self.render_size_at(step);
-        ViewSize { width: s, height: s, samples: self.samples }
+        ViewSize {
+            width: s,
+            height: s,
+            samples: self.samples,
+        }
     }
 
     /// The learning rate of `step` (cosine from `lr` to `lr · lr_end`).
@@ -442,23 +557,42 @@ mod tests {
     #[test]
     fn schedules_run_from_their_start_to_their_end() {
         let c = cfg(101);
-        assert_eq!((c.render_size_at(1), c.render_size_at(51), c.render_size_at(101)), (128, 192, 256));
+        assert_eq!(
+            (
+                c.render_size_at(1),
+                c.render_size_at(51),
+                c.render_size_at(101)
+            ),
+            (128, 192, 256)
+        );
         assert!((c.lr_at(1) - 0.1).abs() < 1e-12 && (c.lr_at(101) - 0.01).abs() < 1e-12);
         assert!((c.lr_at(51) - 0.055).abs() < 1e-9, "{}", c.lr_at(51));
-        assert!((c.content_weight_at(1) - 0.5).abs() < 1e-6 && (c.content_weight_at(101) - 0.1).abs() < 1e-6);
+        assert!(
+            (c.content_weight_at(1) - 0.5).abs() < 1e-6
+                && (c.content_weight_at(101) - 0.1).abs() < 1e-6
+        );
         // Sizes only ever rise, in steps of 32.
         let sizes: Vec<u32> = (1..=101).map(|s| c.render_size_at(s)).collect();
         assert!(sizes.windows(2).all(|w| w[0] <= w[1]) && sizes.iter().all(|s| s % 32 == 0));
         // A one-step run is at its end.
         assert_eq!(cfg(1).render_size_at(1), 256);
         // The last step is at --render-size even when that is not a multiple of 32.
-        let odd = Config { render_size: 100, start_render_size: 64, ..cfg(10) };
+        let odd = Config {
+            render_size: 100,
+            start_render_size: 64,
+            ..cfg(10)
+        };
         assert_eq!((odd.render_size_at(1), odd.render_size_at(10)), (64, 100));
     }
 
     #[test]
     fn constant_schedules_are_the_plain_values() {
-        let c = Config { start_render_size: 256, lr_end: 1.0, content_end: 1.0, ..cfg(50) };
+        let c = Config {
+            start_render_size: 256,
+            lr_end: 1.0,
+            content_end: 1.0,
+            ..cfg(50)
+        };
         for s in [1, 17, 50] {
             assert_eq!(c.render_size_at(s), 256);
             assert_eq!(c.lr_at(s), 0.1);

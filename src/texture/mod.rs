@@ -12,6 +12,12 @@
 //!   colour, sigmoid — lucid's constants.
 //! - [`pyramid`]: θ is a Laplacian pyramid (full size down to 8 texels),
 //!   summed after bilinear upsampling, decorrelated colour, sigmoid.
+//!
+//! The optimization step goes through [`TextureParam::view`] and
+//! [`TextureParam::descend`]: the pyramid evaluates, differentiates and
+//! updates only the texels a view reads (its cost follows the view, not the
+//! texture size); the others take the dense way, [`TextureParam::texture`]
+//! on candle's tape (the FFT's every coefficient touches every texel anyway).
 
 pub mod fft;
 pub mod fill;
@@ -19,7 +25,12 @@ pub mod irfft;
 pub mod pixel;
 pub mod pyramid;
 
+use std::sync::Arc;
+
 use candle_core::{Result, Tensor, Var};
+
+use crate::adam::Adam;
+use crate::lookup::{self, LookupTable};
 
 pub use crate::image_io::tensor_to_image;
 
@@ -53,11 +64,21 @@ fn normal(n: usize, sigma: f32, seed: u64) -> Vec<f32> {
 
 impl TextureParam {
     /// Fresh parameters for `materials` textures of `height × width`.
-    pub fn new(kind: ParamKind, materials: usize, height: usize, width: usize, seed: u64) -> Result<TextureParam> {
+    pub fn new(
+        kind: ParamKind,
+        materials: usize,
+        height: usize,
+        width: usize,
+        seed: u64,
+    ) -> Result<TextureParam> {
         Ok(match kind {
-            ParamKind::Pixel => TextureParam::Pixel(pixel::Pixel::new(materials, height, width, seed)?),
+            ParamKind::Pixel => {
+                TextureParam::Pixel(pixel::Pixel::new(materials, height, width, seed)?)
+            }
             ParamKind::Fft => TextureParam::Fft(fft::Fft::new(materials, height, width, seed)?),
-            ParamKind::Pyramid => TextureParam::Pyramid(pyramid::Pyramid::new(materials, height, width, seed)?),
+            ParamKind::Pyramid => {
+                TextureParam::Pyramid(pyramid::Pyramid::new(materials, height, width, seed)?)
+            }
         })
     }
 
@@ -80,6 +101,57 @@ impl TextureParam {
     }
 }
 
+/// One view's learned image and what its backward pass needs.
+pub struct LearnedView {
+    /// `[1, 3, height, width]`, detached from any tape.
+    pub image: Tensor,
+    /// The dense parameterizations: the same image on candle's tape.
+    taped: Option<Tensor>,
+    table: Arc<LookupTable>,
+}
+
+impl TextureParam {
+    /// The learned image of the view `table` describes, over `background`.
+    pub fn view(&mut self, table: &Arc<LookupTable>, background: [f32; 3]) -> Result<LearnedView> {
+        if let TextureParam::Pyramid(p) = self {
+            let image = p.view(table, background)?;
+            return Ok(LearnedView {
+                image,
+                taped: None,
+                table: table.clone(),
+            });
+        }
+        let taped = lookup::lookup(&self.texture()?, table, background)?;
+        Ok(LearnedView {
+            image: taped.detach(),
+            taped: Some(taped),
+            table: table.clone(),
+        })
+    }
+
+    /// Takes `grad_image`, dL/d`view.image`, back to the parameters and makes
+    /// one Adam step.
+    pub fn descend(
+        &mut self,
+        view: &LearnedView,
+        grad_image: &Tensor,
+        adam: &mut Adam,
+    ) -> Result<()> {
+        match (self, &view.taped) {
+            (TextureParam::Pyramid(p), _) => p.descend(&view.table, grad_image, adam),
+            // The surrogate Σ learned ⊙ stopgrad(dL/dimage) has gradient Jᵀ · dL/dimage in θ.
+            (_, Some(taped)) => adam.step(
+                &(taped * grad_image.to_device(taped.device())?)?
+                    .sum_all()?
+                    .backward()?,
+            ),
+            (_, None) => {
+                candle_core::bail!("texture: a dense parameterization's view lost its tape")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,7 +165,10 @@ mod tests {
             assert_eq!(t.dims(), [2, 3, 16, 16]);
             let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             assert!(v.iter().all(|&x| (x - 0.5).abs() < 0.2), "{kind:?}");
-            let again = TextureParam::new(kind, 2, 16, 16, 1).unwrap().texture().unwrap();
+            let again = TextureParam::new(kind, 2, 16, 16, 1)
+                .unwrap()
+                .texture()
+                .unwrap();
             assert_eq!(v, again.flatten_all().unwrap().to_vec1::<f32>().unwrap());
         }
     }
@@ -103,12 +178,26 @@ mod tests {
         for kind in [ParamKind::Pixel, ParamKind::Fft, ParamKind::Pyramid] {
             let p = TextureParam::new(kind, 1, 8, 8, 2).unwrap();
             // Push the texture towards red: loss = Σ (t - red)².
-            let red = Tensor::from_vec([1f32, 0.0, 0.0].to_vec(), (1, 3, 1, 1), &Device::Cpu).unwrap();
-            let loss = |p: &TextureParam| p.texture().unwrap().broadcast_sub(&red).unwrap().sqr().unwrap().sum_all().unwrap();
+            let red =
+                Tensor::from_vec([1f32, 0.0, 0.0].to_vec(), (1, 3, 1, 1), &Device::Cpu).unwrap();
+            let loss = |p: &TextureParam| {
+                p.texture()
+                    .unwrap()
+                    .broadcast_sub(&red)
+                    .unwrap()
+                    .sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+            };
             let before = loss(&p).to_scalar::<f32>().unwrap();
             let mut opt = <candle_nn::AdamW as candle_nn::Optimizer>::new(
                 p.vars(),
-                candle_nn::ParamsAdamW { lr: 0.05, weight_decay: 0.0, ..Default::default() },
+                candle_nn::ParamsAdamW {
+                    lr: 0.05,
+                    weight_decay: 0.0,
+                    ..Default::default()
+                },
             )
             .unwrap();
             for _ in 0..200 {

@@ -9,12 +9,25 @@
 //! and cheaply, and a view that minifies a part (ears) updates its coarse
 //! levels rather than sprinkling noise over single texels.
 //!
-//! The collapse (sum of upsampled levels) and its adjoint are hand-written
-//! loops, O(texels · 4/3) each, so the texture side stays cheap at 2048².
+//! Two ways through it:
+//! - [`Pyramid::texture`]: the whole texture, on candle's autograd tape
+//!   (previews, export, held-out views). The collapse (sum of upsampled
+//!   levels) and its adjoint are hand-written loops, O(texels · 4/3).
+//! - [`Pyramid::view`] / [`Pyramid::descend`]: the optimization step. Only
+//!   the texels one view reads are evaluated (with the coarser texels they
+//!   depend on), the gradient flows back to exactly those, and Adam updates
+//!   only them (lazily). A step's texture side then costs about what the view
+//!   has samples, not what the texture has texels: a 2048² texture costs a
+//!   256² view about what a 512² one does.
 
-use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor, Var};
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Storage, Tensor, Var};
+use rayon::prelude::*;
 
 use super::fft::color_matrix;
+use crate::adam::Adam;
+use crate::lookup::LookupTable;
 
 /// Coarsest level side: stop halving below this many texels.
 const MIN_SIDE: usize = 8;
@@ -39,14 +52,32 @@ pub struct Pyramid {
     theta: Var,
     /// Normalized colour matrix `[3, 3]`.
     color: Tensor,
+    /// The same, as numbers: `rgb[c] = Σ_d color[c][d] · x[d]`.
+    color3: [[f32; 3]; 3],
+    /// Buffers of the sparse step, allocated on the first [`Pyramid::view`].
+    work: Option<Work>,
 }
 
 impl Pyramid {
     pub fn new(materials: usize, height: usize, width: usize, seed: u64) -> Result<Pyramid> {
         let planes = materials * 3;
-        let n: usize = level_sizes(height, width).iter().map(|(h, w)| planes * h * w).sum();
+        let n: usize = level_sizes(height, width)
+            .iter()
+            .map(|(h, w)| planes * h * w)
+            .sum();
         let theta = Var::from_vec(super::normal(n, super::INIT_SIGMA, seed), n, &Device::Cpu)?;
-        Ok(Pyramid { materials, height, width, theta, color: color_matrix()? })
+        let color = color_matrix()?;
+        let c = color.to_vec2::<f32>()?;
+        let color3 = [0, 1, 2].map(|r| [c[r][0], c[r][1], c[r][2]]);
+        Ok(Pyramid {
+            materials,
+            height,
+            width,
+            theta,
+            color,
+            color3,
+            work: None,
+        })
     }
 
     pub fn vars(&self) -> Vec<Var> {
@@ -55,11 +86,362 @@ impl Pyramid {
 
     pub fn texture(&self) -> Result<Tensor> {
         let (m, h, w) = (self.materials, self.height, self.width);
-        let op = Collapse { planes: m * 3, height: h, width: w };
+        let op = Collapse {
+            planes: m * 3,
+            height: h,
+            width: w,
+        };
         let img = self.theta.as_tensor().apply_op1(op)?;
         let t = img.reshape((m, 3, h * w))?;
         let color = self.color.unsqueeze(0)?.broadcast_as((m, 3, 3))?;
         candle_nn::ops::sigmoid(&color.matmul(&t)?.reshape((m, 3, h, w))?)
+    }
+}
+
+/// The sparse step's buffers, reused from view to view.
+struct Work {
+    sizes: Vec<(usize, usize)>,
+    /// Start of each level in θ (and in `acc`).
+    offs: Vec<usize>,
+    /// Per level, the sites this view needs, ascending, each once. A site
+    /// is a texel with all three channels, named by its channel-0 index in
+    /// the level's `[materials, 3, h, w]` layout (`material · 3hw + y · w + x`).
+    need: Vec<Vec<u32>>,
+    /// Per level, one bit per site: needed by this view.
+    marks: Vec<Vec<u64>>,
+    /// θ-shaped: the collapsed levels at the needed sites, then (from
+    /// [`Pyramid::descend`] on) the gradients there. Other entries are stale.
+    acc: Vec<f32>,
+    /// `[materials, 3, h, w]`: the texture (after the sigmoid) at the needed
+    /// finest sites; the rest is stale and never read.
+    tex: Vec<f32>,
+}
+
+/// The coarse texel a fine coordinate `i` reads first (weight 3/4) and
+/// second (1/4), on a coarse axis of `n` (see [`upsample_add`]).
+#[inline]
+fn parents(i: usize, n: usize) -> (usize, usize) {
+    let c = i / 2;
+    (
+        c,
+        if i % 2 == 1 {
+            (c + 1) % n
+        } else {
+            (c + n - 1) % n
+        },
+    )
+}
+
+impl Work {
+    fn new(planes: usize, height: usize, width: usize) -> Work {
+        let sizes = level_sizes(height, width);
+        let mut offs = vec![0];
+        for (h, w) in &sizes {
+            offs.push(offs.last().unwrap() + planes * h * w);
+        }
+        let sites = |&(h, w): &(usize, usize)| planes * h * w;
+        Work {
+            need: sizes.iter().map(|_| Vec::new()).collect(),
+            marks: sizes
+                .iter()
+                .map(|s| vec![0; sites(s).div_ceil(64)])
+                .collect(),
+            acc: vec![0.0; *offs.last().unwrap()],
+            tex: vec![0.0; planes * height * width],
+            sizes,
+            offs,
+        }
+    }
+
+    /// Marks the finest sites `table` reads and, level by level, the coarser
+    /// sites those depend on; lists them in ascending order (so that every
+    /// later pass walks memory forwards).
+    fn mark(&mut self, table: &LookupTable) {
+        for bits in &mut self.marks {
+            bits.fill(0);
+        }
+        for i in table.taps() {
+            set(&mut self.marks[0], i as usize);
+        }
+        list_marked(&self.marks[0], &mut self.need[0]);
+        for k in 1..self.sizes.len() {
+            let ((fh, fw), (h, w)) = (self.sizes[k - 1], self.sizes[k]);
+            let bits = &mut self.marks[k];
+            for &site in &self.need[k - 1] {
+                let site = site as usize;
+                let (m, local) = (site / (3 * fh * fw), site % (3 * fh * fw));
+                let ((y0, y1), (x0, x1)) = (parents(local / fw, h), parents(local % fw, w));
+                for (y, x) in [(y0, x0), (y0, x1), (y1, x0), (y1, x1)] {
+                    set(bits, m * 3 * h * w + y * w + x);
+                }
+            }
+            list_marked(&self.marks[k], &mut self.need[k]);
+        }
+    }
+}
+
+#[inline]
+fn set(bits: &mut [u64], i: usize) {
+    bits[i / 64] |= 1 << (i % 64);
+}
+
+/// The indices of the set bits, ascending, into `out`.
+fn list_marked(bits: &[u64], out: &mut Vec<u32>) {
+    out.clear();
+    for (j, &word) in bits.iter().enumerate() {
+        let mut w = word;
+        while w != 0 {
+            out.push((j * 64) as u32 + w.trailing_zeros());
+            w &= w - 1;
+        }
+    }
+}
+
+/// The part of the ascending site list `need` in material `m` (`hw` texels per plane).
+#[inline]
+fn of_material(need: &[u32], m: usize, hw: usize) -> &[u32] {
+    let (lo, hi) = ((3 * m * hw) as u32, ((3 * m + 1) * hw) as u32);
+    let a = need.partition_point(|&s| s < lo);
+    let b = need.partition_point(|&s| s < hi);
+    &need[a..b]
+}
+
+/// Sites per parallel task.
+const SITES_PER_TASK: usize = 4096;
+
+/// A buffer that parallel tasks write at indices no two tasks share: each
+/// task owns a chunk of a list of distinct sites and touches only their
+/// entries. (Splitting the slice instead would need one piece per site.)
+#[derive(Clone, Copy)]
+struct Disjoint(*mut f32, usize);
+
+// SAFETY: the pointer is only dereferenced through `get`/`set`, whose callers
+// guarantee that no two threads use the same index at once.
+unsafe impl Send for Disjoint {}
+unsafe impl Sync for Disjoint {}
+
+impl Disjoint {
+    fn new(buf: &mut [f32]) -> Disjoint {
+        Disjoint(buf.as_mut_ptr(), buf.len())
+    }
+
+    /// # Safety
+    /// No other thread writes index `i` during the parallel section.
+    #[inline]
+    unsafe fn get(&self, i: usize) -> f32 {
+        assert!(i < self.1);
+        unsafe { *self.0.add(i) }
+    }
+
+    /// # Safety
+    /// No other thread reads or writes index `i` during the parallel section.
+    #[inline]
+    unsafe fn set(&self, i: usize, v: f32) {
+        assert!(i < self.1);
+        unsafe { *self.0.add(i) = v }
+    }
+}
+
+/// Where channel `c` of `site` lies in a `[materials, 3, h, w]` buffer of
+/// `hw = h · w` texels per plane.
+#[inline]
+fn at(site: u32, c: usize, hw: usize) -> usize {
+    site as usize + c * hw
+}
+
+impl Pyramid {
+    /// The learned image `[1, 3, height, width]` of the view `table` describes,
+    /// over `background`: the texture evaluated at only the texels the view
+    /// reads. Not on candle's tape: [`Pyramid::descend`] is its backward.
+    pub fn view(&mut self, table: &Arc<LookupTable>, background: [f32; 3]) -> Result<Tensor> {
+        let planes = self.materials * 3;
+        let work = self
+            .work
+            .get_or_insert_with(|| Work::new(planes, self.height, self.width));
+        work.mark(table);
+        let (storage, layout) = self.theta.as_tensor().storage_and_layout();
+        let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
+            candle_core::bail!("pyramid: expected f32 parameters on the CPU")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("pyramid: parameters must be contiguous")
+        };
+        let theta = &data[start..end];
+        let Work {
+            sizes,
+            offs,
+            need,
+            acc,
+            tex,
+            ..
+        } = work;
+        let color = self.color3;
+        // Coarse to fine: acc_k = θ_k + up(acc_{k+1}) at the needed sites; at
+        // the finest level straight on through the colour matrix and sigmoid.
+        let last = sizes.len() - 1;
+        for k in (0..=last).rev() {
+            let (h, w) = sizes[k];
+            let hw = h * w;
+            let (this, coarser) = acc[offs[k]..].split_at_mut(offs[k + 1] - offs[k]);
+            let th = &theta[offs[k]..offs[k + 1]];
+            let coarse = &coarser[..offs[(k + 2).min(last + 1)] - offs[k + 1]];
+            let (ch, cw) = sizes[(k + 1).min(last)];
+            let value = |site: u32, c: usize| -> f32 {
+                let i = at(site, c, hw);
+                if k == last {
+                    return th[i];
+                }
+                let (m, local) = (site as usize / (3 * hw), site as usize % (3 * hw));
+                let plane = &coarse[(3 * m + c) * ch * cw..][..ch * cw];
+                let ((y0, y1), (x0, x1)) = (parents(local / w, ch), parents(local % w, cw));
+                // The same operations, in the same order, as upsample_add.
+                let row = |y: usize| 0.75 * plane[y * cw + x0] + 0.25 * plane[y * cw + x1];
+                th[i] + (0.75 * row(y0) + 0.25 * row(y1))
+            };
+            let out = Disjoint::new(if k == 0 { &mut tex[..] } else { this });
+            need[k].par_chunks(SITES_PER_TASK).for_each(|sites| {
+                for &site in sites {
+                    let x = [0, 1, 2].map(|c| value(site, c));
+                    for c in 0..3 {
+                        let v = if k > 0 {
+                            x[c]
+                        } else {
+                            let z = color[c][0] * x[0] + color[c][1] * x[1] + color[c][2] * x[2];
+                            1.0 / (1.0 + (-z).exp())
+                        };
+                        // SAFETY: sites are distinct; each task writes only its own.
+                        unsafe { out.set(at(site, c, hw), v) };
+                    }
+                }
+            });
+        }
+        drop(storage);
+        let image = table.gather(tex, background);
+        Tensor::from_vec(
+            image,
+            (1, 3, table.height as usize, table.width as usize),
+            &Device::Cpu,
+        )
+    }
+
+    /// The backward of [`Pyramid::view`] for the same `table`: the gradient
+    /// of the loss in the learned image, `grad_image` (`[1, 3, height, width]`),
+    /// taken back to θ at the sites the view needed (exactly: nowhere else
+    /// does it differ from zero), then one lazy Adam step there.
+    pub fn descend(
+        &mut self,
+        table: &LookupTable,
+        grad_image: &Tensor,
+        adam: &mut Adam,
+    ) -> Result<()> {
+        self.backward(table, grad_image)?;
+        let Some(Work {
+            sizes,
+            offs,
+            need,
+            acc,
+            ..
+        }) = &self.work
+        else {
+            candle_core::bail!("pyramid: descend before view")
+        };
+        adam.step_lazy(0, |theta, m, v, update| {
+            // Plane by plane: one task streams through a plane's θ, moments
+            // and gradient (measured faster than tasks that take all three
+            // channels of a chunk of sites: fewer memory streams at once).
+            for (k, &(h, w)) in sizes.iter().enumerate() {
+                let (hw, r) = (h * w, offs[k]..offs[k + 1]);
+                let need = &need[k];
+                theta[r.clone()]
+                    .par_chunks_mut(hw)
+                    .zip(m[r.clone()].par_chunks_mut(hw))
+                    .zip(v[r.clone()].par_chunks_mut(hw))
+                    .zip(acc[r].par_chunks(hw))
+                    .enumerate()
+                    .for_each(|(p, (((th, m), v), g))| {
+                        let mat = p / 3;
+                        for &site in of_material(need, mat, hw) {
+                            let l = site as usize - 3 * mat * hw;
+                            update.apply(&mut th[l], &mut m[l], &mut v[l], g[l]);
+                        }
+                    });
+            }
+        })
+    }
+
+    /// The gradient part of [`Pyramid::descend`]: fills `work.acc` with
+    /// dL/dθ at every needed site (level by level).
+    fn backward(&mut self, table: &LookupTable, grad_image: &Tensor) -> Result<()> {
+        let Some(work) = &mut self.work else {
+            candle_core::bail!("pyramid: descend before view")
+        };
+        let g = grad_image
+            .to_device(&Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let Work {
+            sizes,
+            offs,
+            need,
+            acc,
+            tex,
+            ..
+        } = work;
+        let hw = sizes[0].0 * sizes[0].1;
+        // dL/dtexture at the finest needed sites: zero there, then the lookup's scatter.
+        let acc0 = &mut acc[..offs[1]];
+        for &site in need[0].iter() {
+            for c in 0..3 {
+                acc0[at(site, c, hw)] = 0.0;
+            }
+        }
+        table.scatter(&g, acc0);
+        // Through the sigmoid and the colour matrix (transposed): dL/dθ_0 = dL/dacc_0.
+        let color = self.color3;
+        let out = Disjoint::new(acc0);
+        need[0].par_chunks(SITES_PER_TASK).for_each(|sites| {
+            for &site in sites {
+                let u = [0, 1, 2].map(|c| {
+                    let (i, t) = (at(site, c, hw), tex[at(site, c, hw)]);
+                    // SAFETY: sites are distinct; each task touches only its own.
+                    unsafe { out.get(i) * (t * (1.0 - t)) }
+                });
+                for d in 0..3 {
+                    let v = color[0][d] * u[0] + color[1][d] * u[1] + color[2][d] * u[2];
+                    // SAFETY: as above.
+                    unsafe { out.set(at(site, d, hw), v) };
+                }
+            }
+        });
+        // Fine to coarse: dL/dacc_{k+1} = Uᵀ dL/dacc_k, at the needed sites
+        // only, plane by plane (a coarse site gathers from up to 16 fine ones,
+        // so the fine sites' scatter cannot be split among tasks).
+        for k in 0..sizes.len() - 1 {
+            let ((fh, fw), (ch, cw)) = (sizes[k], sizes[k + 1]);
+            let (fhw, chw) = (fh * fw, ch * cw);
+            let (fine, coarse) = acc[offs[k]..offs[k + 2]].split_at_mut(offs[k + 1] - offs[k]);
+            let (nf, nc) = (&need[k], &need[k + 1]);
+            coarse
+                .par_chunks_mut(chw)
+                .zip(fine.par_chunks(fhw))
+                .enumerate()
+                .for_each(|(p, (c, f))| {
+                    let m = p / 3;
+                    for &site in of_material(nc, m, chw) {
+                        c[site as usize - 3 * m * chw] = 0.0;
+                    }
+                    for &site in of_material(nf, m, fhw) {
+                        let l = site as usize - 3 * m * fhw;
+                        let ((y0, y1), (x0, x1)) = (parents(l / fw, ch), parents(l % fw, cw));
+                        let g = f[l];
+                        c[y0 * cw + x0] += 0.5625 * g;
+                        c[y0 * cw + x1] += 0.1875 * g;
+                        c[y1 * cw + x0] += 0.1875 * g;
+                        c[y1 * cw + x1] += 0.0625 * g;
+                    }
+                });
+        }
+        Ok(())
     }
 }
 
@@ -108,7 +490,8 @@ fn upsample_adjoint(src: &[f32], h: usize, w: usize, dst: &mut [f32]) {
         let (a, b) = (2 * j, 2 * j + 1);
         let (up, down) = (wrap(2 * j as isize - 1, 2 * h), (2 * j + 2) % (2 * h));
         for x in 0..w2 {
-            r[x] = 0.75 * (src[a * w2 + x] + src[b * w2 + x]) + 0.25 * (src[up * w2 + x] + src[down * w2 + x]);
+            r[x] = 0.75 * (src[a * w2 + x] + src[b * w2 + x])
+                + 0.25 * (src[up * w2 + x] + src[down * w2 + x]);
         }
     }
     for j in 0..h {
@@ -137,12 +520,20 @@ impl CustomOp1 for Collapse {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else { candle_core::bail!("pyramid: expected f32 parameters") };
-        let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("pyramid: parameters must be contiguous") };
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("pyramid: expected f32 parameters")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("pyramid: parameters must be contiguous")
+        };
         let theta = &data[start..end];
         let (sizes, offs) = self.offsets();
         if theta.len() != *offs.last().unwrap() {
-            candle_core::bail!("pyramid: {} parameters, expected {}", theta.len(), offs.last().unwrap());
+            candle_core::bail!(
+                "pyramid: {} parameters, expected {}",
+                theta.len(),
+                offs.last().unwrap()
+            );
         }
         // Coarse to fine: acc_k = up(acc_{k+1}) + θ_k, per plane.
         let mut acc: Vec<f32> = Vec::new();
@@ -152,12 +543,20 @@ impl CustomOp1 for Collapse {
             if k + 1 < sizes.len() {
                 let (ch, cw) = sizes[k + 1];
                 for p in 0..self.planes {
-                    upsample_add(&acc[p * ch * cw..(p + 1) * ch * cw], ch, cw, &mut next[p * h * w..(p + 1) * h * w]);
+                    upsample_add(
+                        &acc[p * ch * cw..(p + 1) * ch * cw],
+                        ch,
+                        cw,
+                        &mut next[p * h * w..(p + 1) * h * w],
+                    );
                 }
             }
             acc = next;
         }
-        Ok((CpuStorage::F32(acc), Shape::from((self.planes, self.height, self.width))))
+        Ok((
+            CpuStorage::F32(acc),
+            Shape::from((self.planes, self.height, self.width)),
+        ))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
@@ -171,7 +570,12 @@ impl CustomOp1 for Collapse {
             let (fine, coarse) = grad[offs[k]..offs[k + 2]].split_at_mut(offs[k + 1] - offs[k]);
             let fp = 4 * h * w;
             for p in 0..self.planes {
-                upsample_adjoint(&fine[p * fp..(p + 1) * fp], h, w, &mut coarse[p * h * w..(p + 1) * h * w]);
+                upsample_adjoint(
+                    &fine[p * fp..(p + 1) * fp],
+                    h,
+                    w,
+                    &mut coarse[p * h * w..(p + 1) * h * w],
+                );
             }
         }
         Ok(Some(Tensor::from_vec(grad, arg.shape(), arg.device())?))
@@ -215,6 +619,172 @@ mod tests {
         assert!((out[3] - 1.25).abs() < 1e-6, "{}", out[3]);
     }
 
+    /// A view of `px × px` pixels, 2×2 samples, of which about two thirds
+    /// cover one of two triangles (materials 0 and 1) at random UVs, some
+    /// outside [0, 1] to wrap.
+    fn view_table(px: u32, materials: usize, h: usize, w: usize, seed: u64) -> Arc<LookupTable> {
+        use crate::raster::{FramePixel, RasterFrame};
+        let mut r = crate::rng::SplitMix(seed);
+        let pixels = (0..px * px * 4)
+            .map(|_| {
+                let (u, v, pick) = (
+                    r.uniform() * 1.2 - 0.1,
+                    r.uniform() * 1.2 - 0.1,
+                    r.uniform(),
+                );
+                if pick < 0.33 {
+                    FramePixel::default()
+                } else {
+                    FramePixel {
+                        u,
+                        v,
+                        depth: 0.5,
+                        tri: 1 + (pick > 0.66) as u32,
+                    }
+                }
+            })
+            .collect();
+        let frame = RasterFrame {
+            width: px,
+            height: px,
+            samples: 2,
+            pixels,
+        };
+        Arc::new(LookupTable::new(
+            &frame,
+            &[0, (materials > 1) as u32],
+            materials,
+            w as u32,
+            h as u32,
+        ))
+    }
+
+    /// Adam's first step with a huge ε moves θ by −lr·g/(|g| + ε) ≈ −g/1000:
+    /// the step shows the gradient.
+    fn gradient_adam(p: &Pyramid) -> Adam {
+        Adam::new(
+            p.vars(),
+            crate::adam::AdamParams {
+                lr: 100.0,
+                eps: 1e5,
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn a_view_reads_the_same_texture_as_the_dense_path() {
+        let mut p = Pyramid::new(2, 16, 32, 5).unwrap();
+        // Give every level visible structure.
+        let n = p.theta.elem_count();
+        p.theta
+            .set(&Tensor::from_vec(random(n, 6), n, &Device::Cpu).unwrap())
+            .unwrap();
+        for seed in [1, 2] {
+            let table = view_table(6, 2, 16, 32, seed);
+            let sparse = p
+                .view(&table, [0.1, 0.2, 0.3])
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let dense =
+                crate::lookup::lookup(&p.texture().unwrap(), &table, [0.1, 0.2, 0.3]).unwrap();
+            let dense = dense.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for (a, b) in sparse.iter().zip(&dense) {
+                assert!((a - b).abs() < 1e-6, "view {seed}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_views_gradient_matches_the_dense_path_and_finite_differences() {
+        let (m, h, w) = (2, 16, 32);
+        let table = view_table(5, m, h, w, 3);
+        let weights = Tensor::from_vec(random(3 * 25, 7), (1, 3, 5, 5), &Device::Cpu).unwrap();
+        // Dense: candle's autograd through texture() and lookup().
+        let p = Pyramid::new(m, h, w, 8).unwrap();
+        let base = p.theta.as_tensor().to_vec1::<f32>().unwrap();
+        let loss = |t: &Tensor| {
+            (crate::lookup::lookup(t, &table, [0.0; 3]).unwrap() * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
+        let dense = loss(&p.texture().unwrap())
+            .backward()
+            .unwrap()
+            .get(&p.theta)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        // Sparse: one descend; read the gradient off the step.
+        let mut q = Pyramid::new(m, h, w, 8).unwrap();
+        let mut adam = gradient_adam(&q);
+        q.view(&table, [0.0; 3]).unwrap();
+        q.descend(&table, &weights, &mut adam).unwrap();
+        let after = q.theta.as_tensor().to_vec1::<f32>().unwrap();
+        let sparse: Vec<f32> = after
+            .iter()
+            .zip(&base)
+            .map(|(a, b)| (b - a) * 1e3)
+            .collect();
+        let (mut touched, mut coarse_touched) = (0, 0);
+        let fine = m * 3 * h * w;
+        for i in 0..base.len() {
+            assert!(
+                (sparse[i] - dense[i]).abs() < 2e-4 + 1e-3 * dense[i].abs(),
+                "θ[{i}]: sparse {} vs dense {}",
+                sparse[i],
+                dense[i]
+            );
+            if dense[i] == 0.0 {
+                assert_eq!(
+                    after[i], base[i],
+                    "θ[{i}] has no gradient and must not move"
+                );
+            } else {
+                touched += 1;
+                coarse_touched += (i >= fine) as usize;
+            }
+        }
+        assert!(
+            touched > 100 && coarse_touched > 20 && touched < base.len(),
+            "{touched} touched, {coarse_touched} coarse"
+        );
+        // Finite differences of the view itself, in the fine and the coarse level.
+        let mut r = Pyramid::new(m, h, w, 8).unwrap();
+        let mut f = |theta: &[f32]| -> f64 {
+            r.theta
+                .set(&Tensor::from_slice(theta, theta.len(), &Device::Cpu).unwrap())
+                .unwrap();
+            (r.view(&table, [0.0; 3]).unwrap() * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap() as f64
+        };
+        let probes: Vec<usize> = (0..base.len())
+            .filter(|&i| dense[i].abs() > 1e-3)
+            .step_by(37)
+            .collect();
+        assert!(probes.iter().any(|&i| i >= fine) && probes.iter().any(|&i| i < fine));
+        for i in probes {
+            let eps = 1e-2;
+            let (mut plus, mut minus) = (base.clone(), base.clone());
+            plus[i] += eps;
+            minus[i] -= eps;
+            let fd = (f(&plus) - f(&minus)) / (2.0 * eps as f64);
+            assert!(
+                (fd - sparse[i] as f64).abs() < 1e-3 + 2e-3 * fd.abs(),
+                "θ[{i}]: fd {fd} vs sparse {}",
+                sparse[i]
+            );
+        }
+    }
+
     #[test]
     fn collapse_gradient_matches_finite_differences() {
         let p = Pyramid::new(1, 16, 32, 3).unwrap();
@@ -230,15 +800,25 @@ mod tests {
             let eps = 1e-2;
             let mut plus = base.clone();
             plus[i] += eps;
-            p.theta.set(&Tensor::from_vec(plus, n, &Device::Cpu).unwrap()).unwrap();
+            p.theta
+                .set(&Tensor::from_vec(plus, n, &Device::Cpu).unwrap())
+                .unwrap();
             let fp = f(&p).to_scalar::<f32>().unwrap();
             let mut minus = base.clone();
             minus[i] -= eps;
-            p.theta.set(&Tensor::from_vec(minus, n, &Device::Cpu).unwrap()).unwrap();
+            p.theta
+                .set(&Tensor::from_vec(minus, n, &Device::Cpu).unwrap())
+                .unwrap();
             let fm = f(&p).to_scalar::<f32>().unwrap();
-            p.theta.set(&Tensor::from_vec(base.clone(), n, &Device::Cpu).unwrap()).unwrap();
+            p.theta
+                .set(&Tensor::from_vec(base.clone(), n, &Device::Cpu).unwrap())
+                .unwrap();
             let fd = (fp - fm) / (2.0 * eps);
-            assert!((fd - g[i]).abs() < 2e-3 * g[i].abs().max(0.05), "θ[{i}]: fd {fd} vs {}", g[i]);
+            assert!(
+                (fd - g[i]).abs() < 2e-3 * g[i].abs().max(0.05),
+                "θ[{i}]: fd {fd} vs {}",
+                g[i]
+            );
         }
     }
 }
