@@ -142,13 +142,13 @@ impl LookupTable {
     /// texture stack `tex` (`[materials, 3, tex_height, tex_width]`, flat)
     /// shows through this view, over `background`. Reads only the tapped texels.
     pub fn gather(&self, tex: &[f32], background: [f32; 3]) -> Vec<f32> {
+        use rayon::prelude::*;
         let (n, plane) = (
             (self.width * self.height) as usize,
             (self.tex_width * self.tex_height) as usize,
         );
         let mut out = vec![0.0f32; 3 * n];
-        for c in 0..3 {
-            let dst = &mut out[c * n..(c + 1) * n];
+        out.par_chunks_mut(n).enumerate().for_each(|(c, dst)| {
             for (p, bg) in dst.iter_mut().zip(&self.background) {
                 *p = bg * background[c];
             }
@@ -160,7 +160,7 @@ impl LookupTable {
                 }
                 dst[p as usize] += v;
             }
-        }
+        });
         out
     }
 

@@ -298,19 +298,25 @@ impl Pyramid {
                 let row = |y: usize| 0.75 * plane[y * cw + x0] + 0.25 * plane[y * cw + x1];
                 th[i] + (0.75 * row(y0) + 0.25 * row(y1))
             };
-            let out = Disjoint::new(if k == 0 { &mut tex[..] } else { this });
+            // The finest level goes to `tex`; its `acc` entries are zeroed
+            // instead, ready for the lookup's scatter in `descend`.
+            let (acc_k, tex) = (Disjoint::new(this), Disjoint::new(tex));
             need[k].par_chunks(SITES_PER_TASK).for_each(|sites| {
                 for &site in sites {
                     let x = [0, 1, 2].map(|c| value(site, c));
                     for c in 0..3 {
-                        let v = if k > 0 {
-                            x[c]
-                        } else {
-                            let z = color[c][0] * x[0] + color[c][1] * x[1] + color[c][2] * x[2];
-                            1.0 / (1.0 + (-z).exp())
-                        };
+                        let i = at(site, c, hw);
                         // SAFETY: sites are distinct; each task writes only its own.
-                        unsafe { out.set(at(site, c, hw), v) };
+                        unsafe {
+                            if k > 0 {
+                                acc_k.set(i, x[c]);
+                            } else {
+                                let z =
+                                    color[c][0] * x[0] + color[c][1] * x[1] + color[c][2] * x[2];
+                                tex.set(i, 1.0 / (1.0 + (-z).exp()));
+                                acc_k.set(i, 0.0);
+                            }
+                        }
                     }
                 }
             });
@@ -388,13 +394,8 @@ impl Pyramid {
             ..
         } = work;
         let hw = sizes[0].0 * sizes[0].1;
-        // dL/dtexture at the finest needed sites: zero there, then the lookup's scatter.
+        // dL/dtexture at the finest needed sites (zeroed by `view`): the lookup's scatter.
         let acc0 = &mut acc[..offs[1]];
-        for &site in need[0].iter() {
-            for c in 0..3 {
-                acc0[at(site, c, hw)] = 0.0;
-            }
-        }
         table.scatter(&g, acc0);
         // Through the sigmoid and the colour matrix (transposed): dL/dθ_0 = dL/dacc_0.
         let color = self.color3;

@@ -1,0 +1,99 @@
+//! The texture side of a step (parameterization forward, the learned view's
+//! gather, the gradient back to θ, Adam) against the texture size, next to
+//! the VGG16 style step at 256² timed in the same run, so the share of a step
+//! it takes is a ratio measured under one set of conditions.
+//!
+//!     cargo bench --bench texture
+//!
+//! Views: spot (`meshes/spot`, in the repository), 256² with 2×2 samples,
+//! rasterized by the CPU reference (untimed, as is the lookup table); the
+//! image gradient is fixed random numbers. `TEXTURE_BENCH_SIZES` (default
+//! "512 1024 2048"), `TEXTURE_BENCH_STEPS` (default 12, the first 3 untimed).
+//! The network runs with random weights (timing only).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use texstyle::adam::{Adam, AdamParams};
+use texstyle::camera::{CameraRange, ViewSampler};
+use texstyle::cli::bench::run as vgg_bench;
+use texstyle::lookup::LookupTable;
+use texstyle::mesh::Mesh;
+use texstyle::raster::{cpu, RasterMesh, ViewSize};
+use texstyle::texture::{ParamKind, TextureParam};
+use texstyle::vgg::Backend;
+
+const WARMUP: usize = 3;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    let sizes: Vec<usize> = std::env::var("TEXTURE_BENCH_SIZES")
+        .unwrap_or_else(|_| "512 1024 2048".into())
+        .split_whitespace()
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()?;
+    let steps: usize = std::env::var("TEXTURE_BENCH_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12)
+        .max(WARMUP + 1);
+    let mesh = Mesh::load(concat!(env!("CARGO_MANIFEST_DIR"), "/meshes/spot/spot.obj"))?;
+    let rm = RasterMesh::from_mesh(&mesh);
+    let view = ViewSize {
+        samples: 2,
+        ..ViewSize::square(256)
+    };
+    let mut cams = ViewSampler::new(1, CameraRange::default());
+    let frames: Vec<_> = (0..steps)
+        .map(|_| cpu::rasterize(&rm, cams.next_camera().view_proj(1.0), view))
+        .collect();
+    let mut rng = texstyle::rng::SplitMix(7);
+    let grad: Vec<f32> = (0..3 * 256 * 256)
+        .map(|_| (rng.uniform() - 0.5) * 1e-3)
+        .collect();
+    let grad = Tensor::from_vec(grad, (1, 3, 256, 256), &Device::Cpu)?;
+    println!(
+        "machine: {} cores; spot, views 256² ×2×2 samples, median of {} steps",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        steps - WARMUP
+    );
+    let net = vgg_bench(&[256], 1, 5, Backend::Fast)?[0].fwdbwd_ms;
+    println!("network: VGG16 style fwd+bwd at 256²: {net:.1} ms");
+    for kind in [ParamKind::Pyramid, ParamKind::Fft] {
+        for &size in &sizes {
+            let mut param = TextureParam::new(kind, 1, size, size, 0)?;
+            let mut adam = Adam::new(
+                param.vars(),
+                AdamParams {
+                    lr: 0.05,
+                    ..Default::default()
+                },
+            );
+            let mut ms = Vec::new();
+            for frame in &frames {
+                let table = Arc::new(LookupTable::new(
+                    frame,
+                    &mesh.tri_material,
+                    1,
+                    size as u32,
+                    size as u32,
+                ));
+                let t = Instant::now();
+                let learned = param.view(&table, [0.0; 3])?;
+                param.descend(&learned, &grad, &mut adam)?;
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            let tex = median(ms[WARMUP..].to_vec());
+            println!(
+                "{kind:?} {size}²: texture side {tex:.1} ms = {:.1} % of texture side + network",
+                100.0 * tex / (tex + net)
+            );
+        }
+    }
+    Ok(())
+}
