@@ -6,8 +6,9 @@
 //!     cargo bench --bench texture
 //!
 //! Views: spot (`meshes/spot`, in the repository), 256² with 2×2 samples,
-//! rasterized by the CPU reference (untimed, as is the lookup table); the
-//! image gradient is fixed random numbers. `TEXTURE_BENCH_SIZES` (default
+//! rasterized by the CPU reference (untimed, as is the lookup table:
+//! mip-mapped for the pyramid, as the default run's); the image gradient is
+//! fixed random numbers. `TEXTURE_BENCH_SIZES` (default
 //! "512 1024 2048"), `TEXTURE_BENCH_STEPS` (default 12, the first 3 untimed).
 //! The network runs with random weights (timing only).
 
@@ -18,9 +19,10 @@ use candle_core::{Device, Tensor};
 use texstyle::adam::{Adam, AdamParams};
 use texstyle::camera::{CameraRange, ViewSampler};
 use texstyle::cli::bench::run as vgg_bench;
-use texstyle::lookup::LookupTable;
+use texstyle::lookup::{triangle_lods, LookupTable};
 use texstyle::mesh::Mesh;
 use texstyle::raster::{cpu, RasterMesh, ViewSize};
+use texstyle::texture::pyramid::level_sizes;
 use texstyle::texture::{ParamKind, TextureParam};
 use texstyle::vgg::Backend;
 
@@ -50,7 +52,10 @@ fn main() -> anyhow::Result<()> {
     };
     let mut cams = ViewSampler::new(1, CameraRange::default());
     let frames: Vec<_> = (0..steps)
-        .map(|_| cpu::rasterize(&rm, cams.next_camera().view_proj(1.0), view))
+        .map(|_| {
+            let vp = cams.next_camera().view_proj(1.0);
+            (vp, cpu::rasterize(&rm, vp, view))
+        })
         .collect();
     let mut rng = texstyle::rng::SplitMix(7);
     let grad: Vec<f32> = (0..3 * 256 * 256)
@@ -75,14 +80,15 @@ fn main() -> anyhow::Result<()> {
                 },
             );
             let mut ms = Vec::new();
-            for frame in &frames {
-                let table = Arc::new(LookupTable::new(
-                    frame,
-                    &mesh.tri_material,
-                    1,
-                    size as u32,
-                    size as u32,
-                ));
+            let max_level = level_sizes(size, size).len() as u32 - 1;
+            for (vp, frame) in &frames {
+                let s = size as u32;
+                let table = Arc::new(if kind == ParamKind::Pyramid {
+                    let lods = triangle_lods(&rm, *vp, view, s, s);
+                    LookupTable::with_mips(frame, &mesh.tri_material, 1, s, s, &lods, max_level)
+                } else {
+                    LookupTable::new(frame, &mesh.tri_material, 1, s, s)
+                });
                 let t = Instant::now();
                 let learned = param.view(&table, [0.0; 3])?;
                 param.descend(&learned, &grad, &mut adam)?;

@@ -69,6 +69,9 @@ pub struct LookupTable {
     texel: Vec<[u32; 4]>,
     /// …and each tap's weight, including the 1/k² box filter.
     weight: Vec<[f32; 4]>,
+    /// Per entry, the mip level its taps index (its own `[materials, 3,
+    /// tex_height >> level, tex_width >> level]` layout); empty: all level 0.
+    level: Vec<u8>,
     /// Per pixel, the fraction of its samples that see background.
     background: Vec<f32>,
 }
@@ -96,6 +99,7 @@ impl LookupTable {
             pixel: Vec::new(),
             texel: Vec::new(),
             weight: Vec::new(),
+            level: Vec::new(),
             background: vec![0.0; (frame.width * frame.height) as usize],
         };
         for y in 0..frame.grid_height() {
@@ -117,43 +121,124 @@ impl LookupTable {
         t
     }
 
+    /// Like [`LookupTable::new`], but mip-mapped: each sample reads the
+    /// texture at the level of detail `lod[triangle]` (log₂ of the texels one
+    /// sample spans, from [`triangle_lods`]), trilinearly between levels
+    /// `⌊lod⌋` and `⌊lod⌋ + 1`, up to `max_level`; level 0 (bilinear) where
+    /// the texture is magnified. A minified sample then reads one averaged
+    /// texel instead of four scattered ones, so the texture does not alias
+    /// (speckle) and its gradient lands on coarse texels, not single ones.
+    pub fn with_mips(
+        frame: &RasterFrame,
+        tri_material: &[u32],
+        materials: usize,
+        tex_width: u32,
+        tex_height: u32,
+        lod: &[f32],
+        max_level: u32,
+    ) -> Self {
+        let box_weight = 1.0 / (frame.samples * frame.samples) as f32;
+        let mut t = LookupTable {
+            width: frame.width,
+            height: frame.height,
+            materials,
+            tex_width,
+            tex_height,
+            pixel: Vec::new(),
+            texel: Vec::new(),
+            weight: Vec::new(),
+            level: Vec::new(),
+            background: vec![0.0; (frame.width * frame.height) as usize],
+        };
+        for y in 0..frame.grid_height() {
+            for x in 0..frame.grid_width() {
+                let s = frame.at(x, y);
+                let p = (y / frame.samples) * frame.width + x / frame.samples;
+                if !s.covered() {
+                    t.background[p as usize] += box_weight;
+                    continue;
+                }
+                let tri = s.tri as usize - 1;
+                let m = tri_material[tri] as usize;
+                let l = lod[tri].clamp(0.0, max_level as f32);
+                let k0 = (l.floor() as u32).min(max_level);
+                let f = l - k0 as f32;
+                for (k, share) in [(k0, 1.0 - f), (k0 + 1, f)] {
+                    if share <= 0.0 || k > max_level {
+                        continue;
+                    }
+                    let (w, h) = (tex_width >> k, tex_height >> k);
+                    let (taps, wt) = bilinear_taps(s.uv(), w, h);
+                    t.pixel.push(p);
+                    t.texel
+                        .push(taps.map(|(tx, ty)| (m * 3) as u32 * w * h + ty * w + tx));
+                    t.weight.push(wt.map(|v| v * share * box_weight));
+                    t.level.push(k as u8);
+                }
+            }
+        }
+        t
+    }
+
     /// Sets `seen[texel]` for every texel (channel 0 of the stack, so
     /// `materials · tex_height · tex_width` flags, index `m·3·plane` skipped
     /// down to `m·plane`) this view reads with a non-zero weight.
+    /// A coarser level's texel counts all the finest texels it covers.
     pub fn mark_seen(&self, seen: &mut [bool]) {
-        let plane = (self.tex_width * self.tex_height) as usize;
-        for (taps, w) in self.texel.iter().zip(&self.weight) {
+        let (tw, th) = (self.tex_width as usize, self.tex_height as usize);
+        for (e, (taps, w)) in self.texel.iter().zip(&self.weight).enumerate() {
+            let k = self.level.get(e).copied().unwrap_or(0) as usize;
+            let (lw, lh) = (tw >> k, th >> k);
             for (&i, &wt) in taps.iter().zip(w) {
                 if wt > 0.0 {
                     let i = i as usize;
-                    seen[(i / (3 * plane)) * plane + i % (3 * plane)] = true;
+                    let (m, local) = (i / (3 * lw * lh), i % (3 * lw * lh));
+                    let (x, y) = (local % lw, local / lw);
+                    for fy in y << k..(y + 1) << k {
+                        let row = m * tw * th + fy * tw;
+                        seen[row + (x << k)..row + ((x + 1) << k)].fill(true);
+                    }
                 }
             }
         }
     }
 
-    /// Every tap of every sample: the flat index (channel 0 of the texture
-    /// stack) it reads, zero weights included.
-    pub fn taps(&self) -> impl Iterator<Item = u32> + '_ {
-        self.texel.iter().flatten().copied()
+    /// Every entry's level and taps (flat indices in channel 0 of that
+    /// level's texture stack), zero weights included.
+    pub fn taps(&self) -> impl Iterator<Item = (usize, &[u32; 4])> + '_ {
+        self.texel
+            .iter()
+            .enumerate()
+            .map(|(e, t)| (self.level.get(e).copied().unwrap_or(0) as usize, t))
+    }
+
+    /// Whether some entry reads a level other than 0.
+    pub fn has_mips(&self) -> bool {
+        self.level.iter().any(|&l| l > 0)
     }
 
     /// The forward lookup: the image `[3, height, width]` (flat) that the
-    /// texture stack `tex` (`[materials, 3, tex_height, tex_width]`, flat)
-    /// shows through this view, over `background`. Reads only the tapped texels.
-    pub fn gather(&self, tex: &[f32], background: [f32; 3]) -> Vec<f32> {
+    /// texture stack `tex` shows through this view, over `background`.
+    /// `levels[k]` says where level k's `[materials, 3, h, w]` stack starts in
+    /// `tex` and its `h · w`; a table without mips needs only level 0. Reads
+    /// only the tapped texels.
+    pub fn gather(&self, tex: &[f32], levels: &[(usize, usize)], background: [f32; 3]) -> Vec<f32> {
         use rayon::prelude::*;
-        let (n, plane) = (
-            (self.width * self.height) as usize,
-            (self.tex_width * self.tex_height) as usize,
-        );
+        let n = (self.width * self.height) as usize;
         let mut out = vec![0.0f32; 3 * n];
         out.par_chunks_mut(n).enumerate().for_each(|(c, dst)| {
             for (p, bg) in dst.iter_mut().zip(&self.background) {
                 *p = bg * background[c];
             }
-            let off = c * plane;
-            for ((&p, taps), w) in self.pixel.iter().zip(&self.texel).zip(&self.weight) {
+            for (e, ((&p, taps), w)) in self
+                .pixel
+                .iter()
+                .zip(&self.texel)
+                .zip(&self.weight)
+                .enumerate()
+            {
+                let (start, hw) = levels[self.level.get(e).copied().unwrap_or(0) as usize];
+                let off = start + c * hw;
                 let mut v = 0.0;
                 for i in 0..4 {
                     v += w[i] * tex[taps[i] as usize + off];
@@ -165,32 +250,36 @@ impl LookupTable {
     }
 
     /// The adjoint of [`LookupTable::gather`]: adds the image gradient
-    /// `grad_image` (`[3, height, width]`, flat) into `grad_tex` at the tapped
-    /// texels, with the same weights.
-    pub fn scatter(&self, grad_image: &[f32], grad_tex: &mut [f32]) {
+    /// `grad_image` (`[3, height, width]`, flat) into `grad_tex` (laid out as
+    /// `levels` says) at the tapped texels, with the same weights.
+    pub fn scatter(&self, grad_image: &[f32], grad_tex: &mut [f32], levels: &[(usize, usize)]) {
         use rayon::prelude::*;
-        let (n, plane) = (
-            (self.width * self.height) as usize,
-            (self.tex_width * self.tex_height) as usize,
-        );
-        // One task per channel: each owns its channel's plane of every material.
-        let mut by_channel: [Vec<&mut [f32]>; 3] = Default::default();
-        for (p, chunk) in grad_tex.chunks_mut(plane).enumerate() {
-            by_channel[p % 3].push(chunk);
-        }
-        by_channel
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(c, planes)| {
-                let src = &grad_image[c * n..(c + 1) * n];
-                for ((&p, taps), w) in self.pixel.iter().zip(&self.texel).zip(&self.weight) {
-                    let gp = src[p as usize];
-                    for i in 0..4 {
-                        let t = taps[i] as usize;
-                        planes[t / (3 * plane)][t % (3 * plane)] += w[i] * gp;
-                    }
+        let n = (self.width * self.height) as usize;
+        let len = grad_tex.len();
+        let out = SendPtr(grad_tex.as_mut_ptr());
+        // One task per channel: channels live in separate planes of every level.
+        (0..3).into_par_iter().for_each(|c| {
+            let out = &out;
+            let src = &grad_image[c * n..(c + 1) * n];
+            for (e, ((&p, taps), w)) in self
+                .pixel
+                .iter()
+                .zip(&self.texel)
+                .zip(&self.weight)
+                .enumerate()
+            {
+                let (start, hw) = levels[self.level.get(e).copied().unwrap_or(0) as usize];
+                let off = start + c * hw;
+                let gp = src[p as usize];
+                for i in 0..4 {
+                    let j = taps[i] as usize + off;
+                    assert!(j < len);
+                    // SAFETY: in bounds (checked), and index j is in channel
+                    // c's plane, which no other task writes.
+                    unsafe { *out.0.add(j) += w[i] * gp };
                 }
-            });
+            }
+        });
     }
 
     fn check(&self, dims: &[usize]) -> candle_core::Result<()> {
@@ -203,8 +292,58 @@ impl LookupTable {
         if dims != want {
             candle_core::bail!("lookup: texture must have shape {want:?} [materials, 3, height, width], got {dims:?}")
         }
+        if self.has_mips() {
+            candle_core::bail!(
+                "lookup: a mip-mapped table needs the texture's levels (the pyramid's sparse path)"
+            )
+        }
         Ok(())
     }
+}
+
+/// A pointer that tasks writing disjoint indices share (see [`LookupTable::scatter`]).
+struct SendPtr(*mut f32);
+// SAFETY: only dereferenced at indices no two tasks share.
+unsafe impl Sync for SendPtr {}
+
+/// The level of detail of each triangle of `mesh` seen through `view_proj`
+/// at `size`: log₂ of the texels (of a `tex_width × tex_height` texture) per
+/// sample, from the ratio of the triangle's texture area to its screen area
+/// (isotropic; triangles behind the camera get 0).
+pub fn triangle_lods(
+    mesh: &crate::raster::RasterMesh,
+    view_proj: glam::Mat4,
+    size: crate::raster::ViewSize,
+    tex_width: u32,
+    tex_height: u32,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let (sw, sh) = (
+        (size.width * size.samples) as f32 * 0.5,
+        (size.height * size.samples) as f32 * 0.5,
+    );
+    let (tw, th) = (tex_width as f32, tex_height as f32);
+    mesh.triangles
+        .par_iter()
+        .enumerate()
+        .map(|(t, tri)| {
+            let mut p = [Vec2::ZERO; 3];
+            for (i, &v) in tri[..3].iter().enumerate() {
+                let c = view_proj * glam::Vec4::from_array(mesh.positions[v as usize]);
+                if c.w <= 1e-6 {
+                    return 0.0;
+                }
+                p[i] = Vec2::new(c.x / c.w * sw, c.y / c.w * sh);
+            }
+            let uv = [0, 1, 2].map(|i| Vec2::from_array(mesh.uvs[3 * t + i]) * Vec2::new(tw, th));
+            let screen = (p[1] - p[0]).perp_dot(p[2] - p[0]).abs();
+            let texels = (uv[1] - uv[0]).perp_dot(uv[2] - uv[0]).abs();
+            if screen <= 0.0 {
+                return if texels > 0.0 { f32::INFINITY } else { 0.0 };
+            }
+            0.5 * (texels / screen).log2()
+        })
+        .collect()
 }
 
 /// The differentiable lookup (see the module docs).
@@ -231,7 +370,8 @@ impl CustomOp1 for TextureLookup {
         };
         let t = &self.table;
         t.check(layout.shape().dims())?;
-        let out = t.gather(&data[start..end], self.background);
+        let plane = (t.tex_width * t.tex_height) as usize;
+        let out = t.gather(&data[start..end], &[(0, plane)], self.background);
         Ok((
             CpuStorage::F32(out),
             Shape::from((1, 3, t.height as usize, t.width as usize)),
@@ -246,7 +386,8 @@ impl CustomOp1 for TextureLookup {
     ) -> candle_core::Result<Option<Tensor>> {
         let g = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let mut grad = vec![0.0f32; arg.elem_count()];
-        self.table.scatter(&g, &mut grad);
+        let plane = (self.table.tex_width * self.table.tex_height) as usize;
+        self.table.scatter(&g, &mut grad, &[(0, plane)]);
         Ok(Some(Tensor::from_vec(grad, arg.shape(), arg.device())?))
     }
 }
@@ -421,6 +562,73 @@ mod tests {
             nonzero > 10,
             "the check must exercise real gradients ({nonzero} non-zero)"
         );
+    }
+
+    #[test]
+    fn level_of_detail_is_half_the_log_of_the_area_ratio() {
+        use crate::raster::{RasterMesh, ViewSize};
+        // Identity camera: NDC = xy. Legs of 1 NDC unit = 32 samples at 64 px;
+        // UV legs of 1 = 128 texels: 16× the area, 2 levels.
+        let mesh = RasterMesh {
+            positions: vec![
+                [-0.5, -0.5, 0.5, 1.0],
+                [0.5, -0.5, 0.5, 1.0],
+                [-0.5, 0.5, 0.5, 1.0],
+                [0.0, 0.0, 0.5, -1.0],
+            ],
+            triangles: vec![[0, 1, 2, 0], [0, 1, 3, 0]],
+            uvs: vec![
+                [0.0, 0.0],
+                [1.0, 0.0],
+                [0.0, 1.0],
+                [0.0, 0.0],
+                [0.5, 0.0],
+                [0.0, 0.5],
+            ],
+        };
+        let lods = triangle_lods(&mesh, glam::Mat4::IDENTITY, ViewSize::square(64), 128, 128);
+        assert!((lods[0] - 2.0).abs() < 1e-5, "{}", lods[0]);
+        // Behind the camera: no level.
+        assert_eq!(lods[1], 0.0);
+        // 2×2 samples per pixel: each sample spans half as many texels per axis.
+        let ss = triangle_lods(
+            &mesh,
+            glam::Mat4::IDENTITY,
+            ViewSize {
+                samples: 2,
+                ..ViewSize::square(64)
+            },
+            128,
+            128,
+        );
+        assert!((ss[0] - 1.0).abs() < 1e-5, "{}", ss[0]);
+    }
+
+    #[test]
+    fn a_coarse_read_sees_the_fine_texels_it_covers() {
+        // Every sample at exactly level 1 of a 8×4 texture (4×2 at level 1).
+        let f = frame();
+        let table = LookupTable::with_mips(&f, &[0, 1], 2, 8, 4, &[1.0, 1.0], 1);
+        assert!(table.has_mips() && table.taps().all(|(k, _)| k == 1));
+        let mut seen = vec![false; 2 * 32];
+        table.mark_seen(&mut seen);
+        let mut expected = vec![false; 2 * 32];
+        for s in f.pixels.iter().filter(|s| s.covered()) {
+            let m = s.tri as usize - 1;
+            let (x, y) = (s.u as f64 * 4.0 - 0.5, (1.0 - s.v as f64) * 2.0 - 0.5);
+            for (cx, cy) in [
+                (x.floor(), y.floor()),
+                (x.floor() + 1.0, y.floor()),
+                (x.floor(), y.floor() + 1.0),
+                (x.floor() + 1.0, y.floor() + 1.0),
+            ] {
+                let (cx, cy) = (cx.rem_euclid(4.0) as usize, cy.rem_euclid(2.0) as usize);
+                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    expected[m * 32 + (2 * cy + dy) * 8 + 2 * cx + dx] = true;
+                }
+            }
+        }
+        assert_eq!(seen, expected);
     }
 
     /// Exactly the texels some sample reads with a non-zero weight, worked out here from the

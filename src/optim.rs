@@ -28,7 +28,7 @@ use crate::image_io::{image_to_tensor, Image};
 use crate::lookup::{self, LookupTable};
 use crate::loss::{self, GramMemory, StyleTargets};
 use crate::mesh::Mesh;
-use crate::raster::{Raster, ViewSize};
+use crate::raster::{Raster, RasterMesh, ViewSize};
 use crate::texture::fill::fill_unseen_materials;
 use crate::texture::{tensor_to_image, ParamKind, TextureParam};
 use crate::vgg::Vgg;
@@ -48,6 +48,8 @@ pub struct Config {
     pub start_render_size: u32,
     /// Supersampling per axis of the rendered views (1 = none).
     pub samples: u32,
+    /// Mip-mapped lookups (pyramid only): minified samples read coarser levels.
+    pub mip: bool,
     pub style_weight: f32,
     pub content_weight: f32,
     pub gram_decay: f32,
@@ -371,6 +373,13 @@ pub fn optimize_resumable(
             .map(|_| s.next_camera().view_proj(size.aspect()))
             .collect()
     };
+    // The mip levels a view may read (None: every lookup reads the finest).
+    let max_level = if cfg.mip {
+        mip_levels(&cfg.param, th, tw)
+    } else {
+        None
+    };
+    let rmesh = max_level.map(|_| RasterMesh::from_mesh(mesh));
     let mut st = State {
         param,
         adam,
@@ -405,19 +414,20 @@ pub fn optimize_resumable(
         let t = Instant::now();
         let cam = st.views.next_camera();
         let size = cfg.view_size_at(step);
+        let vp = cam.view_proj(size.aspect());
         let frame = raster
-            .rasterize(cam.view_proj(size.aspect()), size)
+            .rasterize(vp, size)
             .with_context(|| format!("step {step}"))?;
         entry.raster_ms = ms(t);
 
         let t = Instant::now();
-        let table = Arc::new(LookupTable::new(
-            &frame,
-            &mesh.tri_material,
-            materials,
-            tw,
-            th,
-        ));
+        let table = Arc::new(match (&rmesh, max_level) {
+            (Some(rm), Some(max)) => {
+                let lods = lookup::triangle_lods(rm, vp, size, tw, th);
+                LookupTable::with_mips(&frame, &mesh.tri_material, materials, tw, th, &lods, max)
+            }
+            _ => LookupTable::new(&frame, &mesh.tri_material, materials, tw, th),
+        });
         table.mark_seen(&mut st.seen);
         let content = if used_content {
             let img = lookup::render(
@@ -481,6 +491,13 @@ pub fn optimize_resumable(
     })
 }
 
+/// The coarsest mip level `param` can serve (only the pyramid has levels).
+fn mip_levels(param: &ParamKind, height: u32, width: u32) -> Option<u32> {
+    (*param == ParamKind::Pyramid).then(|| {
+        crate::texture::pyramid::level_sizes(height as usize, width as usize).len() as u32 - 1
+    })
+}
+
 /// Where `step` (1-based) lies in a run of `steps`: 0 at the first, 1 at the last.
 fn progress(step: usize, steps: usize) -> f64 {
     if steps <= 1 {
@@ -540,6 +557,7 @@ mod tests {
             render_size: 256,
             start_render_size: 128,
             samples: 1,
+            mip: true,
             style_weight: 1.0,
             content_weight: 0.5,
             gram_decay: 0.95,

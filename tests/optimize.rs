@@ -27,6 +27,7 @@ fn config(steps: usize, seed: u64) -> Config {
         render_size: 64,
         start_render_size: 64,
         samples: 1,
+        mip: true,
         style_weight: 1.0,
         content_weight: 0.5,
         gram_decay: 0.95,

@@ -142,6 +142,12 @@ pub struct StyleArgs {
     #[arg(long, value_name = "K", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=4))]
     pub samples: u32,
 
+    /// Read every view at the texture's finest level. Default (pyramid): mip-mapped lookups, where a
+    /// sample that spans several texels reads a coarser level of the pyramid (no speckle on small parts,
+    /// and the texture side costs what the view has samples, not what the texture has texels).
+    #[arg(long)]
+    pub no_mip: bool,
+
     /// Weight of the style loss (each layer's error is relative to the painting's Gram).
     #[arg(
         long,

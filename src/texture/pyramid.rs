@@ -98,23 +98,29 @@ impl Pyramid {
     }
 }
 
-/// The sparse step's buffers, reused from view to view.
+/// The sparse step's buffers, reused from view to view. Every level-sized
+/// buffer is θ-shaped: level k's `[materials, 3, h_k, w_k]` at `offs[k]`.
 struct Work {
     sizes: Vec<(usize, usize)>,
-    /// Start of each level in θ (and in `acc`).
+    /// Start of each level in θ and in the buffers below.
     offs: Vec<usize>,
-    /// Per level, the sites this view needs, ascending, each once. A site
-    /// is a texel with all three channels, named by its channel-0 index in
-    /// the level's `[materials, 3, h, w]` layout (`material · 3hw + y · w + x`).
+    /// Per level, the sites this view needs, ascending, each once: read by
+    /// the view or by a finer needed site. A site is a texel with all three
+    /// channels, named by its channel-0 index in the level's layout
+    /// (`material · 3hw + y · w + x`).
     need: Vec<Vec<u32>>,
-    /// Per level, one bit per site: needed by this view.
-    marks: Vec<Vec<u64>>,
-    /// θ-shaped: the collapsed levels at the needed sites, then (from
-    /// [`Pyramid::descend`] on) the gradients there. Other entries are stale.
+    /// Per level, the sites the view reads directly (a subset of `need`).
+    direct: Vec<Vec<u32>>,
+    /// Per level, one bit per channel-0 index: in `need`, in `direct`.
+    need_bits: Vec<Vec<u64>>,
+    direct_bits: Vec<Vec<u64>>,
+    /// The collapsed levels at the needed sites, then (in `descend`) dL/dθ
+    /// there. Other entries are stale.
     acc: Vec<f32>,
-    /// `[materials, 3, h, w]`: the texture (after the sigmoid) at the needed
-    /// finest sites; the rest is stale and never read.
+    /// The texture of each level (colour, sigmoid) at its direct sites.
     tex: Vec<f32>,
+    /// dL/d`tex` at the direct sites (zeroed by `view`).
+    dtex: Vec<f32>,
 }
 
 /// The coarse texel a fine coordinate `i` reads first (weight 3/4) and
@@ -139,44 +145,71 @@ impl Work {
         for (h, w) in &sizes {
             offs.push(offs.last().unwrap() + planes * h * w);
         }
-        let sites = |&(h, w): &(usize, usize)| planes * h * w;
+        let bits = || {
+            sizes
+                .iter()
+                .map(|(h, w)| vec![0; (planes * h * w).div_ceil(64)])
+                .collect()
+        };
+        let n = *offs.last().unwrap();
         Work {
             need: sizes.iter().map(|_| Vec::new()).collect(),
-            marks: sizes
-                .iter()
-                .map(|s| vec![0; sites(s).div_ceil(64)])
-                .collect(),
-            acc: vec![0.0; *offs.last().unwrap()],
-            tex: vec![0.0; planes * height * width],
+            direct: sizes.iter().map(|_| Vec::new()).collect(),
+            need_bits: bits(),
+            direct_bits: bits(),
+            acc: vec![0.0; n],
+            tex: vec![0.0; n],
+            dtex: vec![0.0; n],
             sizes,
             offs,
         }
     }
 
-    /// Marks the finest sites `table` reads and, level by level, the coarser
-    /// sites those depend on; lists them in ascending order (so that every
-    /// later pass walks memory forwards).
-    fn mark(&mut self, table: &LookupTable) {
-        for bits in &mut self.marks {
+    /// The layout of the level buffers, as [`LookupTable::gather`] takes it.
+    fn layout(&self) -> Vec<(usize, usize)> {
+        self.sizes
+            .iter()
+            .zip(&self.offs)
+            .map(|(&(h, w), &o)| (o, h * w))
+            .collect()
+    }
+
+    /// Marks the sites `table` reads and, level by level, the coarser sites
+    /// those depend on; lists them in ascending order (so that every later
+    /// pass walks memory forwards).
+    fn mark(&mut self, table: &LookupTable) -> Result<()> {
+        for bits in self.need_bits.iter_mut().chain(&mut self.direct_bits) {
             bits.fill(0);
         }
-        for i in table.taps() {
-            set(&mut self.marks[0], i as usize);
+        for (k, taps) in table.taps() {
+            if k >= self.sizes.len() {
+                candle_core::bail!(
+                    "pyramid: the view reads mip level {k}, the pyramid has {}",
+                    self.sizes.len()
+                );
+            }
+            for &i in taps {
+                set(&mut self.need_bits[k], i as usize);
+                set(&mut self.direct_bits[k], i as usize);
+            }
         }
-        list_marked(&self.marks[0], &mut self.need[0]);
-        for k in 1..self.sizes.len() {
-            let ((fh, fw), (h, w)) = (self.sizes[k - 1], self.sizes[k]);
-            let bits = &mut self.marks[k];
-            for &site in &self.need[k - 1] {
-                let site = site as usize;
-                let (m, local) = (site / (3 * fh * fw), site % (3 * fh * fw));
-                let ((y0, y1), (x0, x1)) = (parents(local / fw, h), parents(local % fw, w));
-                for (y, x) in [(y0, x0), (y0, x1), (y1, x0), (y1, x1)] {
-                    set(bits, m * 3 * h * w + y * w + x);
+        for k in 0..self.sizes.len() {
+            if k > 0 {
+                let ((fh, fw), (h, w)) = (self.sizes[k - 1], self.sizes[k]);
+                let bits = &mut self.need_bits[k];
+                for &site in &self.need[k - 1] {
+                    let site = site as usize;
+                    let (m, local) = (site / (3 * fh * fw), site % (3 * fh * fw));
+                    let ((y0, y1), (x0, x1)) = (parents(local / fw, h), parents(local % fw, w));
+                    for (y, x) in [(y0, x0), (y0, x1), (y1, x0), (y1, x1)] {
+                        set(bits, m * 3 * h * w + y * w + x);
+                    }
                 }
             }
-            list_marked(&self.marks[k], &mut self.need[k]);
+            list_marked(&self.need_bits[k], &mut self.need[k]);
+            list_marked(&self.direct_bits[k], &mut self.direct[k]);
         }
+        Ok(())
     }
 }
 
@@ -249,21 +282,30 @@ fn at(site: u32, c: usize, hw: usize) -> usize {
     site as usize + c * hw
 }
 
+#[inline]
+fn is_set(bits: &[u64], i: usize) -> bool {
+    bits[i / 64] >> (i % 64) & 1 == 1
+}
+
 impl Pyramid {
-    /// The learned image `[1, 3, height, width]` of the view `table` describes,
-    /// over `background`: the texture evaluated at only the texels the view
-    /// reads. Not on candle's tape: [`Pyramid::descend`] is its backward.
+    /// The learned image `[1, 3, height, width]` of the view `table`
+    /// describes, over `background`: the texture evaluated at only the texels
+    /// the view reads (at the levels it reads them, for a mip-mapped table:
+    /// level k's texture is the colour and sigmoid of the pyramid collapsed
+    /// down to level k). Not on candle's tape: [`Pyramid::descend`] is its
+    /// backward.
     pub fn view(&mut self, table: &Arc<LookupTable>, background: [f32; 3]) -> Result<Tensor> {
         let planes = self.materials * 3;
         let work = self
             .work
             .get_or_insert_with(|| Work::new(planes, self.height, self.width));
-        work.mark(table);
-        let (storage, layout) = self.theta.as_tensor().storage_and_layout();
+        work.mark(table)?;
+        let layout = work.layout();
+        let (storage, th_layout) = self.theta.as_tensor().storage_and_layout();
         let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
             candle_core::bail!("pyramid: expected f32 parameters on the CPU")
         };
-        let Some((start, end)) = layout.contiguous_offsets() else {
+        let Some((start, end)) = th_layout.contiguous_offsets() else {
             candle_core::bail!("pyramid: parameters must be contiguous")
         };
         let theta = &data[start..end];
@@ -271,19 +313,22 @@ impl Pyramid {
             sizes,
             offs,
             need,
+            direct_bits,
             acc,
             tex,
+            dtex,
             ..
         } = work;
         let color = self.color3;
-        // Coarse to fine: acc_k = θ_k + up(acc_{k+1}) at the needed sites; at
-        // the finest level straight on through the colour matrix and sigmoid.
+        // Coarse to fine: acc_k = θ_k + up(acc_{k+1}) at the needed sites,
+        // and at the direct ones the level's texture.
         let last = sizes.len() - 1;
         for k in (0..=last).rev() {
             let (h, w) = sizes[k];
             let hw = h * w;
-            let (this, coarser) = acc[offs[k]..].split_at_mut(offs[k + 1] - offs[k]);
-            let th = &theta[offs[k]..offs[k + 1]];
+            let r = offs[k]..offs[k + 1];
+            let (this, coarser) = acc[offs[k]..].split_at_mut(r.len());
+            let th = &theta[r.clone()];
             let coarse = &coarser[..offs[(k + 2).min(last + 1)] - offs[k + 1]];
             let (ch, cw) = sizes[(k + 1).min(last)];
             let value = |site: u32, c: usize| -> f32 {
@@ -298,23 +343,29 @@ impl Pyramid {
                 let row = |y: usize| 0.75 * plane[y * cw + x0] + 0.25 * plane[y * cw + x1];
                 th[i] + (0.75 * row(y0) + 0.25 * row(y1))
             };
-            // The finest level goes to `tex`; its `acc` entries are zeroed
-            // instead, ready for the lookup's scatter in `descend`.
-            let (acc_k, tex) = (Disjoint::new(this), Disjoint::new(tex));
+            let direct = &direct_bits[k];
+            let (acc_k, tex_k, dtex_k) = (
+                Disjoint::new(this),
+                Disjoint::new(&mut tex[r.clone()]),
+                Disjoint::new(&mut dtex[r]),
+            );
             need[k].par_chunks(SITES_PER_TASK).for_each(|sites| {
                 for &site in sites {
                     let x = [0, 1, 2].map(|c| value(site, c));
+                    let read = is_set(direct, site as usize);
                     for c in 0..3 {
                         let i = at(site, c, hw);
                         // SAFETY: sites are distinct; each task writes only its own.
                         unsafe {
+                            // The finest level's collapse has no reader.
                             if k > 0 {
                                 acc_k.set(i, x[c]);
-                            } else {
+                            }
+                            if read {
                                 let z =
                                     color[c][0] * x[0] + color[c][1] * x[1] + color[c][2] * x[2];
-                                tex.set(i, 1.0 / (1.0 + (-z).exp()));
-                                acc_k.set(i, 0.0);
+                                tex_k.set(i, 1.0 / (1.0 + (-z).exp()));
+                                dtex_k.set(i, 0.0);
                             }
                         }
                     }
@@ -322,7 +373,7 @@ impl Pyramid {
             });
         }
         drop(storage);
-        let image = table.gather(tex, background);
+        let image = table.gather(tex, &layout, background);
         Tensor::from_vec(
             image,
             (1, 3, table.height as usize, table.width as usize),
@@ -381,6 +432,7 @@ impl Pyramid {
         let Some(work) = &mut self.work else {
             candle_core::bail!("pyramid: descend before view")
         };
+        let layout = work.layout();
         let g = grad_image
             .to_device(&Device::Cpu)?
             .flatten_all()?
@@ -389,34 +441,42 @@ impl Pyramid {
             sizes,
             offs,
             need,
+            direct,
             acc,
             tex,
+            dtex,
             ..
         } = work;
-        let hw = sizes[0].0 * sizes[0].1;
-        // dL/dtexture at the finest needed sites (zeroed by `view`): the lookup's scatter.
-        let acc0 = &mut acc[..offs[1]];
-        table.scatter(&g, acc0);
-        // Through the sigmoid and the colour matrix (transposed): dL/dθ_0 = dL/dacc_0.
+        // dL/dtex at the direct sites (zeroed by `view`): the lookup's scatter.
+        table.scatter(&g, dtex, &layout);
         let color = self.color3;
-        let out = Disjoint::new(acc0);
-        need[0].par_chunks(SITES_PER_TASK).for_each(|sites| {
-            for &site in sites {
-                let u = [0, 1, 2].map(|c| {
-                    let (i, t) = (at(site, c, hw), tex[at(site, c, hw)]);
-                    // SAFETY: sites are distinct; each task touches only its own.
-                    unsafe { out.get(i) * (t * (1.0 - t)) }
-                });
-                for d in 0..3 {
-                    let v = color[0][d] * u[0] + color[1][d] * u[1] + color[2][d] * u[2];
-                    // SAFETY: as above.
-                    unsafe { out.set(at(site, d, hw), v) };
+        // Level k's own share, through its sigmoid and colour matrix
+        // (transposed), added into (k > 0) or written as (k = 0) dL/dacc_k.
+        let through_color = |k: usize, acc_k: &mut [f32]| {
+            let hw = sizes[k].0 * sizes[k].1;
+            let r = offs[k]..offs[k + 1];
+            let (t, dt, out) = (&tex[r.clone()], &dtex[r], Disjoint::new(acc_k));
+            direct[k].par_chunks(SITES_PER_TASK).for_each(|sites| {
+                for &site in sites {
+                    let u = [0, 1, 2].map(|c| {
+                        let i = at(site, c, hw);
+                        dt[i] * (t[i] * (1.0 - t[i]))
+                    });
+                    for d in 0..3 {
+                        let i = at(site, d, hw);
+                        let v = color[0][d] * u[0] + color[1][d] * u[1] + color[2][d] * u[2];
+                        // SAFETY: sites are distinct; each task touches only its own.
+                        unsafe { out.set(i, if k == 0 { v } else { out.get(i) + v }) };
+                    }
                 }
-            }
-        });
-        // Fine to coarse: dL/dacc_{k+1} = Uᵀ dL/dacc_k, at the needed sites
-        // only, plane by plane (a coarse site gathers from up to 16 fine ones,
-        // so the fine sites' scatter cannot be split among tasks).
+            });
+        };
+        // The finest level is read directly wherever it is needed: dL/dθ_0 = dL/dacc_0.
+        through_color(0, &mut acc[..offs[1]]);
+        // Fine to coarse: dL/dacc_{k+1} = Uᵀ dL/dacc_k at the needed sites,
+        // plane by plane (a coarse site gathers from up to 16 fine ones, so
+        // the fine sites' scatter cannot be split among tasks), plus the
+        // level's own share.
         for k in 0..sizes.len() - 1 {
             let ((fh, fw), (ch, cw)) = (sizes[k], sizes[k + 1]);
             let (fhw, chw) = (fh * fw, ch * cw);
@@ -441,6 +501,9 @@ impl Pyramid {
                         c[y1 * cw + x1] += 0.0625 * g;
                     }
                 });
+            if !direct[k + 1].is_empty() {
+                through_color(k + 1, coarse);
+            }
         }
         Ok(())
     }
@@ -624,6 +687,17 @@ mod tests {
     /// cover one of two triangles (materials 0 and 1) at random UVs, some
     /// outside [0, 1] to wrap.
     fn view_table(px: u32, materials: usize, h: usize, w: usize, seed: u64) -> Arc<LookupTable> {
+        let frame = view_frame(px, seed);
+        Arc::new(LookupTable::new(
+            &frame,
+            &[0, (materials > 1) as u32],
+            materials,
+            w as u32,
+            h as u32,
+        ))
+    }
+
+    fn view_frame(px: u32, seed: u64) -> crate::raster::RasterFrame {
         use crate::raster::{FramePixel, RasterFrame};
         let mut r = crate::rng::SplitMix(seed);
         let pixels = (0..px * px * 4)
@@ -645,19 +719,198 @@ mod tests {
                 }
             })
             .collect();
-        let frame = RasterFrame {
+        RasterFrame {
             width: px,
             height: px,
             samples: 2,
             pixels,
+        }
+    }
+
+    /// Level k's texture of each material, computed densely by the
+    /// collapse op from level k down and candle's colour and sigmoid.
+    fn level_images(p: &Pyramid) -> Vec<Vec<crate::image_io::Image>> {
+        let theta = p.theta.as_tensor().to_vec1::<f32>().unwrap();
+        let (m, planes) = (p.materials, p.materials * 3);
+        let mut start = 0;
+        level_sizes(p.height, p.width)
+            .into_iter()
+            .map(|(h, w)| {
+                let rest =
+                    Tensor::from_slice(&theta[start..], theta.len() - start, &Device::Cpu).unwrap();
+                start += planes * h * w;
+                let acc = rest
+                    .apply_op1(Collapse {
+                        planes,
+                        height: h,
+                        width: w,
+                    })
+                    .unwrap();
+                let color = p
+                    .color
+                    .unsqueeze(0)
+                    .unwrap()
+                    .broadcast_as((m, 3, 3))
+                    .unwrap();
+                let t = color.matmul(&acc.reshape((m, 3, h * w)).unwrap()).unwrap();
+                let t = candle_nn::ops::sigmoid(&t.reshape((m, 3, h, w)).unwrap()).unwrap();
+                (0..m)
+                    .map(|i| crate::image_io::tensor_to_image(&t.get(i).unwrap()).unwrap())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// dL/dθ from one sparse step (see [`gradient_adam`]) for L = Σ view ⊙ `weights`,
+    /// with θ before and after.
+    fn sparse_gradient(
+        p: &mut Pyramid,
+        table: &Arc<LookupTable>,
+        weights: &Tensor,
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let base = p.theta.as_tensor().to_vec1::<f32>().unwrap();
+        let mut adam = gradient_adam(p);
+        p.view(table, [0.0; 3]).unwrap();
+        p.descend(table, weights, &mut adam).unwrap();
+        let after = p.theta.as_tensor().to_vec1::<f32>().unwrap();
+        let grad = after
+            .iter()
+            .zip(&base)
+            .map(|(a, b)| (b - a) * 1e3)
+            .collect();
+        (base, grad, after)
+    }
+
+    /// Central differences of L = Σ view ⊙ `weights` at θ = `base`, entry `i`.
+    fn finite_difference(
+        p: &mut Pyramid,
+        table: &Arc<LookupTable>,
+        weights: &Tensor,
+        base: &[f32],
+        i: usize,
+    ) -> f64 {
+        let eps = 1e-2;
+        let mut f = |d: f32| -> f64 {
+            let mut theta = base.to_vec();
+            theta[i] += d;
+            p.theta
+                .set(&Tensor::from_slice(&theta, theta.len(), &Device::Cpu).unwrap())
+                .unwrap();
+            (p.view(table, [0.0; 3]).unwrap() * weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap() as f64
         };
-        Arc::new(LookupTable::new(
+        (f(eps) - f(-eps)) / (2.0 * eps as f64)
+    }
+
+    #[test]
+    fn a_mip_mapped_view_reads_each_level_trilinearly() {
+        let (m, h, w) = (2, 32, 64);
+        let mut p = Pyramid::new(m, h, w, 5).unwrap();
+        let n = p.theta.elem_count();
+        p.theta
+            .set(&Tensor::from_vec(random(n, 9), n, &Device::Cpu).unwrap())
+            .unwrap();
+        let frame = view_frame(6, 4);
+        // Triangle 1 between levels 1 and 2, triangle 2 between 0 and 1.
+        let lods = [1.3f32, 0.4];
+        let table = Arc::new(LookupTable::with_mips(
             &frame,
-            &[0, (materials > 1) as u32],
-            materials,
+            &[0, 1],
+            m,
             w as u32,
             h as u32,
-        ))
+            &lods,
+            2,
+        ));
+        assert!(table.has_mips());
+        let bg = [0.1, 0.2, 0.3];
+        let got =
+            crate::texture::tensor_to_image(&p.view(&table, bg).unwrap().get(0).unwrap()).unwrap();
+        // The reference: per sample, the two levels' images blended, the samples averaged.
+        let levels = level_images(&p);
+        for y in 0..6 {
+            for x in 0..6 {
+                let mut want = [0.0f32; 3];
+                for (sx, sy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    let s = frame.at(2 * x + sx, 2 * y + sy);
+                    let rgb = if !s.covered() {
+                        bg
+                    } else {
+                        let (mat, l) = (s.tri as usize - 1, lods[s.tri as usize - 1]);
+                        let (k, f) = (l.floor() as usize, l.fract());
+                        let a = crate::lookup::sample_bilinear(&levels[k][mat], s.uv());
+                        let b = crate::lookup::sample_bilinear(&levels[k + 1][mat], s.uv());
+                        [0, 1, 2].map(|c| (1.0 - f) * a[c] + f * b[c])
+                    };
+                    for c in 0..3 {
+                        want[c] += rgb[c] / 4.0;
+                    }
+                }
+                let px = got.pixel(x, y);
+                for c in 0..3 {
+                    assert!(
+                        (px[c] - want[c]).abs() < 1e-5,
+                        "pixel ({x}, {y}) channel {c}: {} vs {}",
+                        px[c],
+                        want[c]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_mip_mapped_views_gradient_matches_finite_differences() {
+        let (m, h, w) = (2, 32, 64);
+        let frame = view_frame(5, 11);
+        let table = Arc::new(LookupTable::with_mips(
+            &frame,
+            &[0, 1],
+            m,
+            w as u32,
+            h as u32,
+            &[2.5, 0.7],
+            2,
+        ));
+        let weights = Tensor::from_vec(random(3 * 25, 12), (1, 3, 5, 5), &Device::Cpu).unwrap();
+        let mut p = Pyramid::new(m, h, w, 13).unwrap();
+        let (base, grad, _) = sparse_gradient(&mut p, &table, &weights);
+        let mut q = Pyramid::new(m, h, w, 13).unwrap();
+        let offs: Vec<usize> = level_sizes(h, w)
+            .iter()
+            .scan(0, |o, (lh, lw)| {
+                let s = *o;
+                *o += m * 3 * lh * lw;
+                Some(s)
+            })
+            .collect();
+        // Probes where the gradient lives (every level), and some where it is zero.
+        let live: Vec<usize> = (0..base.len())
+            .filter(|&i| grad[i].abs() > 1e-3)
+            .step_by(29)
+            .collect();
+        assert!(
+            offs.iter().all(|&o| live.iter().any(|&i| i >= o)),
+            "probes in every level"
+        );
+        let dead: Vec<usize> = (0..base.len())
+            .filter(|&i| grad[i] == 0.0)
+            .step_by(97)
+            .take(20)
+            .collect();
+        assert!(!dead.is_empty());
+        for i in live.into_iter().chain(dead) {
+            let fd = finite_difference(&mut q, &table, &weights, &base, i);
+            assert!(
+                (fd - grad[i] as f64).abs() < 1e-3 + 2e-3 * fd.abs(),
+                "θ[{i}]: fd {fd} vs sparse {}",
+                grad[i]
+            );
+        }
     }
 
     /// Adam's first step with a huge ε moves θ by −lr·g/(|g| + ε) ≈ −g/1000:
