@@ -126,7 +126,7 @@ pub struct StyleArgs {
     #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub steps: u32,
 
-    /// Width and height of each learned texture, in texels (16–4096; 4096² needs about 3.5 GB).
+    /// Width and height of each learned texture, in texels (16–4096; 4096² needs about 2.7 GB).
     #[arg(long, value_name = "TEXELS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=4096))]
     pub texture_size: u32,
 
