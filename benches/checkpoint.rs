@@ -11,27 +11,16 @@ use texstyle::checkpoint::Checkpoint;
 /// channels, real and imaginary), as `optim` saves them.
 fn state(n: usize) -> Checkpoint {
     let spectrum = 3 * n * (n / 2 + 1) * 2;
-    let mut ck = Checkpoint {
-        step: 150,
-        fingerprint: "steps=300".into(),
-        ..Default::default()
-    };
-    let values = |len: usize| {
-        (0..len)
-            .map(|i| (i as f32 * 1e-3).sin())
-            .collect::<Vec<f32>>()
-    };
+    let mut ck = Checkpoint { step: 150, fingerprint: "steps=300".into(), ..Default::default() };
+    let values = |len: usize| (0..len).map(|i| (i as f32 * 1e-3).sin()).collect::<Vec<f32>>();
     for name in ["param.0", "adam_m.0", "adam_v.0"] {
-        ck.floats
-            .insert(name.into(), (vec![spectrum], values(spectrum)));
+        ck.floats.insert(name.into(), (vec![spectrum], values(spectrum)));
     }
     for (l, c) in [64usize, 128, 256, 512, 512].iter().enumerate() {
-        ck.floats
-            .insert(format!("gram.{l}"), (vec![*c, *c], values(c * c)));
+        ck.floats.insert(format!("gram.{l}"), (vec![*c, *c], values(c * c)));
     }
     ck.bytes.insert("seen".into(), vec![1; n * n]);
-    ck.floats
-        .insert("log".into(), (vec![150, 10], values(1500)));
+    ck.floats.insert("log".into(), (vec![150, 10], values(1500)));
     ck
 }
 
@@ -54,10 +43,6 @@ fn main() {
         let load_ms = t.elapsed().as_secs_f64() * 1e3;
         assert_eq!(back.step, ck.step);
         let size = std::fs::metadata(&path).expect("written").len();
-        println!(
-            "| {n}² | {:.1} MB | {:.0} ms | {load_ms:.0} ms |",
-            size as f64 / 1e6,
-            times[3]
-        );
+        println!("| {n}² | {:.1} MB | {:.0} ms | {load_ms:.0} ms |", size as f64 / 1e6, times[3]);
     }
 }

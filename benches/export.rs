@@ -20,14 +20,9 @@ const TEXTURE: u32 = 512;
 const ROUNDS: usize = 2;
 
 fn main() {
-    let path = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with("--"))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/assets/meshes/bunny_textured/bunny_textured.obj")
-        });
+    let path = std::env::args().skip(1).find(|a| !a.starts_with("--")).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/meshes/bunny_textured/bunny_textured.obj")
+    });
     let mesh = Mesh::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let textures: Vec<Image> = mesh
         .materials
@@ -37,37 +32,15 @@ fn main() {
             if (t.width, t.height) == (TEXTURE, TEXTURE) {
                 t.clone()
             } else {
-                let rgb = image::imageops::resize(
-                    &t.to_rgb8(),
-                    TEXTURE,
-                    TEXTURE,
-                    image::imageops::FilterType::Triangle,
-                );
+                let rgb = image::imageops::resize(&t.to_rgb8(), TEXTURE, TEXTURE, image::imageops::FilterType::Triangle);
                 Image::from_rgb8(&rgb)
             }
         })
         .collect();
-    println!(
-        "mesh: {} ({} triangles), texture {TEXTURE}², threads: {}",
-        path.display(),
-        mesh.triangles.len(),
-        rayon::current_num_threads()
-    );
-    let formats = [
-        Format::Obj,
-        Format::ObjZip,
-        Format::ThreeMf,
-        Format::Glb,
-        Format::VertexColors,
-        Format::Palette(4),
-        Format::Palette(8),
-    ];
+    println!("mesh: {} ({} triangles), texture {TEXTURE}², threads: {}", path.display(), mesh.triangles.len(), rayon::current_num_threads());
+    let formats = [Format::Obj, Format::ObjZip, Format::ThreeMf, Format::Glb, Format::VertexColors, Format::Palette(4), Format::Palette(8)];
     let t = std::time::Instant::now();
-    let request = Request {
-        formats: formats.to_vec(),
-        print_size_mm: Some(80.0),
-        max_triangles: DEFAULT_MAX_TRIANGLES,
-    };
+    let request = Request { formats: formats.to_vec(), print_size_mm: Some(80.0), max_triangles: DEFAULT_MAX_TRIANGLES };
     let plan = Plan::new(&mesh, request, (TEXTURE, TEXTURE)).unwrap();
     let split = plan.split.as_ref().unwrap();
     println!(
@@ -80,15 +53,9 @@ fn main() {
     let mut best: Vec<(f64, u64, String)> = vec![(f64::INFINITY, 0, String::new()); formats.len()];
     for _ in 0..ROUNDS {
         let dir = tempfile::tempdir().unwrap();
-        let made = write_all(
-            &plan,
-            &mesh,
-            &textures,
-            dir.path(),
-            "bench",
-            &[],
-            &mut |m| Ok(texstyle::cli::open_raster(false, m)?),
-        )
+        let made = write_all(&plan, &mesh, &textures, dir.path(), "bench", &[], &mut |m| {
+            Ok(texstyle::cli::open_raster(false, m)?)
+        })
         .unwrap();
         for (b, m) in best.iter_mut().zip(&made) {
             if m.seconds < b.0 {
@@ -98,9 +65,6 @@ fn main() {
     }
     println!("| export | time | size | notes |\n|---|---|---|---|");
     for (f, (s, bytes, notes)) in formats.iter().zip(&best) {
-        println!(
-            "| `{f}` | {s:.2} s | {:.1} MB | {notes} |",
-            *bytes as f64 / 1e6
-        );
+        println!("| `{f}` | {s:.2} s | {:.1} MB | {notes} |", *bytes as f64 / 1e6);
     }
 }

@@ -33,10 +33,7 @@ fn main() {
     let gpu = Gpu::new().expect("the raster benchmark needs a wgpu adapter (lavapipe is enough)");
     let device_ms = t0.elapsed().as_secs_f64() * 1e3;
     println!("adapter: {}", gpu.describe());
-    println!(
-        "threads: {} (rayon, CPU reference)",
-        rayon::current_num_threads()
-    );
+    println!("threads: {} (rayon, CPU reference)", rayon::current_num_threads());
     println!("setup: device {device_ms:.1} ms");
     for name in ["bunny_textured", "blub_128k"] {
         let mesh = Mesh::load(assets.join(format!("{name}/{name}.obj"))).expect("mesh loads");
@@ -44,15 +41,10 @@ fn main() {
         let t = Instant::now();
         let mut r = Rasterizer::new(&gpu, &rm).expect("rasterizer");
         let setup_ms = t.elapsed().as_secs_f64() * 1e3;
-        println!(
-            "{name}: {} triangles, setup (shaders + upload) {setup_ms:.1} ms",
-            rm.triangles.len()
-        );
+        println!("{name}: {} triangles, setup (shaders + upload) {setup_ms:.1} ms", rm.triangles.len());
         for size in [512, 1024] {
             let mut views = ViewSampler::new(1, CameraRange::default());
-            let cams: Vec<_> = (0..WARMUP + VIEWS)
-                .map(|_| views.next_camera().view_proj(1.0))
-                .collect();
+            let cams: Vec<_> = (0..WARMUP + VIEWS).map(|_| views.next_camera().view_proj(1.0)).collect();
             let (mut g, mut c) = (Vec::new(), Vec::new());
             for (i, vp) in cams.iter().enumerate() {
                 let t = Instant::now();

@@ -15,21 +15,14 @@ const RUNS: usize = 5;
 
 fn main() {
     println!("threads: {} (rayon)", rayon::current_num_threads());
-    for (name, rel) in [
-        ("bunny", "meshes/bunny.obj"),
-        ("spot", "meshes/spot/spot.obj"),
-    ] {
-        let mesh = Mesh::load(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel))
-            .expect("mesh loads");
+    for (name, rel) in [("bunny", "meshes/bunny.obj"), ("spot", "meshes/spot/spot.obj")] {
+        let mesh = Mesh::load(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).expect("mesh loads");
         let mut times = Vec::new();
         let mut last = None;
         for _ in 0..RUNS {
             let mut m = mesh.clone();
             let t = Instant::now();
-            let report = m
-                .prepare_uvs(Some(UvChoice::Auto), 512)
-                .expect("unwraps")
-                .expect("report");
+            let report = m.prepare_uvs(Some(UvChoice::Auto), 512).expect("unwraps").expect("report");
             times.push(t.elapsed().as_secs_f64());
             last = Some(report);
         }

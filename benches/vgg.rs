@@ -21,24 +21,15 @@ use texstyle::cli::bench::run as bench_cmd;
 use texstyle::vgg::Backend;
 
 fn env_usize(k: &str, d: usize) -> usize {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
+    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
 }
 
 fn parse(line: &str) -> HashMap<String, String> {
-    line.split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    line.split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn main() -> anyhow::Result<()> {
-    let (warmup, iters) = (
-        env_usize("VGG_BENCH_WARMUP", 2),
-        env_usize("VGG_BENCH_ITERS", 5),
-    );
+    let (warmup, iters) = (env_usize("VGG_BENCH_WARMUP", 2), env_usize("VGG_BENCH_ITERS", 5));
     let backend = match std::env::var("VGG_BENCH_BACKEND").as_deref() {
         Ok("generic") => Backend::Generic,
         _ => Backend::Fast,
@@ -53,35 +44,20 @@ fn main() -> anyhow::Result<()> {
         .map(|s| s.parse())
         .collect::<Result<_, _>>()?;
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "0".into());
-    println!(
-        "machine: {} cores, RAYON_NUM_THREADS={threads}",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    let torch = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/tools/torch-vgg-baseline/run"
-    );
-    let with_torch = std::env::var("VGG_BENCH_TORCH").as_deref() != Ok("0")
-        && std::path::Path::new(torch).exists();
+    println!("machine: {} cores, RAYON_NUM_THREADS={threads}", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    let torch = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/tools/torch-vgg-baseline/run");
+    let with_torch = std::env::var("VGG_BENCH_TORCH").as_deref() != Ok("0") && std::path::Path::new(torch).exists();
     // The machine is shared and noisy: alternate the two sides per size for a few rounds and keep
     // each side's best median, so both see similar conditions.
     let rounds = env_usize("VGG_BENCH_ROUNDS", 2);
     for &s in &sizes {
-        let (mut ours, mut theirs): (
-            Option<HashMap<String, String>>,
-            Option<HashMap<String, String>>,
-        ) = (None, None);
+        let (mut ours, mut theirs): (Option<HashMap<String, String>>, Option<HashMap<String, String>>) = (None, None);
         for _ in 0..rounds {
-            let out = Command::new(std::env::current_exe()?)
-                .env("VGG_BENCH_CHILD", s.to_string())
-                .output()?;
+            let out = Command::new(std::env::current_exe()?).env("VGG_BENCH_CHILD", s.to_string()).output()?;
             let text = String::from_utf8_lossy(&out.stdout);
             print!("{text}");
             if !out.status.success() {
-                anyhow::bail!(
-                    "bench child for size {s} failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                anyhow::bail!("bench child for size {s} failed: {}", String::from_utf8_lossy(&out.stderr));
             }
             if let Some(l) = text.lines().find(|l| l.starts_with("texstyle-vgg16")) {
                 ours = Some(best(ours, parse(l)));
@@ -89,12 +65,7 @@ fn main() -> anyhow::Result<()> {
             if with_torch {
                 let mut cmd = Command::new(torch);
                 cmd.args(["--sizes", &s.to_string(), "--threads", &threads]);
-                cmd.args([
-                    "--warmup",
-                    &warmup.to_string(),
-                    "--iters",
-                    &iters.to_string(),
-                ]);
+                cmd.args(["--warmup", &warmup.to_string(), "--iters", &iters.to_string()]);
                 let out = cmd.output()?;
                 let text = String::from_utf8_lossy(&out.stdout);
                 print!("{text}");
@@ -108,10 +79,7 @@ fn main() -> anyhow::Result<()> {
             continue;
         };
         let ratio = |k: &str| -> String {
-            match (
-                o.get(k).and_then(|v| v.parse::<f64>().ok()),
-                t.get(k).and_then(|v| v.parse::<f64>().ok()),
-            ) {
+            match (o.get(k).and_then(|v| v.parse::<f64>().ok()), t.get(k).and_then(|v| v.parse::<f64>().ok())) {
                 (Some(a), Some(b)) => format!("{a}/{b}={:.2}", a / b),
                 _ => "?".into(),
             }
@@ -130,10 +98,7 @@ fn main() -> anyhow::Result<()> {
 fn best(a: Option<HashMap<String, String>>, b: HashMap<String, String>) -> HashMap<String, String> {
     let Some(mut a) = a else { return b };
     for k in ["fwd_ms", "fwdbwd_ms"] {
-        let (x, y) = (
-            a.get(k).and_then(|v| v.parse::<f64>().ok()),
-            b.get(k).and_then(|v| v.parse::<f64>().ok()),
-        );
+        let (x, y) = (a.get(k).and_then(|v| v.parse::<f64>().ok()), b.get(k).and_then(|v| v.parse::<f64>().ok()));
         if let (Some(x), Some(y)) = (x, y) {
             a.insert(k.to_string(), x.min(y).to_string());
         }

@@ -40,14 +40,7 @@ impl Camera {
         } else {
             Vec3::Z
         };
-        Camera {
-            eye,
-            target,
-            up,
-            fov_y_deg,
-            near,
-            far,
-        }
+        Camera { eye, target, up, fov_y_deg, near, far }
     }
 
     pub fn view(&self) -> Mat4 {
@@ -58,12 +51,7 @@ impl Camera {
     /// clip-space depth in [0, 1].
     pub fn projection(&self, aspect: f32) -> Mat4 {
         // Y-up NDC with depth in [0, 1] (the "directx" flavour in glam's naming).
-        glam::camera::rh::proj::directx::perspective(
-            self.fov_y_deg.to_radians(),
-            aspect,
-            self.near,
-            self.far,
-        )
+        glam::camera::rh::proj::directx::perspective(self.fov_y_deg.to_radians(), aspect, self.near, self.far)
     }
 
     /// Clip-from-normalized-mesh-space matrix.
@@ -89,12 +77,7 @@ pub const FAR: f32 = 100.0;
 
 impl Default for CameraRange {
     fn default() -> Self {
-        CameraRange {
-            distance: (10.0, 12.0),
-            fov_y_deg: (10.0, 10.0),
-            near: NEAR,
-            far: FAR,
-        }
+        CameraRange { distance: (10.0, 12.0), fov_y_deg: (10.0, 10.0), near: NEAR, far: FAR }
     }
 }
 
@@ -107,10 +90,7 @@ pub struct ViewSampler {
 
 impl ViewSampler {
     pub fn new(seed: u64, range: CameraRange) -> ViewSampler {
-        ViewSampler {
-            rng: SplitMix(seed),
-            range,
-        }
+        ViewSampler { rng: SplitMix(seed), range }
     }
 
     /// The RNG's position, for checkpoints; [`ViewSampler::set_state`] returns to it.
@@ -139,13 +119,7 @@ impl ViewSampler {
         let dir = Vec3::new(r * phi.cos(), y, r * phi.sin());
         let distance = self.in_range(self.range.distance);
         let fov = self.in_range(self.range.fov_y_deg);
-        Camera::look_at(
-            dir * distance,
-            Vec3::ZERO,
-            fov,
-            self.range.near,
-            self.range.far,
-        )
+        Camera::look_at(dir * distance, Vec3::ZERO, fov, self.range.near, self.range.far)
     }
 }
 
@@ -165,12 +139,7 @@ pub fn turntable(count: usize, elevation_deg: f32, distance: f32, fov_y_deg: f32
 
 /// A [`turntable`] far enough away that a mesh with bounding sphere
 /// `radius` (around the origin) fits every view with a 5 % margin.
-pub fn turntable_fitting(
-    count: usize,
-    elevation_deg: f32,
-    radius: f32,
-    fov_y_deg: f32,
-) -> Vec<Camera> {
+pub fn turntable_fitting(count: usize, elevation_deg: f32, radius: f32, fov_y_deg: f32) -> Vec<Camera> {
     let distance = 1.05 * radius / (fov_y_deg.to_radians() / 2.0).sin();
     turntable(count, elevation_deg, distance, fov_y_deg)
 }
@@ -195,11 +164,7 @@ mod tests {
 
     #[test]
     fn random_views_respect_ranges_and_cover_the_sphere() {
-        let range = CameraRange {
-            distance: (3.0, 4.0),
-            fov_y_deg: (20.0, 30.0),
-            ..Default::default()
-        };
+        let range = CameraRange { distance: (3.0, 4.0), fov_y_deg: (20.0, 30.0), ..Default::default() };
         let mut s = ViewSampler::new(1, range);
         let mut mean = Vec3::ZERO;
         let mut octants = [0usize; 8];
@@ -211,9 +176,7 @@ mod tests {
             assert!((20.0..=30.0).contains(&c.fov_y_deg));
             let dir = c.eye / d;
             mean += dir;
-            octants[(dir.x > 0.0) as usize
-                | ((dir.y > 0.0) as usize) << 1
-                | ((dir.z > 0.0) as usize) << 2] += 1;
+            octants[(dir.x > 0.0) as usize | ((dir.y > 0.0) as usize) << 1 | ((dir.z > 0.0) as usize) << 2] += 1;
         }
         // Uniform on the sphere: mean direction near 0, each octant ~1/8.
         assert!((mean / n as f32).length() < 0.05, "mean direction {mean}");

@@ -44,35 +44,20 @@ impl Checkpoint {
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut meta = HashMap::new();
-        meta.insert(
-            "format".to_string(),
-            format!("texstyle-checkpoint-{VERSION}"),
-        );
+        meta.insert("format".to_string(), format!("texstyle-checkpoint-{VERSION}"));
         meta.insert("step".to_string(), self.step.to_string());
         meta.insert("fingerprint".to_string(), self.fingerprint.clone());
         for (k, v) in &self.scalars {
             meta.insert(format!("scalar.{k}"), v.to_string());
         }
-        let float_bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
-            .floats
-            .iter()
-            .map(|(k, (s, v))| {
-                (
-                    format!("f.{k}"),
-                    s.clone(),
-                    bytemuck::cast_slice(v).to_vec(),
-                )
-            })
-            .collect();
+        let float_bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
+            self.floats.iter().map(|(k, (s, v))| (format!("f.{k}"), s.clone(), bytemuck::cast_slice(v).to_vec())).collect();
         let mut views = Vec::new();
         for (k, s, b) in &float_bytes {
             views.push((k.clone(), TensorView::new(Dtype::F32, s.clone(), b)?));
         }
         for (k, b) in &self.bytes {
-            views.push((
-                format!("b.{k}"),
-                TensorView::new(Dtype::U8, vec![b.len()], b)?,
-            ));
+            views.push((format!("b.{k}"), TensorView::new(Dtype::U8, vec![b.len()], b)?));
         }
         let buf = safetensors::serialize(views, Some(meta))?;
         let path = dir.join(FILE);
@@ -83,46 +68,25 @@ impl Checkpoint {
     /// Reads `dir/checkpoint.safetensors`.
     pub fn load(dir: &Path) -> Result<Checkpoint> {
         let path = dir.join(FILE);
-        let bad = |what: String| {
-            CheckpointError(format!(
-                "{}: {what} (delete the folder to start over)",
-                path.display()
-            ))
-        };
-        let buf =
-            std::fs::read(&path).map_err(|e| bad(format!("cannot read the checkpoint: {e}")))?;
-        let st = safetensors::SafeTensors::deserialize(&buf)
-            .map_err(|e| bad(format!("not a readable checkpoint: {e}")))?;
-        let (_, header) =
-            safetensors::SafeTensors::read_metadata(&buf).map_err(|e| bad(e.to_string()))?;
+        let bad = |what: String| CheckpointError(format!("{}: {what} (delete the folder to start over)", path.display()));
+        let buf = std::fs::read(&path).map_err(|e| bad(format!("cannot read the checkpoint: {e}")))?;
+        let st = safetensors::SafeTensors::deserialize(&buf).map_err(|e| bad(format!("not a readable checkpoint: {e}")))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&buf).map_err(|e| bad(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
-        if meta.get("format").map(String::as_str) != Some(&format!("texstyle-checkpoint-{VERSION}"))
-        {
+        if meta.get("format").map(String::as_str) != Some(&format!("texstyle-checkpoint-{VERSION}")) {
             bail!(bad("not a texstyle checkpoint of this version".into()));
         }
         let num = |k: &str| -> Result<u64> {
-            Ok(meta
-                .get(k)
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| bad(format!("metadata {k} is missing or not a number")))?)
+            Ok(meta.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| bad(format!("metadata {k} is missing or not a number")))?)
         };
-        let mut ck = Checkpoint {
-            step: num("step")?,
-            fingerprint: meta.get("fingerprint").cloned().unwrap_or_default(),
-            ..Default::default()
-        };
+        let mut ck = Checkpoint { step: num("step")?, fingerprint: meta.get("fingerprint").cloned().unwrap_or_default(), ..Default::default() };
         for k in meta.keys().filter_map(|k| k.strip_prefix("scalar.")) {
-            ck.scalars
-                .insert(k.to_string(), num(&format!("scalar.{k}"))?);
+            ck.scalars.insert(k.to_string(), num(&format!("scalar.{k}"))?);
         }
         for (name, view) in st.tensors() {
             match (name.split_once('.'), view.dtype()) {
                 (Some(("f", k)), Dtype::F32) => {
-                    let v = view
-                        .data()
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect();
+                    let v = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
                     ck.floats.insert(k.to_string(), (view.shape().to_vec(), v));
                 }
                 (Some(("b", k)), Dtype::U8) => {
@@ -140,27 +104,13 @@ impl Checkpoint {
         if self.fingerprint == fingerprint {
             return Ok(());
         }
-        let saved: BTreeMap<&str, &str> = self
-            .fingerprint
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .collect();
-        let now: BTreeMap<&str, &str> = fingerprint
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .collect();
-        let keys: std::collections::BTreeSet<&str> =
-            saved.keys().chain(now.keys()).copied().collect();
+        let saved: BTreeMap<&str, &str> = self.fingerprint.lines().filter_map(|l| l.split_once('=')).collect();
+        let now: BTreeMap<&str, &str> = fingerprint.lines().filter_map(|l| l.split_once('=')).collect();
+        let keys: std::collections::BTreeSet<&str> = saved.keys().chain(now.keys()).copied().collect();
         let diffs: Vec<String> = keys
             .into_iter()
             .filter(|k| saved.get(k) != now.get(k))
-            .map(|k| {
-                format!(
-                    "{k}: {} then, {} now",
-                    saved.get(k).unwrap_or(&"(none)"),
-                    now.get(k).unwrap_or(&"(none)")
-                )
-            })
+            .map(|k| format!("{k}: {} then, {} now", saved.get(k).unwrap_or(&"(none)"), now.get(k).unwrap_or(&"(none)")))
             .collect();
         Err(CheckpointError(format!(
             "{}: the checkpoint was made by a different run ({}); resume with the same mesh, painting and options, \
@@ -174,19 +124,13 @@ impl Checkpoint {
     pub fn floats(&self, name: &str, len: usize) -> Result<&[f32], CheckpointError> {
         match self.floats.get(name) {
             Some((_, v)) if v.len() == len => Ok(v),
-            Some((_, v)) => Err(CheckpointError(format!(
-                "checkpoint: {name} holds {} values, expected {len}",
-                v.len()
-            ))),
+            Some((_, v)) => Err(CheckpointError(format!("checkpoint: {name} holds {} values, expected {len}", v.len()))),
             None => Err(CheckpointError(format!("checkpoint: {name} is missing"))),
         }
     }
 
     pub fn scalar(&self, name: &str) -> Result<u64, CheckpointError> {
-        self.scalars
-            .get(name)
-            .copied()
-            .ok_or_else(|| CheckpointError(format!("checkpoint: {name} is missing")))
+        self.scalars.get(name).copied().ok_or_else(|| CheckpointError(format!("checkpoint: {name} is missing")))
     }
 }
 
@@ -194,11 +138,7 @@ impl Checkpoint {
 pub fn file_hash(path: &Path) -> Result<String> {
     use sha2::Digest;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(sha2::Sha256::digest(&bytes)
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(sha2::Sha256::digest(&bytes).iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]
@@ -206,19 +146,9 @@ mod tests {
     use super::*;
 
     fn sample() -> Checkpoint {
-        let mut ck = Checkpoint {
-            step: 42,
-            fingerprint: "steps=300\nseed=0".into(),
-            ..Default::default()
-        };
+        let mut ck = Checkpoint { step: 42, fingerprint: "steps=300\nseed=0".into(), ..Default::default() };
         ck.scalars.insert("rng".into(), u64::MAX - 7);
-        ck.floats.insert(
-            "param.0".into(),
-            (
-                vec![2, 3],
-                vec![1.0, -2.5, f32::MIN_POSITIVE, 0.0, -0.0, 7.0],
-            ),
-        );
+        ck.floats.insert("param.0".into(), (vec![2, 3], vec![1.0, -2.5, f32::MIN_POSITIVE, 0.0, -0.0, 7.0]));
         ck.bytes.insert("seen".into(), vec![0, 1, 1, 0]);
         ck
     }
@@ -236,14 +166,9 @@ mod tests {
     #[test]
     fn other_options_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        let err = sample()
-            .check_fingerprint("steps=400\nseed=0", dir.path())
-            .unwrap_err()
-            .to_string();
+        let err = sample().check_fingerprint("steps=400\nseed=0", dir.path()).unwrap_err().to_string();
         assert!(err.contains("steps: 300 then, 400 now"), "{err}");
-        assert!(sample()
-            .check_fingerprint("steps=300\nseed=0", dir.path())
-            .is_ok());
+        assert!(sample().check_fingerprint("steps=300\nseed=0", dir.path()).is_ok());
     }
 
     #[test]
@@ -254,9 +179,6 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         let err = Checkpoint::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("not a readable checkpoint"), "{err}");
-        assert!(Checkpoint::load(&dir.path().join("none"))
-            .unwrap_err()
-            .to_string()
-            .contains("cannot read"));
+        assert!(Checkpoint::load(&dir.path().join("none")).unwrap_err().to_string().contains("cannot read"));
     }
 }

@@ -51,10 +51,7 @@ pub fn pixel_center_ndc(col: u32, row: u32, width: u32, height: u32) -> Vec2 {
 /// texture (rows top-down, texel centres at +0.5, v flipped).
 #[inline]
 pub fn uv_to_texel(uv: Vec2, width: u32, height: u32) -> Vec2 {
-    Vec2::new(
-        uv.x * width as f32 - 0.5,
-        (1.0 - uv.y) * height as f32 - 0.5,
-    )
+    Vec2::new(uv.x * width as f32 - 0.5, (1.0 - uv.y) * height as f32 - 0.5)
 }
 
 #[cfg(test)]

@@ -21,18 +21,11 @@ pub enum GpuError {
     #[error("no wgpu adapter supports 64-bit atomic min/max, which the rasterizer needs (found: {found})")]
     MissingFeatures { found: String },
     #[error("cannot open the wgpu device on {adapter}: {source}")]
-    RequestDevice {
-        adapter: String,
-        source: wgpu::RequestDeviceError,
-    },
+    RequestDevice { adapter: String, source: wgpu::RequestDeviceError },
     #[error("wgpu validation error in {what}: {message}")]
     Validation { what: &'static str, message: String },
     #[error("{what} needs {needed} bytes in one buffer but the adapter allows {limit}; use a smaller view size or fewer samples")]
-    TooLarge {
-        what: &'static str,
-        needed: u64,
-        limit: u64,
-    },
+    TooLarge { what: &'static str, needed: u64, limit: u64 },
     #[error("reading back {what} failed: {message}")]
     Readback { what: &'static str, message: String },
 }
@@ -62,9 +55,7 @@ impl Gpu {
         let instance = wgpu::Instance::new(desc);
         let adapters = pollster::block_on(instance.enumerate_adapters(backends));
         if adapters.is_empty() {
-            return Err(GpuError::NoAdapter {
-                tried: format!(" for backends {backends:?}"),
-            });
+            return Err(GpuError::NoAdapter { tried: format!(" for backends {backends:?}") });
         }
         let rank = |t: wgpu::DeviceType| match t {
             wgpu::DeviceType::DiscreteGpu => 0,
@@ -96,56 +87,34 @@ impl Gpu {
             required_limits: limits.clone(),
             ..Default::default()
         }))
-        .map_err(|source| GpuError::RequestDevice {
-            adapter: info.name.clone(),
-            source,
-        })?;
-        Ok(Gpu {
-            device,
-            queue,
-            info,
-            limits,
-        })
+        .map_err(|source| GpuError::RequestDevice { adapter: info.name.clone(), source })?;
+        Ok(Gpu { device, queue, info, limits })
     }
 
     /// "llvmpipe (LLVM 15.0.6, 256 bits) / Vulkan / Cpu".
     pub fn describe(&self) -> String {
-        format!(
-            "{} / {:?} / {:?}",
-            self.info.name, self.info.backend, self.info.device_type
-        )
+        format!("{} / {:?} / {:?}", self.info.name, self.info.backend, self.info.device_type)
     }
 
     /// Compiles a WGSL compute shader into a pipeline with an automatic
     /// layout, turning validation errors into a [`GpuError`] instead of
     /// wgpu's default panic.
-    pub fn compute_pipeline(
-        &self,
-        label: &'static str,
-        wgsl: &str,
-    ) -> Result<wgpu::ComputePipeline, GpuError> {
+    pub fn compute_pipeline(&self, label: &'static str, wgsl: &str) -> Result<wgpu::ComputePipeline, GpuError> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(wgsl.into()),
-            });
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(label),
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: Default::default(),
-                cache: None,
-            });
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
         match pollster::block_on(scope.pop()) {
-            Some(e) => Err(GpuError::Validation {
-                what: label,
-                message: e.to_string(),
-            }),
+            Some(e) => Err(GpuError::Validation { what: label, message: e.to_string() }),
             None => Ok(pipeline),
         }
     }

@@ -24,17 +24,8 @@ pub struct Image {
 impl Image {
     /// A `width × height` image filled with `rgb`.
     pub fn filled(width: u32, height: u32, rgb: [f32; 3]) -> Image {
-        let data = rgb
-            .iter()
-            .copied()
-            .cycle()
-            .take((width * height * 3) as usize)
-            .collect();
-        Image {
-            width,
-            height,
-            data,
-        }
+        let data = rgb.iter().copied().cycle().take((width * height * 3) as usize).collect();
+        Image { width, height, data }
     }
 
     /// The RGB value at column `x`, row `y`.
@@ -75,12 +66,10 @@ impl Image {
         let (tw, th) = fit(w, h, max_side);
         let rgb = match format {
             Some(image::ImageFormat::Jpeg) if big => decode_jpeg_scaled(path, tw, th)?,
-            Some(image::ImageFormat::Png) if big => {
-                match decode_png_box(path, w.max(h).div_ceil(max_side))? {
-                    Some(rgb) => rgb,
-                    None => decode_whole(path)?,
-                }
-            }
+            Some(image::ImageFormat::Png) if big => match decode_png_box(path, w.max(h).div_ceil(max_side))? {
+                Some(rgb) => rgb,
+                None => decode_whole(path)?,
+            },
             _ => decode_whole(path)?,
         };
         Ok(Image::from_rgb8(&rgb).resized_to_fit(max_side))
@@ -93,47 +82,30 @@ impl Image {
         if (w, h) == (self.width, self.height) {
             return self;
         }
-        Image::from_rgb8(&image::imageops::resize(
-            &self.to_rgb8(),
-            w,
-            h,
-            image::imageops::FilterType::Triangle,
-        ))
+        Image::from_rgb8(&image::imageops::resize(&self.to_rgb8(), w, h, image::imageops::FilterType::Triangle))
     }
 
     pub fn from_rgb8(rgb: &image::RgbImage) -> Image {
         let data = rgb.as_raw().iter().map(|&b| b as f32 / 255.0).collect();
-        Image {
-            width: rgb.width(),
-            height: rgb.height(),
-            data,
-        }
+        Image { width: rgb.width(), height: rgb.height(), data }
     }
 
     /// Quantizes to 8 bits per channel, clamping to [0, 1].
     pub fn to_rgb8(&self) -> image::RgbImage {
-        let bytes = self
-            .data
-            .iter()
-            .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-            .collect();
+        let bytes = self.data.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
         image::RgbImage::from_raw(self.width, self.height, bytes).expect("data length matches size")
     }
 
     /// The image as an 8-bit RGB PNG file, in memory.
     pub fn png_bytes(&self) -> Result<Vec<u8>> {
         let mut png = Vec::new();
-        self.to_rgb8()
-            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-            .context("encoding a PNG")?;
+        self.to_rgb8().write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).context("encoding a PNG")?;
         Ok(png)
     }
 
     /// Writes a PNG atomically (see the module docs).
     pub fn save_png(&self, path: &Path) -> Result<()> {
-        let png = self
-            .png_bytes()
-            .with_context(|| path.display().to_string())?;
+        let png = self.png_bytes().with_context(|| path.display().to_string())?;
         write_atomic(path, &png)
     }
 }
@@ -158,26 +130,16 @@ fn image_error(msg: String) -> image::ImageError {
 /// decoder's cause, so the cause is not chained a second time), newlines folded.
 fn one_sentence(e: image::ImageError) -> image::ImageError {
     match e {
-        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-            image::ImageError::IoError(io)
-        }
+        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::InvalidData => image::ImageError::IoError(io),
         image::ImageError::IoError(io) => image_error(io.to_string()),
-        other => image_error(
-            other
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
+        other => image_error(other.to_string().split_whitespace().collect::<Vec<_>>().join(" ")),
     }
 }
 
 /// Refuses sizes over the limits before anything is allocated.
 fn check_size(w: u32, h: u32) -> Result<(), image::ImageError> {
     if w == 0 || h == 0 {
-        return Err(image_error(format!(
-            "the image is {w}×{h} pixels, it has no pixels (use a real image)"
-        )));
+        return Err(image_error(format!("the image is {w}×{h} pixels, it has no pixels (use a real image)")));
     }
     if w > MAX_SIDE || h > MAX_SIDE || w as u64 * h as u64 > MAX_PIXELS {
         return Err(image_error(format!(
@@ -196,10 +158,7 @@ pub fn fit(w: u32, h: u32, max_side: u32) -> (u32, u32) {
         return (w, h);
     }
     let s = max_side as f32 / long as f32;
-    (
-        ((w as f32 * s).round() as u32).max(1),
-        ((h as f32 * s).round() as u32).max(1),
-    )
+    (((w as f32 * s).round() as u32).max(1), ((h as f32 * s).round() as u32).max(1))
 }
 
 /// Decodes the whole file, with the decoder's own allocation limit set.
@@ -219,16 +178,9 @@ fn decode_jpeg_scaled(path: &Path, tw: u32, th: u32) -> Result<image::RgbImage, 
     let file = std::io::BufReader::new(fs::File::open(path)?);
     let mut dec = jpeg_decoder::Decoder::new(file);
     let bad = |e: jpeg_decoder::Error| image_error(format!("the JPEG cannot be decoded: {e}"));
-    let (w, h) = dec
-        .scale(
-            tw.min(u16::MAX as u32) as u16,
-            th.min(u16::MAX as u32) as u16,
-        )
-        .map_err(bad)?;
+    let (w, h) = dec.scale(tw.min(u16::MAX as u32) as u16, th.min(u16::MAX as u32) as u16).map_err(bad)?;
     let pixels = dec.decode().map_err(bad)?;
-    let info = dec
-        .info()
-        .ok_or_else(|| image_error("the JPEG has no frame header".into()))?;
+    let info = dec.info().ok_or_else(|| image_error("the JPEG has no frame header".into()))?;
     let (w, h) = (w as u32, h as u32);
     let rgb: Vec<u8> = match info.pixel_format {
         jpeg_decoder::PixelFormat::RGB24 => pixels,
@@ -243,8 +195,7 @@ fn decode_jpeg_scaled(path: &Path, tw: u32, th: u32) -> Result<image::RgbImage, 
             })
             .collect(),
     };
-    image::RgbImage::from_raw(w, h, rgb)
-        .ok_or_else(|| image_error("the JPEG's pixel data is shorter than its size".into()))
+    image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| image_error("the JPEG's pixel data is shorter than its size".into()))
 }
 
 /// A non-interlaced PNG averaged over `factor × factor` blocks while its rows
@@ -283,18 +234,9 @@ fn decode_png_box(path: &Path, factor: u32) -> Result<Option<image::RgbImage>, i
     };
     let mut y = 0;
     while let Some(row) = reader.next_row().map_err(bad)? {
-        for (x, px) in row
-            .data()
-            .chunks_exact(channels)
-            .take(w as usize)
-            .enumerate()
-        {
+        for (x, px) in row.data().chunks_exact(channels).take(w as usize).enumerate() {
             let o = x / f as usize;
-            let rgb = if channels < 3 {
-                [px[0]; 3]
-            } else {
-                [px[0], px[1], px[2]]
-            };
+            let rgb = if channels < 3 { [px[0]; 3] } else { [px[0], px[1], px[2]] };
             for c in 0..3 {
                 sums[o * 3 + c] += rgb[c] as u32;
             }
@@ -306,9 +248,7 @@ fn decode_png_box(path: &Path, factor: u32) -> Result<Option<image::RgbImage>, i
         }
     }
     if y != h {
-        return Err(image_error(format!(
-            "the PNG ends after {y} of its {h} rows (the file is truncated)"
-        )));
+        return Err(image_error(format!("the PNG ends after {y} of its {h} rows (the file is truncated)")));
     }
     Ok(image::RgbImage::from_raw(ow, oh, out))
 }
@@ -316,13 +256,8 @@ fn decode_png_box(path: &Path, factor: u32) -> Result<Option<image::RgbImage>, i
 /// Writes `bytes` to `path` through a temporary file in the same directory
 /// and a rename, so readers see either the old file or the complete new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file path", path.display()))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
     tmp_name.push(format!(".{}.tmp", std::process::id()));
@@ -342,10 +277,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// `[1, 3, H, W]` on the CPU from an image.
 pub fn image_to_tensor(img: &Image) -> candle_core::Result<Tensor> {
     let (w, h) = (img.width as usize, img.height as usize);
-    Tensor::from_slice(&img.data, (h, w, 3), &Device::Cpu)?
-        .permute((2, 0, 1))?
-        .contiguous()?
-        .unsqueeze(0)
+    Tensor::from_slice(&img.data, (h, w, 3), &Device::Cpu)?.permute((2, 0, 1))?.contiguous()?.unsqueeze(0)
 }
 
 /// An image from `[3, H, W]` (e.g. one material of a texture tensor).
@@ -354,17 +286,8 @@ pub fn tensor_to_image(t: &Tensor) -> candle_core::Result<Image> {
     if c != 3 {
         candle_core::bail!("tensor_to_image: expected [3, H, W], got {:?}", t.dims())
     }
-    let hwc = t
-        .permute((1, 2, 0))?
-        .contiguous()?
-        .flatten_all()?
-        .to_dtype(DType::F32)?
-        .to_vec1::<f32>()?;
-    Ok(Image {
-        width: w as u32,
-        height: h as u32,
-        data: hwc,
-    })
+    let hwc = t.permute((1, 2, 0))?.contiguous()?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    Ok(Image { width: w as u32, height: h as u32, data: hwc })
 }
 
 #[cfg(test)]
@@ -392,10 +315,7 @@ mod tests {
         let mut f = Vec::new();
         let mut enc = png::Encoder::new(&mut f, 1, 1);
         enc.set_color(png::ColorType::Rgb);
-        enc.write_header()
-            .unwrap()
-            .write_image_data(&[0, 0, 0])
-            .unwrap();
+        enc.write_header().unwrap().write_image_data(&[0, 0, 0]).unwrap();
         // IHDR's width and height sit at bytes 16..24; fix its CRC after.
         f[16..20].copy_from_slice(&w.to_be_bytes());
         f[20..24].copy_from_slice(&h.to_be_bytes());
@@ -409,11 +329,7 @@ mod tests {
         for &b in bytes {
             c ^= b as u32;
             for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
             }
         }
         !c
@@ -426,30 +342,16 @@ mod tests {
         fs::write(&path, header_only_png(20000, 20000)).unwrap();
         let t = std::time::Instant::now();
         let err = Image::load(&path).unwrap_err().to_string();
-        assert!(
-            t.elapsed().as_secs_f64() < 1.0,
-            "refused only after {:?}",
-            t.elapsed()
-        );
-        assert!(
-            err.contains("20000×20000") && err.contains("16384") && err.contains("shrink"),
-            "{err}"
-        );
+        assert!(t.elapsed().as_secs_f64() < 1.0, "refused only after {:?}", t.elapsed());
+        assert!(err.contains("20000×20000") && err.contains("16384") && err.contains("shrink"), "{err}");
         // Under the side limit but over the pixel count.
         fs::write(&path, header_only_png(16000, 16000)).unwrap();
-        assert!(Image::load(&path)
-            .unwrap_err()
-            .to_string()
-            .contains("megapixels"));
+        assert!(Image::load(&path).unwrap_err().to_string().contains("megapixels"));
     }
 
     /// Left third white, rest black.
     fn stripe(x: u32, w: u32) -> u8 {
-        if x < w / 3 {
-            255
-        } else {
-            0
-        }
+        if x < w / 3 { 255 } else { 0 }
     }
 
     #[test]

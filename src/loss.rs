@@ -46,11 +46,7 @@ fn sum(t: &Tensor) -> candle_core::Result<f32> {
 fn channels_last(f: &Tensor) -> candle_core::Result<Option<Tensor>> {
     let (b, c, h, w) = f.dims4()?;
     let x = f.permute((0, 2, 3, 1))?;
-    Ok(if x.is_contiguous() {
-        Some(x.reshape((b, h * w, c))?)
-    } else {
-        None
-    })
+    Ok(if x.is_contiguous() { Some(x.reshape((b, h * w, c))?) } else { None })
 }
 
 /// `XᵀX` per batch item of channels-last CPU f32 features `x` (`[batch, h·w, c]`), by the
@@ -63,9 +59,7 @@ fn gram_cpu(x: &Tensor) -> candle_core::Result<Option<Tensor>> {
         return Ok(None);
     }
     let (storage, layout) = x.storage_and_layout();
-    let (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) =
-        (&*storage, layout.contiguous_offsets())
-    else {
+    let (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) = (&*storage, layout.contiguous_offsets()) else {
         return Ok(None);
     };
     let v = &v[start..end];
@@ -101,13 +95,8 @@ pub fn gram_backward(f: &Tensor, dg: &Tensor) -> candle_core::Result<Tensor> {
     let (b, c, h, w) = f.dims4()?;
     let sym = ((dg + dg.t()?)? / (c * h * w) as f64)?;
     match channels_last(f)? {
-        Some(x) => x
-            .matmul(&sym.t()?)?
-            .reshape((b, h, w, c))?
-            .permute((0, 3, 1, 2)),
-        None => sym
-            .matmul(&f.reshape((b, c, h * w))?)?
-            .reshape((b, c, h, w)),
+        Some(x) => x.matmul(&sym.t()?)?.reshape((b, h, w, c))?.permute((0, 3, 1, 2)),
+        None => sym.matmul(&f.reshape((b, c, h * w))?)?.reshape((b, c, h, w)),
     }
 }
 
@@ -150,11 +139,7 @@ pub type GramUsed<'a> = dyn FnMut(usize, &Tensor) -> vgg::Result<Tensor> + 'a;
 
 impl Objective {
     fn layers(&self) -> Vec<Layer> {
-        self.style
-            .iter()
-            .map(|s| s.layer)
-            .chain(self.content.as_ref().map(|c| c.layer))
-            .collect()
+        self.style.iter().map(|s| s.layer).chain(self.content.as_ref().map(|c| c.layer)).collect()
     }
 
     /// The loss of `image` (`[batch, 3, h, w]` RGB in [0, 1]), forward only, `G_used = G_now`.
@@ -170,12 +155,7 @@ impl Objective {
 
     /// Like [`Objective::loss_and_grad`], with `G_used = gram_used(term, G_now)` per image (e.g.
     /// [`GramMemory::update`]), the gradient taken as if through `G_now`.
-    pub fn loss_and_grad_with(
-        &self,
-        vgg: &Vgg,
-        image: &Tensor,
-        gram_used: &mut GramUsed<'_>,
-    ) -> vgg::Result<(LossParts, Tensor)> {
+    pub fn loss_and_grad_with(&self, vgg: &Vgg, image: &Tensor, gram_used: &mut GramUsed<'_>) -> vgg::Result<(LossParts, Tensor)> {
         let fwd = vgg.forward(image, &self.layers())?;
         let (parts, seeds) = self.evaluate(fwd.features(), gram_used)?;
         Ok((parts, fwd.backward(&seeds)?))
@@ -183,11 +163,7 @@ impl Objective {
 
     /// Loss parts and `dL/dF` per feature (style terms in order, then content), from the
     /// features at [`Objective::layers`].
-    fn evaluate(
-        &self,
-        features: &[Tensor],
-        gram_used: &mut GramUsed<'_>,
-    ) -> vgg::Result<(LossParts, Vec<Option<Tensor>>)> {
+    fn evaluate(&self, features: &[Tensor], gram_used: &mut GramUsed<'_>) -> vgg::Result<(LossParts, Vec<Option<Tensor>>)> {
         let mut seeds = Vec::with_capacity(features.len());
         let (mut style_per_term, mut grams) = (Vec::new(), Vec::new());
         for (i, (s, f)) in self.style.iter().zip(features).enumerate() {
@@ -200,9 +176,7 @@ impl Objective {
                     got: s.target.dims().to_vec(),
                 });
             }
-            let used = (0..g_now.dim(0)?)
-                .map(|bi| gram_used(i, &g_now.get(bi)?))
-                .collect::<vgg::Result<Vec<_>>>()?;
+            let used = (0..g_now.dim(0)?).map(|bi| gram_used(i, &g_now.get(bi)?)).collect::<vgg::Result<Vec<_>>>()?;
             let (value, d) = distance(&Tensor::stack(&used, 0)?.broadcast_sub(&s.target)?)?;
             style_per_term.push(s.weight * value);
             seeds.push(Some(gram_backward(f, &(d * s.weight as f64)?)?));
@@ -226,16 +200,7 @@ impl Objective {
             seeds.push(Some((d * c.weight as f64)?));
         }
         let style: f32 = style_per_term.iter().sum();
-        Ok((
-            LossParts {
-                total: style + content,
-                style,
-                content,
-                style_per_term,
-                grams,
-            },
-            seeds,
-        ))
+        Ok((LossParts { total: style + content, style, content, style_per_term, grams }, seeds))
     }
 }
 
@@ -251,11 +216,7 @@ pub struct GramMemory {
 
 impl GramMemory {
     pub fn new(layers: usize, decay: f32) -> GramMemory {
-        GramMemory {
-            decay,
-            ema: vec![None; layers],
-            count: vec![0; layers],
-        }
+        GramMemory { decay, ema: vec![None; layers], count: vec![0; layers] }
     }
 
     /// Per layer: views folded in, and the uncorrected average as `[c, c]`
@@ -272,25 +233,13 @@ impl GramMemory {
     }
 
     /// Returns to a [`GramMemory::state`].
-    pub fn set_state(
-        &mut self,
-        state: Vec<(i32, Vec<usize>, Vec<f32>)>,
-        device: &candle_core::Device,
-    ) -> candle_core::Result<()> {
+    pub fn set_state(&mut self, state: Vec<(i32, Vec<usize>, Vec<f32>)>, device: &candle_core::Device) -> candle_core::Result<()> {
         if state.len() != self.ema.len() {
-            candle_core::bail!(
-                "gram memory: {} layers saved, {} expected",
-                state.len(),
-                self.ema.len()
-            );
+            candle_core::bail!("gram memory: {} layers saved, {} expected", state.len(), self.ema.len());
         }
         for (l, (n, shape, values)) in state.into_iter().enumerate() {
             self.count[l] = n;
-            self.ema[l] = if values.is_empty() {
-                None
-            } else {
-                Some(Tensor::from_vec(values, shape, device)?)
-            };
+            self.ema[l] = if values.is_empty() { None } else { Some(Tensor::from_vec(values, shape, device)?) };
         }
         Ok(())
     }
@@ -320,11 +269,7 @@ impl StyleTargets {
     /// Grams of `painting` (`[1, 3, H, W]` RGB in [0, 1]) at the style layers.
     pub fn new(vgg: &Vgg, painting: &Tensor, style_weight: f32) -> vgg::Result<StyleTargets> {
         let layers = vgg::layers(&STYLE_LAYERS)?;
-        let grams = vgg
-            .features(painting, &layers)?
-            .iter()
-            .map(gram)
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let grams = vgg.features(painting, &layers)?.iter().map(gram).collect::<candle_core::Result<Vec<_>>>()?;
         let n = layers.len() as f32;
         let terms = layers
             .into_iter()
@@ -332,11 +277,7 @@ impl StyleTargets {
             .map(|(layer, g)| {
                 let target = g.get(0)?;
                 let norm = target.sqr()?.sum_all()?.to_scalar::<f32>()?.max(1e-12);
-                Ok(StyleTerm {
-                    layer,
-                    target,
-                    weight: style_weight / (n * norm),
-                })
+                Ok(StyleTerm { layer, target, weight: style_weight / (n * norm) })
             })
             .collect::<vgg::Result<Vec<_>>>()?;
         Ok(StyleTargets { terms })
@@ -345,29 +286,17 @@ impl StyleTargets {
 
 /// The objective for one view: the style targets, and the content term
 /// when a content image (`[1, 3, H, W]`) exists.
-pub fn objective(
-    vgg: &Vgg,
-    style: &StyleTargets,
-    content: Option<&Tensor>,
-    content_weight: f32,
-) -> vgg::Result<Objective> {
+pub fn objective(vgg: &Vgg, style: &StyleTargets, content: Option<&Tensor>, content_weight: f32) -> vgg::Result<Objective> {
     let content = match content {
         Some(img) if content_weight > 0.0 => {
             let layer: Layer = CONTENT_LAYER.parse()?;
             let target = vgg.features(img, &[layer])?.remove(0);
             let norm = target.sqr()?.sum_all()?.to_scalar::<f32>()?.max(1e-12);
-            Some(ContentTerm {
-                layer,
-                target,
-                weight: content_weight / norm,
-            })
+            Some(ContentTerm { layer, target, weight: content_weight / norm })
         }
         _ => None,
     };
-    Ok(Objective {
-        style: style.terms.clone(),
-        content,
-    })
+    Ok(Objective { style: style.terms.clone(), content })
 }
 
 #[cfg(test)]
@@ -382,14 +311,7 @@ mod tests {
         // A constant Gram averages to itself at every step (no warm-up bias).
         for _ in 0..5 {
             let used = m.update(0, &g).unwrap();
-            let diff = (used - &g)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = (used - &g).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(diff < 1e-5, "{diff}");
         }
         // Then it follows a change gradually: one new view moves it by 1 − 0.95 of the
@@ -397,13 +319,7 @@ mod tests {
         let used = m.update(0, &(&g * 2.0).unwrap()).unwrap();
         let w_new = 0.05 / (1.0 - 0.95f32.powi(6));
         let expect = 2.0 * (1.0 - w_new) + 4.0 * w_new;
-        let got = used
-            .get(0)
-            .unwrap()
-            .get(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let got = used.get(0).unwrap().get(0).unwrap().to_scalar::<f32>().unwrap();
         assert!((got - expect).abs() < 1e-4, "{got} vs {expect}");
     }
 
@@ -413,14 +329,6 @@ mod tests {
         let g = Tensor::new(&[[1.0f32]], &Device::Cpu).unwrap();
         m.update(1, &g).unwrap();
         let h = Tensor::new(&[[5.0f32]], &Device::Cpu).unwrap();
-        assert_eq!(
-            m.update(1, &h)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap(),
-            [5.0]
-        );
+        assert_eq!(m.update(1, &h).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), [5.0]);
     }
 }

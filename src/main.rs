@@ -10,10 +10,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
-            eprintln!(
-                "texstyle: error: {}",
-                cli::one_line_usage_error(&e.render().to_string())
-            );
+            eprintln!("texstyle: error: {}", cli::one_line_usage_error(&e.render().to_string()));
             return Exit::BadInput.into();
         }
     };

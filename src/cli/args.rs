@@ -79,12 +79,7 @@ pub enum BenchCommand {
         #[arg(long = "pair", value_name = "MESH,IMAGE", value_parser = crate::cli::quality::parse_pairing)]
         pairs: Vec<crate::cli::quality::Pairing>,
         /// Judge the texture also when the loop's wall time passes these seconds.
-        #[arg(
-            long,
-            value_name = "SECONDS",
-            value_delimiter = ',',
-            default_value = "30,60,90,180"
-        )]
+        #[arg(long, value_name = "SECONDS", value_delimiter = ',', default_value = "30,60,90,180")]
         at: Vec<f64>,
         /// Where quality.csv and the contact sheets go.
         #[arg(long, value_name = "DIR", default_value = "texstyle-out/bench-quality")]
@@ -149,30 +144,15 @@ pub struct StyleArgs {
     pub no_mip: bool,
 
     /// Weight of the style loss (each layer's error is relative to the painting's Gram).
-    #[arg(
-        long,
-        value_name = "X",
-        default_value_t = 1.0,
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "X", default_value_t = 1.0, allow_negative_numbers = true)]
     pub style_weight: f32,
 
     /// Weight of the content loss (relative to the content features); 0 = style only.
-    #[arg(
-        long,
-        value_name = "X",
-        default_value_t = 0.5,
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "X", default_value_t = 0.5, allow_negative_numbers = true)]
     pub content_weight: f32,
 
     /// Decay of the moving average of Gram matrices across views (0 = no memory, < 1).
-    #[arg(
-        long,
-        value_name = "X",
-        default_value_t = 0.95,
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "X", default_value_t = 0.95, allow_negative_numbers = true)]
     pub gram_decay: f32,
 
     /// Texture parameterization.
@@ -180,39 +160,19 @@ pub struct StyleArgs {
     pub param: ParamKind,
 
     /// Adam learning rate.
-    #[arg(
-        long,
-        value_name = "X",
-        default_value_t = 0.06,
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "X", default_value_t = 0.06, allow_negative_numbers = true)]
     pub lr: f64,
 
     /// Learning rate at the last step, as a fraction of --lr (cosine decay; 1 = constant).
-    #[arg(
-        long,
-        value_name = "X",
-        default_value_t = 0.2,
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "X", default_value_t = 0.2, allow_negative_numbers = true)]
     pub lr_end: f64,
 
     /// Content weight at the last step, as a fraction of --content-weight (linear; 1 = constant).
-    #[arg(
-        long,
-        value_name = "X",
-        default_value_t = 0.3,
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "X", default_value_t = 0.3, allow_negative_numbers = true)]
     pub content_end: f32,
 
     /// Seed of the views and the initial texture (same seed, same result on the same machine).
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 0,
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
 
     /// Save the run's state every N steps (and at Ctrl-C) into OUT.partial/, for --resume; 0 = only at Ctrl-C.
@@ -312,12 +272,7 @@ pub struct RenderArgs {
     pub seed: u64,
 
     /// Elevation of turntable views above the horizon, in degrees (−89–89).
-    #[arg(
-        long,
-        value_name = "DEGREES",
-        default_value_t = 20.0,
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "DEGREES", default_value_t = 20.0, allow_negative_numbers = true)]
     pub elevation: f32,
 
     #[command(flatten)]
@@ -357,59 +312,22 @@ mod tests {
     #[test]
     fn render_defaults() {
         let a = render(&["render", "m.obj", "--out", "o"]);
-        assert_eq!(
-            (a.views, a.size, a.samples, a.seed, a.layout),
-            (8, 512, 2, 0, Layout::Turntable)
-        );
-        assert_eq!(
-            a.view.background, None,
-            "the default is the command's (config)"
-        );
+        assert_eq!((a.views, a.size, a.samples, a.seed, a.layout), (8, 512, 2, 0, Layout::Turntable));
+        assert_eq!(a.view.background, None, "the default is the command's (config)");
         assert!(!a.view.cpu && a.texture.is_none());
     }
 
     #[test]
     fn render_options_parse_and_absurd_values_are_refused() {
         let a = render(&[
-            "render",
-            "m.obj",
-            "--out",
-            "o",
-            "--views",
-            "3",
-            "--size",
-            "64",
-            "--samples",
-            "1",
-            "--layout",
-            "random",
-            "--seed",
-            "9",
-            "--elevation",
-            "-30",
-            "--background",
-            "#ff0000",
-            "--cpu",
-            "--texture",
-            "t.png",
+            "render", "m.obj", "--out", "o", "--views", "3", "--size", "64", "--samples", "1", "--layout", "random",
+            "--seed", "9", "--elevation", "-30", "--background", "#ff0000", "--cpu", "--texture", "t.png",
         ]);
-        assert_eq!(
-            (a.views, a.size, a.samples, a.seed, a.layout, a.elevation),
-            (3, 64, 1, 9, Layout::Random, -30.0)
-        );
+        assert_eq!((a.views, a.size, a.samples, a.seed, a.layout, a.elevation), (3, 64, 1, 9, Layout::Random, -30.0));
         assert_eq!(a.view.background, Some([1.0, 0.0, 0.0]));
         assert!(a.view.cpu && a.texture.is_some());
-        for bad in [
-            ["--size", "0"],
-            ["--size", "100000"],
-            ["--views", "0"],
-            ["--samples", "9"],
-            ["--background", "red"],
-        ] {
-            assert!(
-                parse(&["render", "m.obj", "--out", "o", bad[0], bad[1]]).is_err(),
-                "{bad:?} accepted"
-            );
+        for bad in [["--size", "0"], ["--size", "100000"], ["--views", "0"], ["--samples", "9"], ["--background", "red"]] {
+            assert!(parse(&["render", "m.obj", "--out", "o", bad[0], bad[1]]).is_err(), "{bad:?} accepted");
         }
         assert!(parse(&["render", "m.obj"]).is_err(), "--out is required");
     }
@@ -419,47 +337,16 @@ mod tests {
         let c = parse(&["m.obj", "--style", "s.jpg"]).unwrap();
         assert!(c.command.is_none());
         let a = c.style;
-        assert_eq!(
-            (a.steps, a.texture_size, a.render_size, a.samples, a.param),
-            (200, 512, 256, 2, ParamKind::Pyramid)
-        );
-        assert_eq!(
-            (a.style_weight, a.content_weight, a.gram_decay, a.lr, a.seed),
-            (1.0, 0.5, 0.95, 0.06, 0)
-        );
-        assert_eq!(
-            (a.lr_end, a.content_end, a.start_render_size),
-            (0.2, 0.3, None)
-        );
+        assert_eq!((a.steps, a.texture_size, a.render_size, a.samples, a.param), (200, 512, 256, 2, ParamKind::Pyramid));
+        assert_eq!((a.style_weight, a.content_weight, a.gram_decay, a.lr, a.seed), (1.0, 0.5, 0.95, 0.06, 0));
+        assert_eq!((a.lr_end, a.content_end, a.start_render_size), (0.2, 0.3, None));
         let a = parse(&[
-            "m.obj",
-            "--style",
-            "s.jpg",
-            "--steps",
-            "10",
-            "--texture-size",
-            "64",
-            "--render-size",
-            "64",
-            "--param",
-            "pixel",
-            "--lr",
-            "0.1",
-            "--seed",
-            "3",
-            "--gram-decay",
-            "0",
-            "--content-weight",
-            "0",
-            "--weights",
-            "w.safetensors",
+            "m.obj", "--style", "s.jpg", "--steps", "10", "--texture-size", "64", "--render-size", "64", "--param", "pixel",
+            "--lr", "0.1", "--seed", "3", "--gram-decay", "0", "--content-weight", "0", "--weights", "w.safetensors",
         ])
         .unwrap()
         .style;
-        assert_eq!(
-            (a.steps, a.texture_size, a.render_size, a.param, a.seed),
-            (10, 64, 64, ParamKind::Pixel, 3)
-        );
+        assert_eq!((a.steps, a.texture_size, a.render_size, a.param, a.seed), (10, 64, 64, ParamKind::Pixel, 3));
         assert_eq!(a.weights.unwrap(), PathBuf::from("w.safetensors"));
         assert!(parse(&["m.obj"]).is_err(), "--style is required");
         assert!(parse(&["--style", "s.jpg"]).is_err(), "MESH is required");
@@ -471,66 +358,27 @@ mod tests {
     #[test]
     fn export_options_parse() {
         let a = parse(&["m.obj", "--style", "s.jpg"]).unwrap().style.export;
-        assert_eq!(
-            (a.export.as_slice(), a.zip, a.print_size, a.max_triangles),
-            ([Format::Obj].as_slice(), false, None, 1_000_000)
-        );
-        let a = parse(&[
-            "m.obj",
-            "--style",
-            "s.jpg",
-            "--export",
-            "3mf,palette:4,glb",
-            "--zip",
-            "--print-size",
-            "80",
-            "--max-triangles",
-            "5000",
-        ])
-        .unwrap()
-        .style
-        .export;
+        assert_eq!((a.export.as_slice(), a.zip, a.print_size, a.max_triangles), ([Format::Obj].as_slice(), false, None, 1_000_000));
+        let a = parse(&["m.obj", "--style", "s.jpg", "--export", "3mf,palette:4,glb", "--zip", "--print-size", "80", "--max-triangles", "5000"])
+            .unwrap()
+            .style
+            .export;
         assert_eq!(a.export, [Format::ThreeMf, Format::Palette(4), Format::Glb]);
-        assert_eq!(
-            (a.zip, a.print_size, a.max_triangles),
-            (true, Some(80.0), 5000)
-        );
-        for bad in [
-            ["--export", "stl"],
-            ["--export", "palette:40"],
-            ["--max-triangles", "0"],
-            ["--print-size", "big"],
-        ] {
-            assert!(
-                parse(&["m.obj", "--style", "s.jpg", bad[0], bad[1]]).is_err(),
-                "{bad:?} accepted"
-            );
+        assert_eq!((a.zip, a.print_size, a.max_triangles), (true, Some(80.0), 5000));
+        for bad in [["--export", "stl"], ["--export", "palette:40"], ["--max-triangles", "0"], ["--print-size", "big"]] {
+            assert!(parse(&["m.obj", "--style", "s.jpg", bad[0], bad[1]]).is_err(), "{bad:?} accepted");
         }
     }
 
     #[test]
     fn subcommands_parse() {
-        assert!(matches!(
-            parse(&["weights", "fetch"]).unwrap().command,
-            Some(Command::Weights(WeightsCommand::Fetch { .. }))
-        ));
-        match parse(&["bench", "vgg", "--sizes", "64", "128"])
-            .unwrap()
-            .command
-        {
+        assert!(matches!(parse(&["weights", "fetch"]).unwrap().command, Some(Command::Weights(WeightsCommand::Fetch { .. }))));
+        match parse(&["bench", "vgg", "--sizes", "64", "128"]).unwrap().command {
             Some(Command::Bench(BenchCommand::Vgg { sizes, .. })) => assert_eq!(sizes, [64, 128]),
             other => panic!("{other:?}"),
         }
-        for bad in [
-            ["--iters", "0"],
-            ["--sizes", "0"],
-            ["--sizes", "8"],
-            ["--warmup", "-1"],
-        ] {
-            assert!(
-                parse(&["bench", "vgg", bad[0], bad[1]]).is_err(),
-                "{bad:?} accepted"
-            );
+        for bad in [["--iters", "0"], ["--sizes", "0"], ["--sizes", "8"], ["--warmup", "-1"]] {
+            assert!(parse(&["bench", "vgg", bad[0], bad[1]]).is_err(), "{bad:?} accepted");
         }
     }
 }

@@ -29,34 +29,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// against random target Grams, forward alone and forward + gradient to the input. Random
 /// weights (cost does not depend on them). Medians over `iters` after `warmup`; prints one line
 /// per size.
-pub fn run(
-    sizes: &[usize],
-    warmup: usize,
-    iters: usize,
-    backend: Backend,
-) -> anyhow::Result<Vec<BenchResult>> {
+pub fn run(sizes: &[usize], warmup: usize, iters: usize, backend: Backend) -> anyhow::Result<Vec<BenchResult>> {
     // A median needs at least one timed run.
-    anyhow::ensure!(
-        iters >= 1,
-        "bench vgg: --iters {iters}: use at least 1 timed run"
-    );
+    anyhow::ensure!(iters >= 1, "bench vgg: --iters {iters}: use at least 1 timed run");
     let dev = Device::Cpu;
-    let vgg = Vgg::from_weights(
-        &VggWeights::random(Arch::Vgg16, Preprocess::TorchvisionRgb, 0),
-        &dev,
-        backend,
-    )?;
+    let vgg = Vgg::from_weights(&VggWeights::random(Arch::Vgg16, Preprocess::TorchvisionRgb, 0), &dev, backend)?;
     let style = layers(&STYLE_LAYERS)?;
     let mut out = Vec::new();
     for &s in sizes {
         let mut rng = SplitMix(s as u64);
         let img: Vec<f32> = (0..3 * s * s).map(|_| rng.uniform()).collect();
         let x = Tensor::from_vec(img, (1, 3, s, s), &dev)?;
-        let grams = vgg
-            .features(&x, &style)?
-            .iter()
-            .map(gram)
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let grams = vgg.features(&x, &style)?.iter().map(gram).collect::<candle_core::Result<Vec<_>>>()?;
         let obj = Objective {
             style: style
                 .iter()
@@ -64,11 +48,7 @@ pub fn run(
                 .map(|(l, g)| {
                     let c = g.dim(1)?;
                     let t: Vec<f32> = (0..c * c).map(|_| rng.uniform() * 0.01).collect();
-                    Ok(StyleTerm {
-                        layer: *l,
-                        target: Tensor::from_vec(t, (c, c), &dev)?,
-                        weight: 1.0,
-                    })
+                    Ok(StyleTerm { layer: *l, target: Tensor::from_vec(t, (c, c), &dev)?, weight: 1.0 })
                 })
                 .collect::<anyhow::Result<_>>()?,
             content: None,
@@ -100,11 +80,7 @@ pub fn run(
             crate::vgg::ops::simd::isa(),
             peak_rss_mb()
         );
-        out.push(BenchResult {
-            size: s,
-            fwd_ms,
-            fwdbwd_ms,
-        });
+        out.push(BenchResult { size: s, fwd_ms, fwdbwd_ms });
     }
     Ok(out)
 }

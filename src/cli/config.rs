@@ -20,10 +20,7 @@ pub const RENDER_BACKGROUND: [f32; 3] = [128.0 / 255.0; 3];
 
 /// Marks a bad option value (exit code 2).
 pub fn bad(msg: String) -> CliError {
-    CliError {
-        exit: Exit::BadInput,
-        error: BadInput(msg).into(),
-    }
+    CliError { exit: Exit::BadInput, error: BadInput(msg).into() }
 }
 
 /// `texstyle MESH --style IMAGE [options]`, checked.
@@ -49,45 +46,30 @@ pub struct StyleConfig {
 }
 
 fn stem(p: &Path) -> String {
-    p.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "mesh".into())
+    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "mesh".into())
 }
 
 impl StyleConfig {
     pub fn from_args(a: StyleArgs) -> Result<StyleConfig, CliError> {
         // clap requires both; a missing one here is a parser change, still reported as bad input.
         let mesh = a.mesh.ok_or_else(|| bad("MESH is required".into()))?;
-        let style = a
-            .style
-            .ok_or_else(|| bad("--style IMAGE is required".into()))?;
+        let style = a.style.ok_or_else(|| bad("--style IMAGE is required".into()))?;
         if !(0.0..1.0).contains(&a.gram_decay) {
             return Err(bad(format!("--gram-decay {} is out of range: use 0 (no memory) up to but not including 1, e.g. 0.95", a.gram_decay)));
         }
         if !(a.lr.is_finite() && a.lr > 0.0 && a.lr <= 10.0) {
-            return Err(bad(format!(
-                "--lr {} is out of range: use a positive rate up to 10, e.g. 0.05",
-                a.lr
-            )));
+            return Err(bad(format!("--lr {} is out of range: use a positive rate up to 10, e.g. 0.05", a.lr)));
         }
-        for (name, v) in [
-            ("--style-weight", a.style_weight),
-            ("--content-weight", a.content_weight),
-        ] {
+        for (name, v) in [("--style-weight", a.style_weight), ("--content-weight", a.content_weight)] {
             if !(v.is_finite() && (0.0..=1e6).contains(&v)) {
-                return Err(bad(format!(
-                    "{name} {v} is out of range: use a weight between 0 and 1000000"
-                )));
+                return Err(bad(format!("{name} {v} is out of range: use a weight between 0 and 1000000")));
             }
         }
         if a.style_weight == 0.0 {
             return Err(bad("--style-weight 0 turns the style off, so the run would only copy the mesh's own texture: use a positive weight, e.g. 1".into()));
         }
         if !(a.lr_end.is_finite() && (0.0..=1.0).contains(&a.lr_end)) {
-            return Err(bad(format!(
-                "--lr-end {} is out of range: use a fraction of --lr from 0 to 1, e.g. 0.1",
-                a.lr_end
-            )));
+            return Err(bad(format!("--lr-end {} is out of range: use a fraction of --lr from 0 to 1, e.g. 0.1", a.lr_end)));
         }
         if !(a.content_end.is_finite() && (0.0..=1.0).contains(&a.content_end)) {
             return Err(bad(format!("--content-end {} is out of range: use a fraction of --content-weight from 0 to 1, e.g. 0.2", a.content_end)));
@@ -116,29 +98,13 @@ impl StyleConfig {
         if a.export.zip {
             formats.push(export::Format::ObjZip);
         }
-        let export = export::Request {
-            formats,
-            print_size_mm: a.export.print_size,
-            max_triangles: a.export.max_triangles as usize,
-        };
+        let export = export::Request { formats, print_size_mm: a.export.print_size, max_triangles: a.export.max_triangles as usize };
         let (checkpoint_every, resume) = (a.checkpoint_every as usize, a.resume.is_some());
         let uv = a.uv.map(|u| match u {
             UvArg::Keep => crate::mesh::UvChoice::Keep,
             UvArg::Auto => crate::mesh::UvChoice::Auto,
         });
-        Ok(StyleConfig {
-            mesh,
-            style,
-            out,
-            weights: a.weights,
-            style_size: a.style_size,
-            cpu: a.view.cpu,
-            optim,
-            export,
-            checkpoint_every,
-            resume,
-            uv,
-        })
+        Ok(StyleConfig { mesh, style, out, weights: a.weights, style_size: a.style_size, cpu: a.view.cpu, optim, export, checkpoint_every, resume, uv })
     }
 
     /// What must match for a checkpoint to be resumed: every option that
@@ -150,12 +116,7 @@ impl StyleConfig {
         let mut lines = vec![
             format!("mesh={}", file_hash(&self.mesh)?),
             format!("style={}", file_hash(&self.style)?),
-            format!(
-                "weights={}",
-                self.weights
-                    .as_ref()
-                    .map_or("cache".into(), |w| w.display().to_string())
-            ),
+            format!("weights={}", self.weights.as_ref().map_or("cache".into(), |w| w.display().to_string())),
             format!("--style-size={}", self.style_size),
             format!("--steps={}", c.steps),
             format!("--texture-size={}", c.texture_size),
@@ -188,21 +149,11 @@ impl StyleConfig {
 }
 
 /// `--out`, or the folder a `--resume OUT.partial` belongs to (the two must agree).
-fn resolve_out(
-    out: Option<PathBuf>,
-    resume: Option<&Path>,
-    mesh: &Path,
-    style: &Path,
-) -> Result<PathBuf, CliError> {
+fn resolve_out(out: Option<PathBuf>, resume: Option<&Path>, mesh: &Path, style: &Path) -> Result<PathBuf, CliError> {
     let Some(work) = resume else {
-        return Ok(out.unwrap_or_else(|| {
-            PathBuf::from("texstyle-out").join(format!("{}_{}", stem(mesh), stem(style)))
-        }));
+        return Ok(out.unwrap_or_else(|| PathBuf::from("texstyle-out").join(format!("{}_{}", stem(mesh), stem(style)))));
     };
-    let name = work
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = work.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let Some(base) = name.strip_suffix(".partial").filter(|b| !b.is_empty()) else {
         return Err(bad(format!(
             "--resume {}: not a run's work folder (it is named OUT.partial, beside the output folder OUT; the run prints it when it starts)",
@@ -211,14 +162,12 @@ fn resolve_out(
     };
     let derived = work.with_file_name(base);
     match out {
-        Some(o) if std::path::absolute(&o).ok() != std::path::absolute(&derived).ok() => {
-            Err(bad(format!(
+        Some(o) if std::path::absolute(&o).ok() != std::path::absolute(&derived).ok() => Err(bad(format!(
             "--resume {} belongs to --out {}, not --out {} (leave --out out, or make them agree)",
             work.display(),
             derived.display(),
             o.display()
-        )))
-        }
+        ))),
         _ => Ok(derived),
     }
 }
@@ -242,10 +191,7 @@ pub struct RenderConfig {
 impl RenderConfig {
     pub fn from_args(a: RenderArgs) -> Result<RenderConfig, CliError> {
         if !(-89.0..=89.0).contains(&a.elevation) {
-            return Err(bad(format!(
-                "--elevation {} is out of range: use a value between -89 and 89 degrees",
-                a.elevation
-            )));
+            return Err(bad(format!("--elevation {} is out of range: use a value between -89 and 89 degrees", a.elevation)));
         }
         Ok(RenderConfig {
             mesh: a.mesh,
@@ -269,10 +215,7 @@ mod tests {
     use clap::Parser;
 
     fn style(args: &[&str]) -> Result<StyleConfig, CliError> {
-        let cli = super::super::Cli::try_parse_from(
-            ["texstyle", "m.obj", "--style", "s.jpg"].iter().chain(args),
-        )
-        .unwrap();
+        let cli = super::super::Cli::try_parse_from(["texstyle", "m.obj", "--style", "s.jpg"].iter().chain(args)).unwrap();
         StyleConfig::from_args(cli.style)
     }
 
@@ -280,15 +223,9 @@ mod tests {
     fn style_defaults_and_checked_values() {
         let c = style(&[]).unwrap();
         assert_eq!(c.out, PathBuf::from("texstyle-out/m_s"));
-        assert_eq!(
-            (c.optim.background, c.optim.eval_views, c.cpu),
-            (STYLE_BACKGROUND, EVAL_VIEWS, false)
-        );
+        assert_eq!((c.optim.background, c.optim.eval_views, c.cpu), (STYLE_BACKGROUND, EVAL_VIEWS, false));
         let c = style(&["--background", "ff0000", "--cpu", "--out", "o"]).unwrap();
-        assert_eq!(
-            (c.optim.background, c.cpu, c.out),
-            ([1.0, 0.0, 0.0], true, PathBuf::from("o"))
-        );
+        assert_eq!((c.optim.background, c.cpu, c.out), ([1.0, 0.0, 0.0], true, PathBuf::from("o")));
         for (bad, mention) in [
             (&["--gram-decay", "1"][..], "--gram-decay"),
             (&["--gram-decay", "-0.1"], "--gram-decay"),
@@ -299,24 +236,14 @@ mod tests {
         ] {
             let e = style(bad).unwrap_err();
             assert_eq!(e.exit, Exit::BadInput, "{bad:?}");
-            assert!(
-                e.error.to_string().contains(mention),
-                "{bad:?}: {}",
-                e.error
-            );
+            assert!(e.error.to_string().contains(mention), "{bad:?}: {}", e.error);
         }
     }
 
     #[test]
     fn render_background_default_differs_from_the_style_transfer() {
-        let cli = super::super::Cli::try_parse_from(["texstyle", "render", "m.obj", "--out", "o"])
-            .unwrap();
-        let Some(super::super::Command::Render(a)) = cli.command else {
-            panic!("render")
-        };
-        assert_eq!(
-            RenderConfig::from_args(a).unwrap().background,
-            RENDER_BACKGROUND
-        );
+        let cli = super::super::Cli::try_parse_from(["texstyle", "render", "m.obj", "--out", "o"]).unwrap();
+        let Some(super::super::Command::Render(a)) = cli.command else { panic!("render") };
+        assert_eq!(RenderConfig::from_args(a).unwrap().background, RENDER_BACKGROUND);
     }
 }

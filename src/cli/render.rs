@@ -20,58 +20,39 @@ pub fn run(a: RenderArgs) -> Result<(), CliError> {
         super::warn(w);
     }
     let override_tex = match &a.texture {
-        Some(p) => {
-            Some(Image::load(p).with_context(|| format!("reading the texture {}", p.display()))?)
-        }
+        Some(p) => Some(Image::load(p).with_context(|| format!("reading the texture {}", p.display()))?),
         None => None,
     };
     if !mesh.has_uvs() {
-        super::warn(format!(
-            "{} has no texture coordinates: drawing flat material colours",
-            a.mesh.display()
-        ));
+        super::warn(format!("{} has no texture coordinates: drawing flat material colours", a.mesh.display()));
     }
     let raster_mesh = RasterMesh::from_mesh(&mesh);
     let mut raster = super::open_raster(a.cpu, &raster_mesh)?;
 
     let range = CameraRange::default();
     let cameras = match a.layout {
-        Layout::Turntable => turntable_fitting(
-            a.views,
-            a.elevation,
-            raster_mesh.radius(),
-            range.fov_y_deg.0,
-        ),
+        Layout::Turntable => turntable_fitting(a.views, a.elevation, raster_mesh.radius(), range.fov_y_deg.0),
         Layout::Random => {
             let mut s = ViewSampler::new(a.seed, range);
             (0..a.views).map(|_| s.next_camera()).collect()
         }
     };
-    let size = ViewSize {
-        width: a.size,
-        height: a.size,
-        samples: a.samples,
-    };
+    let size = ViewSize { width: a.size, height: a.size, samples: a.samples };
     let textures = vec![override_tex.as_ref(); mesh.materials.len()];
     let start = Instant::now();
-    let images =
-        preview::render_views(&mut raster, &mesh, &textures, &cameras, size, a.background)?;
+    let images = preview::render_views(&mut raster, &mesh, &textures, &cameras, size, a.background)?;
     let elapsed = start.elapsed();
 
     // An output folder that cannot be made is the user's --out to fix (exit 2).
     std::fs::create_dir_all(&a.out).map_err(|e| {
-        super::config::bad(format!(
-            "--out {}: cannot create the folder ({e}); choose a writable folder path",
-            a.out.display()
-        ))
+        super::config::bad(format!("--out {}: cannot create the folder ({e}); choose a writable folder path", a.out.display()))
     })?;
     for (i, img) in images.iter().enumerate() {
         img.save_png(&a.out.join(format!("view_{i:03}.png")))?;
     }
     let columns = (images.len() as f32).sqrt().ceil() as u32;
     let sheet_path = a.out.join("contact_sheet.png");
-    preview::contact_sheet(&images, columns, preview::SHEET_GAP, a.background)
-        .save_png(&sheet_path)?;
+    preview::contact_sheet(&images, columns, preview::SHEET_GAP, a.background).save_png(&sheet_path)?;
     eprintln!(
         "texstyle: rendered {} views of {} ({} triangles) at {}² ×{} samples with {} in {:.0} ms; contact sheet: {}",
         images.len(),
@@ -85,3 +66,4 @@ pub fn run(a: RenderArgs) -> Result<(), CliError> {
     );
     Ok(())
 }
+

@@ -32,9 +32,7 @@ pub fn banner(cfg: &StyleConfig, mesh: &Mesh, painting: &Image, raster: &str, ne
         network,
     );
     if !mesh.materials.iter().any(|m| m.texture.is_some()) {
-        eprintln!(
-            "texstyle: the mesh has no texture or vertex colours: style only, no content loss"
-        );
+        eprintln!("texstyle: the mesh has no texture or vertex colours: style only, no content loss");
     } else if c.content_weight == 0.0 {
         eprintln!("texstyle: --content-weight 0: style only");
     }
@@ -78,55 +76,24 @@ pub fn change(before: f32, after: f32) -> String {
 /// Where checkpoints go, and the step a resumed run starts from.
 pub fn checkpoints(outputs: &crate::publish::OutputSet, every: usize, resumed_at: Option<u64>) {
     if let Some(step) = resumed_at {
-        eprintln!(
-            "texstyle: resuming from the checkpoint of step {step} in {}",
-            outputs.partial().display()
-        );
+        eprintln!("texstyle: resuming from the checkpoint of step {step} in {}", outputs.partial().display());
     }
-    let when = if every > 0 {
-        format!("every {every} steps and at Ctrl-C")
-    } else {
-        "at Ctrl-C".to_string()
-    };
-    eprintln!(
-        "texstyle: checkpoints {when} in {} (after a crash: the same command plus --resume {})",
-        outputs.partial().display(),
-        outputs.partial().display()
-    );
+    let when = if every > 0 { format!("every {every} steps and at Ctrl-C") } else { "at Ctrl-C".to_string() };
+    eprintln!("texstyle: checkpoints {when} in {} (after a crash: the same command plus --resume {})", outputs.partial().display(), outputs.partial().display());
 }
 
 /// The written files on stdout, one per line (for scripts): each export and
 /// its files, listed where they were published (`staging`
 /// replaced by `out`).
-pub fn exports(
-    made: &[crate::export::Made],
-    other: &[PathBuf],
-    staging: &std::path::Path,
-    out: &std::path::Path,
-) {
-    let shown = |p: &PathBuf| {
-        p.strip_prefix(staging)
-            .map(|r| out.join(r))
-            .unwrap_or_else(|_| p.clone())
-    };
+pub fn exports(made: &[crate::export::Made], other: &[PathBuf], staging: &std::path::Path, out: &std::path::Path) {
+    let shown = |p: &PathBuf| p.strip_prefix(staging).map(|r| out.join(r)).unwrap_or_else(|_| p.clone());
     for m in made {
         let notes: String = m.notes.iter().map(|n| format!("; {n}")).collect();
-        eprintln!(
-            "texstyle: export {}: {:.1} MB in {:.1} s{notes}",
-            m.format,
-            m.bytes as f64 / 1e6,
-            m.seconds
-        );
+        eprintln!("texstyle: export {}: {:.1} MB in {:.1} s{notes}", m.format, m.bytes as f64 / 1e6, m.seconds);
         let mut files: Vec<&PathBuf> = m.files.iter().collect();
         if m.format == crate::export::Format::Obj {
             // The OBJ first, then its textures (the MTL goes without saying).
-            files = m
-                .files
-                .iter()
-                .rev()
-                .take(1)
-                .chain(&m.files[..m.files.len() - 2])
-                .collect();
+            files = m.files.iter().rev().take(1).chain(&m.files[..m.files.len() - 2]).collect();
         }
         for f in files.into_iter().chain(&m.preview) {
             println!("{}", shown(f).display());
@@ -139,23 +106,12 @@ pub fn exports(
 
 /// `step,style,content,total,seconds,…` one line per step.
 pub fn loss_csv(log: &[StepLog]) -> String {
-    let mut s = String::from(
-        "step,style,content,total,seconds,texture_ms,raster_ms,lookup_ms,network_ms,optimizer_ms\n",
-    );
+    let mut s = String::from("step,style,content,total,seconds,texture_ms,raster_ms,lookup_ms,network_ms,optimizer_ms\n");
     for l in log {
         writeln!(
             s,
             "{},{},{},{},{:.3},{:.2},{:.2},{:.2},{:.2},{:.2}",
-            l.step,
-            l.style,
-            l.content,
-            l.total,
-            l.seconds,
-            l.texture_ms,
-            l.raster_ms,
-            l.lookup_ms,
-            l.network_ms,
-            l.optimizer_ms
+            l.step, l.style, l.content, l.total, l.seconds, l.texture_ms, l.raster_ms, l.lookup_ms, l.network_ms, l.optimizer_ms
         )
         .unwrap();
     }
@@ -186,10 +142,8 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = indicatif::ProgressBar::new(steps as u64);
             b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:30} step {pos}/{len}  {msg}  {elapsed} elapsed, ETA {eta}",
-                )
-                .expect("valid template"),
+                indicatif::ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  {elapsed} elapsed, ETA {eta}")
+                    .expect("valid template"),
             );
             b
         });
@@ -197,10 +151,7 @@ impl Progress {
     }
 
     pub fn step(&mut self, s: &StepLog) {
-        let msg = format!(
-            "loss {:.4} (style {:.4}, content {:.4})",
-            s.total, s.style, s.content
-        );
+        let msg = format!("loss {:.4} (style {:.4}, content {:.4})", s.total, s.style, s.content);
         match &self.bar {
             Some(b) => {
                 b.set_message(msg);
@@ -210,10 +161,7 @@ impl Progress {
                 let every = (self.steps / 20).max(1);
                 if s.step.is_multiple_of(every) || s.step == 1 || s.step == self.steps {
                     let eta = s.seconds / s.step as f64 * (self.steps - s.step) as f64;
-                    eprintln!(
-                        "step {}/{}  {msg}  {:.0} s, ETA {:.0} s",
-                        s.step, self.steps, s.seconds, eta
-                    );
+                    eprintln!("step {}/{}  {msg}  {:.0} s, ETA {:.0} s", s.step, self.steps, s.seconds, eta);
                 }
             }
         }

@@ -15,61 +15,35 @@ use super::args::StyleArgs;
 use super::config::{bad, StyleConfig};
 use super::report::{self, Progress};
 use super::{CliError, Exit};
-use crate::checkpoint::Checkpoint;
 use crate::export::{self, Plan};
 use crate::image_io::{write_atomic, Image};
+use crate::checkpoint::Checkpoint;
 use crate::mesh::Mesh;
 use crate::optim::{self, Outcome};
-use crate::preview;
 use crate::publish::{OutputSet, CHECKPOINT};
+use crate::preview;
 use crate::raster::{Raster, RasterMesh};
 use crate::vgg::Vgg;
 
 pub fn run(a: StyleArgs) -> Result<(), CliError> {
     let cfg = StyleConfig::from_args(a)?;
     let mesh = load_mesh(&cfg)?;
-    let plan = Plan::new(
-        &mesh,
-        cfg.export.clone(),
-        (cfg.optim.texture_size, cfg.optim.texture_size),
-    )
-    .map_err(|e| bad(e.to_string()))?;
+    let plan = Plan::new(&mesh, cfg.export.clone(), (cfg.optim.texture_size, cfg.optim.texture_size)).map_err(|e| bad(e.to_string()))?;
     check_memory(&cfg, &mesh)?;
     let outputs = prepare_outputs(&cfg, &mesh)?;
     let painting = load_painting(&cfg)?;
-    let vgg =
-        Vgg::load(cfg.weights.as_deref(), &network_device()).context("loading the VGG weights")?;
+    let vgg = Vgg::load(cfg.weights.as_deref(), &network_device()).context("loading the VGG weights")?;
     let fingerprint = cfg.fingerprint(&mesh)?;
     let resume = load_checkpoint(&cfg, &outputs, &fingerprint)?;
     let mut raster = super::open_raster(cfg.cpu, &RasterMesh::from_mesh(&mesh))?;
-    report::banner(
-        &cfg,
-        &mesh,
-        &painting,
-        &raster.name(),
-        &device_name(vgg.device()),
-    );
-    report::checkpoints(
-        &outputs,
-        cfg.checkpoint_every,
-        resume.as_ref().map(|c| c.step),
-    );
+    report::banner(&cfg, &mesh, &painting, &raster.name(), &device_name(vgg.device()));
+    report::checkpoints(&outputs, cfg.checkpoint_every, resume.as_ref().map(|c| c.step));
     for note in plan.notes() {
         eprintln!("texstyle: {note}");
     }
     let interrupted = stop_on_ctrl_c();
     let start = Instant::now();
-    let outcome = optimize_with_progress(
-        &cfg,
-        &mesh,
-        &mut raster,
-        &vgg,
-        &painting,
-        &interrupted,
-        &outputs,
-        fingerprint,
-        resume,
-    )?;
+    let outcome = optimize_with_progress(&cfg, &mesh, &mut raster, &vgg, &painting, &interrupted, &outputs, fingerprint, resume)?;
     let total_s = start.elapsed().as_secs_f64();
     let stopped = outcome.log.len() < cfg.optim.steps;
     let (staging, partial) = (outputs.staging()?, outputs.partial().to_path_buf());
@@ -98,11 +72,7 @@ fn check_memory(cfg: &StyleConfig, mesh: &Mesh) -> Result<(), CliError> {
     let need = optim::estimated_peak_bytes(&cfg.optim, mesh.materials.len());
     let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
         let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
-        line.split_whitespace()
-            .nth(1)?
-            .parse::<u64>()
-            .ok()
-            .map(|kb| kb * 1024)
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
     });
     match available {
         Some(have) if need > have => Err(bad(format!(
@@ -133,25 +103,15 @@ fn prepare_outputs(cfg: &StyleConfig, mesh: &Mesh) -> Result<OutputSet, CliError
 }
 
 /// With `--resume`: the saved state, which must come from the same options and inputs.
-fn load_checkpoint(
-    cfg: &StyleConfig,
-    outputs: &OutputSet,
-    fingerprint: &str,
-) -> Result<Option<Checkpoint>, CliError> {
+fn load_checkpoint(cfg: &StyleConfig, outputs: &OutputSet, fingerprint: &str) -> Result<Option<Checkpoint>, CliError> {
     if !cfg.resume {
         return Ok(None);
     }
     let dir = outputs.partial().join(CHECKPOINT);
     let ck = Checkpoint::load(&dir).map_err(|e| bad(format!("{e:#}")))?;
-    ck.check_fingerprint(fingerprint, &dir)
-        .map_err(|e| bad(e.to_string()))?;
+    ck.check_fingerprint(fingerprint, &dir).map_err(|e| bad(e.to_string()))?;
     if ck.step as usize >= cfg.optim.steps {
-        return Err(bad(format!(
-            "--resume {}: the checkpoint is already at step {} of {}",
-            outputs.partial().display(),
-            ck.step,
-            cfg.optim.steps
-        )));
+        return Err(bad(format!("--resume {}: the checkpoint is already at step {} of {}", outputs.partial().display(), ck.step, cfg.optim.steps)));
     }
     Ok(Some(ck))
 }
@@ -173,8 +133,7 @@ fn load_mesh(cfg: &StyleConfig) -> Result<Mesh, CliError> {
 fn load_painting(cfg: &StyleConfig) -> Result<Image, CliError> {
     // Huge paintings shrink while decoding; common sizes decode whole, as before.
     let max = crate::image_io::MAX_LOADED_SIDE.max(cfg.style_size);
-    let painting = Image::load_fit(&cfg.style, max)
-        .with_context(|| format!("reading the style image {}", cfg.style.display()))?;
+    let painting = Image::load_fit(&cfg.style, max).with_context(|| format!("reading the style image {}", cfg.style.display()))?;
     let short = painting.width.min(painting.height);
     if short < MIN_STYLE_SIDE {
         return Err(bad(format!(
@@ -245,28 +204,15 @@ fn optimize_with_progress(
     let mut progress = Progress::new(cfg.optim.steps);
     let dir = outputs.partial().join(CHECKPOINT);
     let mut save = |ck: &Checkpoint| ck.save(&dir).map(|_| ());
-    let mut checkpoints = optim::Checkpoints {
-        every: cfg.checkpoint_every,
-        fingerprint,
-        resume,
-        save: Some(&mut save),
-    };
-    let outcome = optim::optimize_resumable(
-        mesh,
-        raster,
-        vgg,
-        painting,
-        &cfg.optim,
-        &mut checkpoints,
-        &mut |s| {
-            progress.step(s);
-            if interrupted.load(Ordering::SeqCst) {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        },
-    )?;
+    let mut checkpoints = optim::Checkpoints { every: cfg.checkpoint_every, fingerprint, resume, save: Some(&mut save) };
+    let outcome = optim::optimize_resumable(mesh, raster, vgg, painting, &cfg.optim, &mut checkpoints, &mut |s| {
+        progress.step(s);
+        if interrupted.load(Ordering::SeqCst) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
     progress.finish();
     Ok(outcome)
 }
@@ -282,15 +228,9 @@ fn write_outputs(
     dir: &std::path::Path,
 ) -> anyhow::Result<(Vec<export::Made>, Vec<PathBuf>)> {
     let (preview_name, csv_name) = ("preview_before_after.png", "loss.csv");
-    let made = export::write_all(
-        plan,
-        mesh,
-        &outcome.textures,
-        dir,
-        &cfg.name(),
-        &[preview_name, csv_name],
-        &mut |m| super::open_raster(cfg.cpu, m),
-    )?;
+    let made = export::write_all(plan, mesh, &outcome.textures, dir, &cfg.name(), &[preview_name, csv_name], &mut |m| {
+        super::open_raster(cfg.cpu, m)
+    })?;
     let preview_path = dir.join(preview_name);
     preview::before_after(raster, mesh, &outcome.textures)?.save_png(&preview_path)?;
     let csv_path = dir.join(csv_name);

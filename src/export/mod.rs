@@ -124,11 +124,7 @@ pub struct PlanError(pub String);
 impl Plan {
     /// Checks `request` against `mesh` (whose textures will be
     /// `texture_size` texels) and splits the mesh if a format needs it.
-    pub fn new(
-        mesh: &Mesh,
-        mut request: Request,
-        texture_size: (u32, u32),
-    ) -> Result<Plan, PlanError> {
+    pub fn new(mesh: &Mesh, mut request: Request, texture_size: (u32, u32)) -> Result<Plan, PlanError> {
         let mut seen = HashSet::new();
         request.formats.retain(|f| seen.insert(*f));
         if let Some(mm) = request.print_size_mm {
@@ -136,20 +132,11 @@ impl Plan {
                 return Err(PlanError(format!("--print-size {mm} is out of range: give the longest side in millimetres, above 0 and up to 10000, e.g. 80")));
             }
         }
-        if let Some(Format::Palette(n)) = request
-            .formats
-            .iter()
-            .find(|f| matches!(f, Format::Palette(n) if !palette::SIZES.contains(n)))
-        {
-            return Err(PlanError(format!(
-                "palette:{n}: the palette size must be from 2 to 16, e.g. palette:4"
-            )));
+        if let Some(Format::Palette(n)) = request.formats.iter().find(|f| matches!(f, Format::Palette(n) if !palette::SIZES.contains(n))) {
+            return Err(PlanError(format!("palette:{n}: the palette size must be from 2 to 16, e.g. palette:4")));
         }
         if !mesh.has_uvs() {
-            return Err(PlanError(format!(
-                "{}: the mesh has no texture coordinates to export a texture with",
-                mesh.path.display()
-            )));
+            return Err(PlanError(format!("{}: the mesh has no texture coordinates to export a texture with", mesh.path.display())));
         }
         if mesh.triangles.len() > request.max_triangles {
             return Err(PlanError(format!(
@@ -161,12 +148,7 @@ impl Plan {
             )));
         }
         let split = request.formats.iter().any(|f| f.needs_split()).then(|| {
-            subdivide::subdivide(
-                mesh,
-                texture_size,
-                subdivide::MAX_EDGE_TEXELS,
-                request.max_triangles,
-            )
+            subdivide::subdivide(mesh, texture_size, subdivide::MAX_EDGE_TEXELS, request.max_triangles)
         });
         Ok(Plan { request, split })
     }
@@ -223,27 +205,13 @@ impl Names {
 
 /// A file-name-safe version of a material name.
 fn file_stem(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.is_empty() {
-        "material".into()
-    } else {
-        s
-    }
+    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    if s.is_empty() { "material".into() } else { s }
 }
 
 /// Writes `files` into `dir` (created if missing) in order, each atomically.
 pub fn write_files(dir: &Path, files: &[OutFile]) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating the output directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating the output directory {}", dir.display()))?;
     files
         .iter()
         .map(|f| {
@@ -263,8 +231,7 @@ fn zip(parts: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
         // A fixed date: the same inputs give the same bytes.
         .last_modified_time(::zip::DateTime::default());
     for (name, bytes) in parts {
-        z.start_file(name.as_str(), options)
-            .with_context(|| format!("zipping {name}"))?;
+        z.start_file(name.as_str(), options).with_context(|| format!("zipping {name}"))?;
         z.write_all(bytes)?;
     }
     Ok(z.finish()?.into_inner())
@@ -276,10 +243,7 @@ fn zip(parts: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
 /// is `size_mm` when given.
 pub fn print_positions(mesh: &Mesh, size_mm: Option<f32>) -> Vec<Vec3> {
     let s = size_mm.map_or(1.0, |mm| mm / longest_side(mesh));
-    mesh.positions
-        .iter()
-        .map(|p| Vec3::new(p.x, -p.z, p.y) * s)
-        .collect()
+    mesh.positions.iter().map(|p| Vec3::new(p.x, -p.z, p.y) * s).collect()
 }
 
 /// The longest side of the mesh's bounding box, in its own units.
@@ -333,23 +297,13 @@ pub fn write_all(
             Format::Obj => obj::files(mesh, textures, name, &mut names)?,
             Format::ObjZip => {
                 let inner = obj::files(mesh, textures, name, &mut Names::default())?;
-                let parts: Vec<(String, Vec<u8>)> =
-                    inner.into_iter().map(|f| (f.name, f.bytes)).collect();
-                vec![OutFile {
-                    name: names.claim(name, "zip"),
-                    bytes: zip(&parts)?,
-                }]
+                let parts: Vec<(String, Vec<u8>)> = inner.into_iter().map(|f| (f.name, f.bytes)).collect();
+                vec![OutFile { name: names.claim(name, "zip"), bytes: zip(&parts)? }]
             }
             Format::ThreeMf => {
                 let p = print_positions(mesh, size_mm);
                 notes.push(size_note(&p, size_mm));
-                vec![threemf::file(
-                    mesh,
-                    &p,
-                    textures,
-                    name,
-                    names.claim(name, "3mf"),
-                )?]
+                vec![threemf::file(mesh, &p, textures, name, names.claim(name, "3mf"))?]
             }
             Format::Glb => {
                 // glTF is in metres and +Y up: only scaled.
@@ -358,11 +312,7 @@ pub fn write_all(
                 vec![glb::file(mesh, &p, textures, names.claim(name, "glb"))?]
             }
             Format::VertexColors | Format::Palette(_) => {
-                let split = &plan
-                    .split
-                    .as_ref()
-                    .expect("Plan::new splits for these formats")
-                    .mesh;
+                let split = &plan.split.as_ref().expect("Plan::new splits for these formats").mesh;
                 let p = print_positions(split, size_mm);
                 notes.push(size_note(&p, size_mm));
                 let raster = match &mut split_raster {
@@ -372,27 +322,16 @@ pub fn write_all(
                 if format == Format::VertexColors {
                     let colors = vertex_colors::colors(split, textures);
                     preview_img = Some(preview::vertex_colors(raster, split, &colors)?);
-                    vec![vertex_colors::files(
-                        split,
-                        &p,
-                        &colors,
-                        names.claim(&format!("{name}_vertex_colors"), "obj"),
-                    )]
+                    vec![vertex_colors::files(split, &p, &colors, names.claim(&format!("{name}_vertex_colors"), "obj"))]
                 } else {
-                    let Format::Palette(n) = format else {
-                        unreachable!()
-                    };
+                    let Format::Palette(n) = format else { unreachable!() };
                     let pal = palette::reduce(split, textures, n as usize);
                     if pal.colors.len() < n as usize {
                         notes.push(format!("the texture has only {} distinct colours, fewer than the {n} asked for", pal.colors.len()));
                     }
-                    let list: Vec<String> = (0..pal.colors.len())
-                        .map(|i| format!("#{} {:.0} %", pal.hex(i), 100.0 * pal.area[i]))
-                        .collect();
-                    notes.push(format!(
-                        "filaments, most surface first: {}",
-                        list.join(", ")
-                    ));
+                    let list: Vec<String> =
+                        (0..pal.colors.len()).map(|i| format!("#{} {:.0} %", pal.hex(i), 100.0 * pal.area[i])).collect();
+                    notes.push(format!("filaments, most surface first: {}", list.join(", ")));
                     preview_img = Some(preview::palette(raster, split, &pal)?);
                     let stem = format!("{name}_palette{n}");
                     let mtl = names.claim(&stem, "mtl");
@@ -401,14 +340,8 @@ pub fn write_all(
             }
         };
         let preview = preview_img.map(|img| -> Result<OutFile> {
-            let stem = format!(
-                "preview_{}",
-                format.to_string().replace(':', "").replace('-', "_")
-            );
-            Ok(OutFile {
-                name: names.claim(&stem, "png"),
-                bytes: img.png_bytes()?,
-            })
+            let stem = format!("preview_{}", format.to_string().replace(':', "").replace('-', "_"));
+            Ok(OutFile { name: names.claim(&stem, "png"), bytes: img.png_bytes()? })
         });
         let preview = preview.transpose()?;
         let bytes = files.iter().map(|f| f.bytes.len() as u64).sum();
@@ -423,10 +356,7 @@ pub fn write_all(
         staged.push((made, files.into_iter().chain(preview).collect()));
     }
     // Everything is made: only now touch the disk.
-    let all: Vec<OutFile> = staged
-        .iter_mut()
-        .flat_map(|(_, f)| std::mem::take(f))
-        .collect();
+    let all: Vec<OutFile> = staged.iter_mut().flat_map(|(_, f)| std::mem::take(f)).collect();
     write_files(dir, &all)?;
     Ok(staged.into_iter().map(|(m, _)| m).collect())
 }
@@ -434,20 +364,10 @@ pub fn write_all(
 /// "80.0 × 62.0 × 79.3 mm (x × y × z, z up)" of placed positions, and
 /// where the size came from when the user did not give one.
 fn size_note(p: &[Vec3], size_mm: Option<f32>) -> String {
-    let (lo, hi) = p.iter().fold(
-        (Vec3::splat(f32::INFINITY), Vec3::splat(f32::NEG_INFINITY)),
-        |(lo, hi), &q| (lo.min(q), hi.max(q)),
-    );
+    let (lo, hi) = p.iter().fold((Vec3::splat(f32::INFINITY), Vec3::splat(f32::NEG_INFINITY)), |(lo, hi), &q| (lo.min(q), hi.max(q)));
     let d = hi - lo;
-    let source = if size_mm.is_some() {
-        ""
-    } else {
-        ", the mesh's units read as mm: --print-size MM sets the size"
-    };
-    format!(
-        "{:.1} × {:.1} × {:.1} mm (x × y × z, z up{source})",
-        d.x, d.y, d.z
-    )
+    let source = if size_mm.is_some() { "" } else { ", the mesh's units read as mm: --print-size MM sets the size" };
+    format!("{:.1} × {:.1} × {:.1} mm (x × y × z, z up{source})", d.x, d.y, d.z)
 }
 
 /// The files the `obj` export wrote.
@@ -462,17 +382,10 @@ pub struct Exported {
 /// Writes `dir/name.obj`, `dir/name.mtl` and `dir/name_MATERIAL.png` (one per
 /// material, `textures[m]` for material `m`): the `obj` format alone.
 pub fn export(mesh: &Mesh, textures: &[Image], dir: &Path, name: &str) -> Result<Exported> {
-    let mut paths = write_files(
-        dir,
-        &obj::files(mesh, textures, name, &mut Names::default())?,
-    )?;
+    let mut paths = write_files(dir, &obj::files(mesh, textures, name, &mut Names::default())?)?;
     let obj = paths.pop().expect("obj::files ends with the OBJ");
     let mtl = paths.pop().expect("then the MTL");
-    Ok(Exported {
-        obj,
-        mtl,
-        textures: paths,
-    })
+    Ok(Exported { obj, mtl, textures: paths })
 }
 
 #[cfg(test)]
@@ -485,32 +398,19 @@ pub(crate) mod test_mesh {
     /// with UVs covering the lower-left half of its texture.
     pub fn triangles(materials: &[&str]) -> Mesh {
         let mut m = Mesh {
-            texcoords: vec![
-                Vec2::new(0.0, 0.0),
-                Vec2::new(1.0, 0.0),
-                Vec2::new(0.0, 1.0),
-            ],
+            texcoords: vec![Vec2::new(0.0, 0.0), Vec2::new(1.0, 0.0), Vec2::new(0.0, 1.0)],
             uv_coverage: crate::mesh::UvCoverage::All,
             ..Mesh::empty(std::path::Path::new("test.obj"))
         };
         for (i, name) in materials.iter().enumerate() {
             let x = 2.0 * i as f32;
             let base = m.positions.len() as u32;
-            m.positions.extend([
-                Vec3::new(x, 0.0, 0.0),
-                Vec3::new(x + 1.0, 0.0, 0.0),
-                Vec3::new(x, 1.0, 0.0),
-            ]);
+            m.positions.extend([Vec3::new(x, 0.0, 0.0), Vec3::new(x + 1.0, 0.0, 0.0), Vec3::new(x, 1.0, 0.0)]);
             m.triangles.push([base, base + 1, base + 2]);
             m.tri_texcoords.push([0, 1, 2]);
             m.tri_material.push(i as u32);
             m.tri_polygon.push(i as u32);
-            m.materials.push(Material {
-                name: name.to_string(),
-                diffuse: [1.0; 3],
-                texture_path: None,
-                texture: None,
-            });
+            m.materials.push(Material { name: name.to_string(), diffuse: [1.0; 3], texture_path: None, texture: None });
         }
         m
     }
@@ -533,14 +433,7 @@ mod tests {
         assert_eq!(parse("3MF"), Ok(Format::ThreeMf));
         assert_eq!(parse("palette:4"), Ok(Format::Palette(4)));
         assert_eq!(parse("vertex-colors"), Ok(Format::VertexColors));
-        for f in [
-            Format::Obj,
-            Format::ObjZip,
-            Format::ThreeMf,
-            Format::Glb,
-            Format::VertexColors,
-            Format::Palette(16),
-        ] {
+        for f in [Format::Obj, Format::ObjZip, Format::ThreeMf, Format::Glb, Format::VertexColors, Format::Palette(16)] {
             assert_eq!(parse(&f.to_string()), Ok(f));
         }
         assert!(parse("palette:1").unwrap_err().contains("from 2 to 16"));
@@ -551,50 +444,18 @@ mod tests {
     #[test]
     fn impossible_requests_fail_before_any_work() {
         let mesh = test_mesh::triangles(&["a", "b", "c"]);
-        let req = |max_triangles, print_size_mm| Request {
-            formats: vec![Format::Palette(4)],
-            print_size_mm,
-            max_triangles,
-        };
-        let e = Plan::new(&mesh, req(2, None), (64, 64))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("3 triangles, more than --max-triangles 2"),
-            "{e}"
-        );
+        let req = |max_triangles, print_size_mm| Request { formats: vec![Format::Palette(4)], print_size_mm, max_triangles };
+        let e = Plan::new(&mesh, req(2, None), (64, 64)).unwrap_err().to_string();
+        assert!(e.contains("3 triangles, more than --max-triangles 2"), "{e}");
         for bad in [0.0, -5.0, f32::NAN, f32::INFINITY, 1e6] {
-            assert!(
-                Plan::new(&mesh, req(100, Some(bad)), (64, 64)).is_err(),
-                "{bad}"
-            );
+            assert!(Plan::new(&mesh, req(100, Some(bad)), (64, 64)).is_err(), "{bad}");
         }
-        let zero = Request {
-            formats: vec![Format::Palette(0)],
-            print_size_mm: None,
-            max_triangles: 100,
-        };
-        assert!(Plan::new(&mesh, zero, (64, 64))
-            .unwrap_err()
-            .to_string()
-            .contains("from 2 to 16"));
+        let zero = Request { formats: vec![Format::Palette(0)], print_size_mm: None, max_triangles: 100 };
+        assert!(Plan::new(&mesh, zero, (64, 64)).unwrap_err().to_string().contains("from 2 to 16"));
         let plan = Plan::new(&mesh, req(100, Some(80.0)), (64, 64)).unwrap();
         assert!(plan.split.as_ref().unwrap().budget_bound);
-        assert!(
-            plan.notes()[1].contains("--max-triangles 100 binds"),
-            "{:?}",
-            plan.notes()
-        );
-        let plan = Plan::new(
-            &mesh,
-            Request {
-                formats: vec![Format::Obj, Format::Obj],
-                print_size_mm: None,
-                max_triangles: 3,
-            },
-            (64, 64),
-        )
-        .unwrap();
+        assert!(plan.notes()[1].contains("--max-triangles 100 binds"), "{:?}", plan.notes());
+        let plan = Plan::new(&mesh, Request { formats: vec![Format::Obj, Format::Obj], print_size_mm: None, max_triangles: 3 }, (64, 64)).unwrap();
         assert!(plan.split.is_none() && plan.notes().is_empty());
         assert_eq!(plan.request.formats, [Format::Obj]);
     }

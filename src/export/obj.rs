@@ -16,17 +16,8 @@ use crate::mesh::{Mesh, ObjLayout};
 
 /// The OBJ, MTL and PNGs of `mesh` with `textures[m]` for material `m`, in
 /// write order (textures, MTL, OBJ), with names claimed from `names`.
-pub fn files(
-    mesh: &Mesh,
-    textures: &[Image],
-    name: &str,
-    names: &mut Names,
-) -> Result<Vec<OutFile>> {
-    ensure!(
-        mesh.has_uvs(),
-        "{}: the mesh has no texture coordinates to export a texture with",
-        mesh.path.display()
-    );
+pub fn files(mesh: &Mesh, textures: &[Image], name: &str, names: &mut Names) -> Result<Vec<OutFile>> {
+    ensure!(mesh.has_uvs(), "{}: the mesh has no texture coordinates to export a texture with", mesh.path.display());
     ensure!(
         textures.len() == mesh.materials.len(),
         "export: {} textures for {} materials",
@@ -36,43 +27,21 @@ pub fn files(
     let obj_name = names.claim(name, "obj");
     let mtl_name = names.claim(name, "mtl");
     // Unique PNG names even when sanitized material names collide.
-    let png_names: Vec<String> = mesh
-        .materials
-        .iter()
-        .map(|m| names.claim(&format!("{name}_{}", file_stem(&m.name)), "png"))
-        .collect();
+    let png_names: Vec<String> = mesh.materials.iter().map(|m| names.claim(&format!("{name}_{}", file_stem(&m.name)), "png")).collect();
     let mut files = Vec::new();
     for (tex, png) in textures.iter().zip(&png_names) {
-        files.push(OutFile {
-            name: png.clone(),
-            bytes: tex.png_bytes()?,
-        });
+        files.push(OutFile { name: png.clone(), bytes: tex.png_bytes()? });
     }
 
     let mut mtl = String::from("# texstyle: one material per texture\n");
     for (m, png) in mesh.materials.iter().zip(&png_names) {
         // Kd 1 1 1: the texture carries the colour (viewers multiply Kd by it).
-        writeln!(
-            mtl,
-            "\nnewmtl {}\nKa 0 0 0\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd {png}",
-            m.name
-        )
-        .unwrap();
+        writeln!(mtl, "\nnewmtl {}\nKa 0 0 0\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd {png}", m.name).unwrap();
     }
-    files.push(OutFile {
-        name: mtl_name.clone(),
-        bytes: mtl.into_bytes(),
-    });
+    files.push(OutFile { name: mtl_name.clone(), bytes: mtl.into_bytes() });
 
-    let mut obj = String::with_capacity(
-        64 * (mesh.positions.len() + mesh.texcoords.len() + mesh.triangles.len()),
-    );
-    writeln!(
-        obj,
-        "# texstyle: {} triangles\nmtllib {mtl_name}",
-        mesh.triangles.len()
-    )
-    .unwrap();
+    let mut obj = String::with_capacity(64 * (mesh.positions.len() + mesh.texcoords.len() + mesh.triangles.len()));
+    writeln!(obj, "# texstyle: {} triangles\nmtllib {mtl_name}", mesh.triangles.len()).unwrap();
     for p in &mesh.positions {
         writeln!(obj, "v {} {} {}", p.x, p.y, p.z).unwrap();
     }
@@ -81,10 +50,7 @@ pub fn files(
     }
     if let Some(layout) = mesh.obj_layout.as_ref().filter(|l| !l.faces.is_empty()) {
         write_faces_as_read(&mut obj, mesh, layout);
-        files.push(OutFile {
-            name: obj_name,
-            bytes: obj.into_bytes(),
-        });
+        files.push(OutFile { name: obj_name, bytes: obj.into_bytes() });
         return Ok(files);
     }
     for (mi, m) in mesh.materials.iter().enumerate() {
@@ -94,23 +60,10 @@ pub fn files(
                 continue;
             }
             let uv = mesh.tri_texcoords[t];
-            writeln!(
-                obj,
-                "f {}/{} {}/{} {}/{}",
-                tri[0] + 1,
-                uv[0] + 1,
-                tri[1] + 1,
-                uv[1] + 1,
-                tri[2] + 1,
-                uv[2] + 1
-            )
-            .unwrap();
+            writeln!(obj, "f {}/{} {}/{} {}/{}", tri[0] + 1, uv[0] + 1, tri[1] + 1, uv[1] + 1, tri[2] + 1, uv[2] + 1).unwrap();
         }
     }
-    files.push(OutFile {
-        name: obj_name,
-        bytes: obj.into_bytes(),
-    });
+    files.push(OutFile { name: obj_name, bytes: obj.into_bytes() });
     Ok(files)
 }
 
@@ -132,11 +85,7 @@ fn write_faces_as_read(obj: &mut String, mesh: &Mesh, layout: &ObjLayout) {
     let (mut object, mut group, mut smoothing, mut material) = (None, None, None, None);
     for (face, tris) in layout.faces.iter().zip(&tris_of) {
         let Some(&first) = tris.first() else { continue };
-        for (now, was) in [
-            (face.object, &mut object),
-            (face.group, &mut group),
-            (face.smoothing, &mut smoothing),
-        ] {
+        for (now, was) in [(face.object, &mut object), (face.group, &mut group), (face.smoothing, &mut smoothing)] {
             if let (Some(i), true) = (now, now != *was) {
                 writeln!(obj, "{}", layout.statements[i as usize]).unwrap();
             }
@@ -147,12 +96,7 @@ fn write_faces_as_read(obj: &mut String, mesh: &Mesh, layout: &ObjLayout) {
             writeln!(obj, "usemtl {}", mesh.materials[m as usize].name).unwrap();
             material = Some(m);
         }
-        let normal_of = |p: u32| {
-            face.positions
-                .iter()
-                .position(|&q| q == p)
-                .and_then(|k| face.normals.get(k).copied())
-        };
+        let normal_of = |p: u32| face.positions.iter().position(|&q| q == p).and_then(|k| face.normals.get(k).copied());
         let corner = |p: u32, uv: u32| match normal_of(p) {
             Some(n) => format!("{}/{}/{}", p + 1, uv + 1, n + 1),
             None => format!("{}/{}", p + 1, uv + 1),
@@ -172,17 +116,11 @@ fn write_faces_as_read(obj: &mut String, mesh: &Mesh, layout: &ObjLayout) {
         }
         let uv_at = |p: u32| uv_of.iter().find(|(q, _)| *q == p).map(|&(_, uv)| uv);
         if whole && face.positions.iter().all(|&p| uv_at(p).is_some()) {
-            let corners: Vec<String> = face
-                .positions
-                .iter()
-                .map(|&p| corner(p, uv_at(p).unwrap_or(0)))
-                .collect();
+            let corners: Vec<String> = face.positions.iter().map(|&p| corner(p, uv_at(p).unwrap_or(0))).collect();
             writeln!(obj, "f {}", corners.join(" ")).unwrap();
         } else {
             for &t in tris {
-                let c: Vec<String> = (0..3)
-                    .map(|k| corner(mesh.triangles[t][k], mesh.tri_texcoords[t][k]))
-                    .collect();
+                let c: Vec<String> = (0..3).map(|k| corner(mesh.triangles[t][k], mesh.tri_texcoords[t][k])).collect();
                 writeln!(obj, "f {}", c.join(" ")).unwrap();
             }
         }
@@ -200,16 +138,7 @@ mod tests {
         let files = files(&mesh, &texs, "m", &mut Names::default()).unwrap();
         let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
         // Case-insensitive: macOS and Windows file systems would merge the third.
-        assert_eq!(
-            names,
-            [
-                "m_red_paint.png",
-                "m_red_paint_2.png",
-                "m_Red_Paint_3.png",
-                "m.mtl",
-                "m.obj"
-            ]
-        );
+        assert_eq!(names, ["m_red_paint.png", "m_red_paint_2.png", "m_Red_Paint_3.png", "m.mtl", "m.obj"]);
         let mtl = String::from_utf8(files[3].bytes.clone()).unwrap();
         assert!(mtl.contains("newmtl red_paint\nKa 0 0 0\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd m_red_paint_2.png"), "{mtl}");
     }

@@ -84,10 +84,7 @@ pub fn reduce(mesh: &Mesh, textures: &[Image], n: usize) -> Palette {
     for (c, &a) in faces.iter().zip(&area) {
         *bins.entry(to_u8(*c)).or_default() += a.max(f32::MIN_POSITIVE) as f64;
     }
-    let mut points: Vec<([u8; 3], Vec3, f64)> = bins
-        .into_iter()
-        .map(|(c, w)| (c, lab(to_f32(c)), w))
-        .collect();
+    let mut points: Vec<([u8; 3], Vec3, f64)> = bins.into_iter().map(|(c, w)| (c, lab(to_f32(c)), w)).collect();
     points.sort_by(|a, b| a.0.cmp(&b.0)); // deterministic whatever the hash order
     let centres = kmeans(&points, n.min(points.len()));
 
@@ -126,26 +123,13 @@ fn settle(faces: &[[u8; 3]], mut colors: Vec<[u8; 3]>, want: usize) -> (Vec<[u8;
         colors.sort();
         colors.dedup();
         let labs: Vec<Vec3> = colors.iter().map(|&c| lab(to_f32(c))).collect();
-        let nearest = |c: Vec3| {
-            (0..labs.len())
-                .min_by(|&a, &b| {
-                    labs[a]
-                        .distance_squared(c)
-                        .total_cmp(&labs[b].distance_squared(c))
-                })
-                .unwrap() as u32
-        };
+        let nearest = |c: Vec3| (0..labs.len()).min_by(|&a, &b| labs[a].distance_squared(c).total_cmp(&labs[b].distance_squared(c))).unwrap() as u32;
         let face_color: Vec<u32> = face_labs.iter().map(|&c| nearest(c)).collect();
         let mut count = vec![0usize; colors.len()];
         face_color.iter().for_each(|&k| count[k as usize] += 1);
         rounds += 1;
         if count.contains(&0) {
-            colors = colors
-                .iter()
-                .zip(&count)
-                .filter(|(_, &c)| c > 0)
-                .map(|(&c, _)| c)
-                .collect();
+            colors = colors.iter().zip(&count).filter(|(_, &c)| c > 0).map(|(&c, _)| c).collect();
             continue;
         }
         if colors.len() >= want || rounds > 4 * want {
@@ -167,15 +151,8 @@ fn settle(faces: &[[u8; 3]], mut colors: Vec<[u8; 3]>, want: usize) -> (Vec<[u8;
 /// `k` distinct centres come back whenever there are `k` distinct points.
 fn kmeans(points: &[([u8; 3], Vec3, f64)], k: usize) -> Vec<Vec3> {
     let mut rng = crate::rng::SplitMix(0x9a1e_77e5);
-    let d2 = |p: Vec3, cs: &[Vec3]| {
-        cs.iter()
-            .map(|c| c.distance_squared(p))
-            .fold(f32::INFINITY, f32::min) as f64
-    };
-    let heaviest = points
-        .iter()
-        .max_by(|a, b| a.2.total_cmp(&b.2))
-        .map(|p| p.1);
+    let d2 = |p: Vec3, cs: &[Vec3]| cs.iter().map(|c| c.distance_squared(p)).fold(f32::INFINITY, f32::min) as f64;
+    let heaviest = points.iter().max_by(|a, b| a.2.total_cmp(&b.2)).map(|p| p.1);
     let mut centres: Vec<Vec3> = heaviest.into_iter().collect();
     while centres.len() < k {
         let w: Vec<f64> = points.iter().map(|p| p.2 * d2(p.1, &centres)).collect();
@@ -194,13 +171,7 @@ fn kmeans(points: &[([u8; 3], Vec3, f64)], k: usize) -> Vec<Vec3> {
     for _ in 0..ITERATIONS {
         let mut changed = false;
         for (i, p) in points.iter().enumerate() {
-            let best = (0..centres.len())
-                .min_by(|&a, &b| {
-                    centres[a]
-                        .distance_squared(p.1)
-                        .total_cmp(&centres[b].distance_squared(p.1))
-                })
-                .unwrap();
+            let best = (0..centres.len()).min_by(|&a, &b| centres[a].distance_squared(p.1).total_cmp(&centres[b].distance_squared(p.1))).unwrap();
             changed |= assign[i] != best;
             assign[i] = best;
         }
@@ -216,11 +187,7 @@ fn kmeans(points: &[([u8; 3], Vec3, f64)], k: usize) -> Vec<Vec3> {
         }
         for j in 0..centres.len() {
             if sum[j].1 == 0.0 {
-                let far = (0..points.len())
-                    .max_by(|&a, &b| {
-                        d2(points[a].1, &centres).total_cmp(&d2(points[b].1, &centres))
-                    })
-                    .unwrap();
+                let far = (0..points.len()).max_by(|&a, &b| d2(points[a].1, &centres).total_cmp(&d2(points[b].1, &centres))).unwrap();
                 centres[j] = points[far].1;
                 changed = true;
             }
@@ -234,15 +201,8 @@ fn kmeans(points: &[([u8; 3], Vec3, f64)], k: usize) -> Vec<Vec3> {
 
 /// `NAME_paletteN.mtl` (one material per colour, named by its hex code) and
 /// `NAME_paletteN.obj` (faces grouped by colour), MTL first.
-pub fn files(
-    mesh: &Mesh,
-    positions: &[Vec3],
-    palette: &Palette,
-    obj_name: String,
-    mtl_name: String,
-) -> Vec<OutFile> {
-    let mut mtl =
-        String::from("# texstyle: one material per filament colour, most surface area first\n");
+pub fn files(mesh: &Mesh, positions: &[Vec3], palette: &Palette, obj_name: String, mtl_name: String) -> Vec<OutFile> {
+    let mut mtl = String::from("# texstyle: one material per filament colour, most surface area first\n");
     for (i, c) in palette.colors.iter().enumerate() {
         let kd = c.map(|v| v as f32 / 255.0);
         writeln!(
@@ -258,13 +218,7 @@ pub fn files(
         .unwrap();
     }
     let mut obj = String::with_capacity(40 * positions.len() + 32 * mesh.triangles.len());
-    writeln!(
-        obj,
-        "# texstyle: {} colours, {} triangles\nmtllib {mtl_name}",
-        palette.colors.len(),
-        mesh.triangles.len()
-    )
-    .unwrap();
+    writeln!(obj, "# texstyle: {} colours, {} triangles\nmtllib {mtl_name}", palette.colors.len(), mesh.triangles.len()).unwrap();
     for p in positions {
         writeln!(obj, "v {} {} {}", p.x, p.y, p.z).unwrap();
     }
@@ -276,16 +230,7 @@ pub fn files(
             }
         }
     }
-    vec![
-        OutFile {
-            name: mtl_name,
-            bytes: mtl.into_bytes(),
-        },
-        OutFile {
-            name: obj_name,
-            bytes: obj.into_bytes(),
-        },
-    ]
+    vec![OutFile { name: mtl_name, bytes: mtl.into_bytes() }, OutFile { name: obj_name, bytes: obj.into_bytes() }]
 }
 
 fn to_u8(c: [f32; 3]) -> [u8; 3] {
@@ -301,25 +246,13 @@ const WHITE: Vec3 = Vec3::new(0.950_47, 1.0, 1.088_83);
 
 /// sRGB (0–1) → CIELAB (L in 0–100).
 pub fn lab(rgb: [f32; 3]) -> Vec3 {
-    let lin = rgb.map(|c| {
-        if c <= 0.04045 {
-            c / 12.92
-        } else {
-            ((c + 0.055) / 1.055).powf(2.4)
-        }
-    });
+    let lin = rgb.map(|c| if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) });
     let xyz = Vec3::new(
         0.412_456_4 * lin[0] + 0.357_576_1 * lin[1] + 0.180_437_5 * lin[2],
         0.212_672_9 * lin[0] + 0.715_152_2 * lin[1] + 0.072_175 * lin[2],
         0.019_333_9 * lin[0] + 0.119_192 * lin[1] + 0.950_304_1 * lin[2],
     ) / WHITE;
-    let f = |t: f32| {
-        if t > (6.0f32 / 29.0).powi(3) {
-            t.cbrt()
-        } else {
-            t / (3.0 * (6.0f32 / 29.0).powi(2)) + 4.0 / 29.0
-        }
-    };
+    let f = |t: f32| if t > (6.0f32 / 29.0).powi(3) { t.cbrt() } else { t / (3.0 * (6.0f32 / 29.0).powi(2)) + 4.0 / 29.0 };
     let (fx, fy, fz) = (f(xyz.x), f(xyz.y), f(xyz.z));
     Vec3::new(116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz))
 }
@@ -328,13 +261,7 @@ pub fn lab(rgb: [f32; 3]) -> Vec3 {
 pub fn srgb(lab: Vec3) -> [f32; 3] {
     let fy = (lab.x + 16.0) / 116.0;
     let (fx, fz) = (fy + lab.y / 500.0, fy - lab.z / 200.0);
-    let finv = |t: f32| {
-        if t > 6.0 / 29.0 {
-            t * t * t
-        } else {
-            3.0 * (6.0f32 / 29.0).powi(2) * (t - 4.0 / 29.0)
-        }
-    };
+    let finv = |t: f32| if t > 6.0 / 29.0 { t * t * t } else { 3.0 * (6.0f32 / 29.0).powi(2) * (t - 4.0 / 29.0) };
     let xyz = Vec3::new(finv(fx), finv(fy), finv(fz)) * WHITE;
     let lin = [
         3.240_454_2 * xyz.x - 1.537_138_5 * xyz.y - 0.498_531_4 * xyz.z,
@@ -343,11 +270,7 @@ pub fn srgb(lab: Vec3) -> [f32; 3] {
     ];
     lin.map(|c| {
         let c = c.clamp(0.0, 1.0);
-        if c <= 0.003_130_8 {
-            12.92 * c
-        } else {
-            1.055 * c.powf(1.0 / 2.4) - 0.055
-        }
+        if c <= 0.003_130_8 { 12.92 * c } else { 1.055 * c.powf(1.0 / 2.4) - 0.055 }
     })
 }
 
@@ -360,17 +283,11 @@ mod tests {
     fn lab_round_trips_and_matches_known_values() {
         // Published values: sRGB red is L 53.24, a 80.09, b 67.20.
         let red = lab([1.0, 0.0, 0.0]);
-        assert!(
-            (red - Vec3::new(53.24, 80.09, 67.20)).abs().max_element() < 0.05,
-            "{red}"
-        );
+        assert!((red - Vec3::new(53.24, 80.09, 67.20)).abs().max_element() < 0.05, "{red}");
         assert!(lab([1.0; 3]).distance(Vec3::new(100.0, 0.0, 0.0)) < 0.01);
         for c in [[0.2, 0.5, 0.9], [0.0, 0.0, 0.0], [0.7, 0.3, 0.1]] {
             let back = srgb(lab(c));
-            assert!(
-                (0..3).all(|k| (back[k] - c[k]).abs() < 1e-4),
-                "{c:?} → {back:?}"
-            );
+            assert!((0..3).all(|k| (back[k] - c[k]).abs() < 1e-4), "{c:?} → {back:?}");
         }
     }
 
@@ -381,11 +298,7 @@ mod tests {
         // more of the left half. Faces on the border mix the two, which
         // pulls the centres a little: hence a tolerance in ΔE.
         let mut mesh = test_mesh::triangles(&["a"]);
-        mesh.texcoords = vec![
-            Vec2::new(0.1, 0.1),
-            Vec2::new(0.9, 0.1),
-            Vec2::new(0.1, 0.9),
-        ];
+        mesh.texcoords = vec![Vec2::new(0.1, 0.1), Vec2::new(0.9, 0.1), Vec2::new(0.1, 0.9)];
         let mesh = super::super::subdivide::subdivide(&mesh, (32, 32), 1.0, 100_000).mesh;
         let (blue, orange) = ([0.0, 0.0, 0.4], [1.0, 0.5, 0.0]);
         let mut tex = Image::filled(32, 32, orange);
@@ -397,40 +310,21 @@ mod tests {
         let p = reduce(&mesh, &[tex], 2);
         assert_eq!(p.colors.len(), 2);
         let de = |i: usize, c: [f32; 3]| lab(to_f32(p.colors[i])).distance(lab(c));
-        assert!(
-            de(0, blue) < 5.0 && de(1, orange) < 5.0,
-            "{} {}",
-            p.hex(0),
-            p.hex(1)
-        );
-        assert!(
-            p.area[0] > p.area[1] && (p.area[0] + p.area[1] - 1.0).abs() < 1e-5,
-            "{:?}",
-            p.area
-        );
+        assert!(de(0, blue) < 5.0 && de(1, orange) < 5.0, "{} {}", p.hex(0), p.hex(1));
+        assert!(p.area[0] > p.area[1] && (p.area[0] + p.area[1] - 1.0).abs() < 1e-5, "{:?}", p.area);
         assert!(p.face_color.iter().all(|&k| k < 2));
     }
 
     #[test]
     fn every_size_gives_exactly_that_many_colours_each_used() {
-        let mesh = super::super::subdivide::subdivide(
-            &test_mesh::triangles(&["a"]),
-            (16, 16),
-            1.0,
-            100_000,
-        )
-        .mesh;
+        let mesh = super::super::subdivide::subdivide(&test_mesh::triangles(&["a"]), (16, 16), 1.0, 100_000).mesh;
         let mut rng = crate::rng::SplitMix(5);
         let mut tex = Image::filled(16, 16, [0.0; 3]);
         for y in 0..16 {
             for x in 0..16 {
                 // Mostly greys a step apart, which 8-bit rounding can merge, and a few bright texels.
                 let g = (x + y) as f32 / 255.0;
-                let c = if rng.uniform() < 0.1 {
-                    [rng.uniform(), rng.uniform(), rng.uniform()]
-                } else {
-                    [0.4 + g, 0.4 + g, 0.4 + g]
-                };
+                let c = if rng.uniform() < 0.1 { [rng.uniform(), rng.uniform(), rng.uniform()] } else { [0.4 + g, 0.4 + g, 0.4 + g] };
                 tex.set_pixel(x, y, c);
             }
         }
@@ -439,10 +333,7 @@ mod tests {
             assert_eq!(p.colors.len(), n as usize);
             let mut count = vec![0; p.colors.len()];
             p.face_color.iter().for_each(|&k| count[k as usize] += 1);
-            assert!(
-                count.iter().all(|&c| c > 0),
-                "palette:{n}: an unused colour {count:?}"
-            );
+            assert!(count.iter().all(|&c| c > 0), "palette:{n}: an unused colour {count:?}");
             assert!(p.area.windows(2).all(|w| w[0] >= w[1]), "most area first");
         }
     }

@@ -16,23 +16,14 @@ pub const VIEWS: usize = 8;
 /// Elevation of the views above the horizon, in degrees.
 pub const ELEVATION_DEG: f32 = 20.0;
 /// Each view's size: 256² pixels, 2×2 samples per pixel.
-pub const SIZE: ViewSize = ViewSize {
-    width: 256,
-    height: 256,
-    samples: 2,
-};
+pub const SIZE: ViewSize = ViewSize { width: 256, height: 256, samples: 2 };
 pub const BACKGROUND: [f32; 3] = [0.5; 3];
 /// Pixels between the views of a sheet.
 pub const GAP: u32 = 4;
 
 /// The turntable around `mesh`, framed to fit it.
 pub fn cameras(mesh: &RasterMesh) -> Vec<Camera> {
-    turntable_fitting(
-        VIEWS,
-        ELEVATION_DEG,
-        mesh.radius(),
-        CameraRange::default().fov_y_deg.0,
-    )
+    turntable_fitting(VIEWS, ELEVATION_DEG, mesh.radius(), CameraRange::default().fov_y_deg.0)
 }
 
 /// `mesh` for the rasterizer with the corner UVs (0, 0), (1, 0), (0, 1) in
@@ -48,18 +39,12 @@ pub fn barycentric_mesh(mesh: &Mesh) -> RasterMesh {
 
 /// Renders each view of the turntable, `shade` colouring one covered
 /// sample (triangle index, frame UV), box-filtered over the samples.
-fn sheet(
-    raster: &mut Raster,
-    rmesh_cams: &[Camera],
-    shade: &dyn Fn(usize, [f32; 2]) -> [f32; 3],
-) -> Result<Image> {
+fn sheet(raster: &mut Raster, rmesh_cams: &[Camera], shade: &dyn Fn(usize, [f32; 2]) -> [f32; 3]) -> Result<Image> {
     let views = rmesh_cams
         .iter()
         .enumerate()
         .map(|(i, cam)| {
-            let frame = raster
-                .rasterize(cam.view_proj(SIZE.aspect()), SIZE)
-                .with_context(|| format!("preview view {i}"))?;
+            let frame = raster.rasterize(cam.view_proj(SIZE.aspect()), SIZE).with_context(|| format!("preview view {i}"))?;
             Ok(shade_frame(&frame, shade))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -73,11 +58,7 @@ fn shade_frame(frame: &RasterFrame, shade: &dyn Fn(usize, [f32; 2]) -> [f32; 3])
         for x in 0..frame.width {
             let mut acc = [0.0f32; 3];
             for s in (0..k * k).map(|j| frame.at(x * k + j % k, y * k + j / k)) {
-                let rgb = if s.covered() {
-                    shade(s.tri as usize - 1, [s.u, s.v])
-                } else {
-                    BACKGROUND
-                };
+                let rgb = if s.covered() { shade(s.tri as usize - 1, [s.u, s.v]) } else { BACKGROUND };
                 (0..3).for_each(|c| acc[c] += rgb[c] / (k * k) as f32);
             }
             out.set_pixel(x, y, acc);
@@ -99,7 +80,5 @@ pub fn vertex_colors(raster: &mut Raster, mesh: &Mesh, colors: &[[f32; 3]]) -> R
 /// Each face of `mesh` in its palette colour. `raster` holds `mesh`'s geometry.
 pub fn palette(raster: &mut Raster, mesh: &Mesh, palette: &Palette) -> Result<Image> {
     let cams = cameras(&RasterMesh::from_mesh(mesh));
-    sheet(raster, &cams, &|t, _| {
-        palette.colors[palette.face_color[t] as usize].map(|v| v as f32 / 255.0)
-    })
+    sheet(raster, &cams, &|t, _| palette.colors[palette.face_color[t] as usize].map(|v| v as f32 / 255.0))
 }

@@ -32,26 +32,15 @@ pub struct Split {
 /// Halves edges of `mesh` longer than `max_texels` (measured in a
 /// `texture_size` texture) until none is left or `max_triangles` would be
 /// exceeded. `mesh` must have UVs and at most `max_triangles` triangles.
-pub fn subdivide(
-    mesh: &Mesh,
-    texture_size: (u32, u32),
-    max_texels: f32,
-    max_triangles: usize,
-) -> Split {
-    assert!(
-        mesh.has_uvs() && mesh.triangles.len() <= max_triangles,
-        "checked by export::Plan"
-    );
+pub fn subdivide(mesh: &Mesh, texture_size: (u32, u32), max_texels: f32, max_triangles: usize) -> Split {
+    assert!(mesh.has_uvs() && mesh.triangles.len() <= max_triangles, "checked by export::Plan");
     let scale = Vec2::new(texture_size.0 as f32, texture_size.1 as f32);
     let mut m = mesh.clone();
     let mut budget_bound = false;
     loop {
         let lengths = edge_lengths(&m, scale);
-        let mut long: Vec<((u32, u32), f32, u32)> = lengths
-            .into_iter()
-            .filter(|&(_, (len, _))| len > max_texels)
-            .map(|(k, (len, n))| (k, len, n))
-            .collect();
+        let mut long: Vec<((u32, u32), f32, u32)> =
+            lengths.into_iter().filter(|&(_, (len, _))| len > max_texels).map(|(k, (len, n))| (k, len, n)).collect();
         if long.is_empty() || budget_bound {
             break;
         }
@@ -72,19 +61,11 @@ pub fn subdivide(
                 break;
             }
         }
-        let marked: HashMap<(u32, u32), u32> =
-            long.iter().map(|&(k, _, _)| (k, u32::MAX)).collect();
+        let marked: HashMap<(u32, u32), u32> = long.iter().map(|&(k, _, _)| (k, u32::MAX)).collect();
         m = split_edges(&m, marked);
     }
-    let longest_edge_texels = edge_lengths(&m, scale)
-        .values()
-        .map(|&(l, _)| l)
-        .fold(0.0, f32::max);
-    Split {
-        mesh: m,
-        longest_edge_texels,
-        budget_bound,
-    }
+    let longest_edge_texels = edge_lengths(&m, scale).values().map(|&(l, _)| l).fold(0.0, f32::max);
+    Split { mesh: m, longest_edge_texels, budget_bound }
 }
 
 fn edge_key(a: u32, b: u32) -> (u32, u32) {
@@ -130,18 +111,14 @@ fn split_edges(m: &Mesh, mut marked: HashMap<(u32, u32), u32>) -> Mesh {
         let mut mid: [Option<(u32, u32)>; 3] = [None; 3];
         for k in 0..3 {
             let (a, b) = (p[k], p[(k + 1) % 3]);
-            let Some(slot) = marked.get_mut(&edge_key(a, b)) else {
-                continue;
-            };
+            let Some(slot) = marked.get_mut(&edge_key(a, b)) else { continue };
             if *slot == u32::MAX {
                 *slot = out.positions.len() as u32;
-                out.positions
-                    .push((m.positions[a as usize] + m.positions[b as usize]) * 0.5);
+                out.positions.push((m.positions[a as usize] + m.positions[b as usize]) * 0.5);
             }
             let (ua, ub) = (uv[k], uv[(k + 1) % 3]);
             let mu = *uv_mid.entry(edge_key(ua, ub)).or_insert_with(|| {
-                out.texcoords
-                    .push((m.texcoords[ua as usize] + m.texcoords[ub as usize]) * 0.5);
+                out.texcoords.push((m.texcoords[ua as usize] + m.texcoords[ub as usize]) * 0.5);
                 out.texcoords.len() as u32 - 1
             });
             mid[k] = Some((*slot, mu));
@@ -152,8 +129,7 @@ fn split_edges(m: &Mesh, mut marked: HashMap<(u32, u32), u32>) -> Mesh {
             out.tri_texcoords.push(corners.map(|c| c.1));
             out.tri_material.push(m.tri_material[t]);
             // Pieces of one triangle keep its source face.
-            out.tri_polygon
-                .push(m.tri_polygon.get(t).copied().unwrap_or(t as u32));
+            out.tri_polygon.push(m.tri_polygon.get(t).copied().unwrap_or(t as u32));
         };
         match mid {
             [None, None, None] => push([c(0), c(1), c(2)]),
@@ -244,11 +220,7 @@ mod tests {
         assert_eq!(boundary, 4 * 32, "each side of the square in 32 pieces");
 
         let tight = subdivide(&mesh, (64, 64), 2.0, 100);
-        assert!(
-            tight.budget_bound
-                && tight.mesh.triangles.len() <= 100
-                && tight.mesh.triangles.len() > 50
-        );
+        assert!(tight.budget_bound && tight.mesh.triangles.len() <= 100 && tight.mesh.triangles.len() > 50);
         assert!((area(&tight.mesh) - 1.0).abs() < 1e-5);
     }
 }

@@ -36,28 +36,15 @@ const ROOT_RELS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 
 /// Escapes text for an XML attribute value.
 fn xml_attr(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// The 3MF package of `mesh` with `positions` (already placed, in mm) and
 /// `textures[m]` for material `m`. Triangles whose corners share a vertex
 /// are left out: the 3MF core spec forbids them and they print nothing.
-pub fn file(
-    mesh: &Mesh,
-    positions: &[Vec3],
-    textures: &[Image],
-    title: &str,
-    file_name: String,
-) -> Result<OutFile> {
-    let pngs: Vec<String> = mesh
-        .materials
-        .iter()
-        .enumerate()
-        .map(|(i, m)| format!("/3D/Textures/{}_{}.png", i + 1, file_stem(&m.name)))
-        .collect();
+pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], title: &str, file_name: String) -> Result<OutFile> {
+    let pngs: Vec<String> =
+        mesh.materials.iter().enumerate().map(|(i, m)| format!("/3D/Textures/{}_{}.png", i + 1, file_stem(&m.name))).collect();
     let mut model = String::with_capacity(80 * (positions.len() + mesh.triangles.len()));
     model.push_str(concat!(
         r#"<?xml version="1.0" encoding="UTF-8"?>"#,
@@ -70,18 +57,10 @@ pub fn file(
     let group_id = |m: usize| 2 * m + 2;
     let mut local: Vec<HashMap<u32, u32>> = vec![HashMap::new(); mesh.materials.len()];
     // A material no triangle uses gets no texture: an empty group is invalid.
-    let used: Vec<bool> = (0..mesh.materials.len())
-        .map(|m| mesh.tri_material.contains(&(m as u32)))
-        .collect();
+    let used: Vec<bool> = (0..mesh.materials.len()).map(|m| mesh.tri_material.contains(&(m as u32))).collect();
     for (m, png) in pngs.iter().enumerate().filter(|&(m, _)| used[m]) {
         writeln!(model, "  <m:texture2d id=\"{}\" path=\"{png}\" contenttype=\"image/png\" tilestyleu=\"wrap\" tilestylev=\"wrap\" filter=\"linear\"/>", 2 * m + 1).unwrap();
-        writeln!(
-            model,
-            "  <m:texture2dgroup id=\"{}\" texid=\"{}\">",
-            group_id(m),
-            2 * m + 1
-        )
-        .unwrap();
+        writeln!(model, "  <m:texture2dgroup id=\"{}\" texid=\"{}\">", group_id(m), 2 * m + 1).unwrap();
         // The UVs this material's triangles use, each once.
         let map = &mut local[m];
         for (t, uv) in mesh.tri_texcoords.iter().enumerate() {
@@ -105,12 +84,7 @@ pub fn file(
     let first_uv = local[first][&mesh.tri_texcoords[0][0]];
     writeln!(model, "  <object id=\"{object_id}\" type=\"model\" pid=\"{}\" pindex=\"{first_uv}\">\n   <mesh>\n    <vertices>", group_id(first)).unwrap();
     for p in positions {
-        writeln!(
-            model,
-            "     <vertex x=\"{}\" y=\"{}\" z=\"{}\"/>",
-            p.x, p.y, p.z
-        )
-        .unwrap();
+        writeln!(model, "     <vertex x=\"{}\" y=\"{}\" z=\"{}\"/>", p.x, p.y, p.z).unwrap();
     }
     model.push_str("    </vertices>\n    <triangles>\n");
     for (t, v) in mesh.triangles.iter().enumerate() {
@@ -143,16 +117,10 @@ pub fn file(
         ("[Content_Types].xml".into(), CONTENT_TYPES.into()),
         ("_rels/.rels".into(), ROOT_RELS.into()),
         ("3D/3dmodel.model".into(), model.into_bytes()),
-        (
-            "3D/_rels/3dmodel.model.rels".into(),
-            model_rels.into_bytes(),
-        ),
+        ("3D/_rels/3dmodel.model.rels".into(), model_rels.into_bytes()),
     ];
     for ((tex, png), _) in textures.iter().zip(&pngs).zip(&used).filter(|(_, &u)| u) {
         parts.push((png.trim_start_matches('/').to_string(), tex.png_bytes()?));
     }
-    Ok(OutFile {
-        name: file_name,
-        bytes: zip(&parts)?,
-    })
+    Ok(OutFile { name: file_name, bytes: zip(&parts)? })
 }

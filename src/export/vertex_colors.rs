@@ -33,42 +33,21 @@ pub fn colors(mesh: &Mesh, textures: &[Image]) -> Vec<[f32; 3]> {
             s[3] += w;
         }
     }
-    sum.iter()
-        .map(|s| {
-            if s[3] > 0.0 {
-                [0, 1, 2].map(|c| (s[c] / s[3]) as f32)
-            } else {
-                [0.5; 3]
-            }
-        })
-        .collect()
+    sum.iter().map(|s| if s[3] > 0.0 { [0, 1, 2].map(|c| (s[c] / s[3]) as f32) } else { [0.5; 3] }).collect()
 }
 
 /// `NAME_vertex_colors.obj`: `positions` (already placed for printing) with
 /// `colors`, and the faces of `mesh`.
 pub fn files(mesh: &Mesh, positions: &[Vec3], colors: &[[f32; 3]], file_name: String) -> OutFile {
     let mut obj = String::with_capacity(48 * positions.len() + 32 * mesh.triangles.len());
-    writeln!(
-        obj,
-        "# texstyle: vertex colours (r g b in 0-1 after x y z), {} triangles",
-        mesh.triangles.len()
-    )
-    .unwrap();
+    writeln!(obj, "# texstyle: vertex colours (r g b in 0-1 after x y z), {} triangles", mesh.triangles.len()).unwrap();
     for (p, c) in positions.iter().zip(colors) {
-        writeln!(
-            obj,
-            "v {} {} {} {:.4} {:.4} {:.4}",
-            p.x, p.y, p.z, c[0], c[1], c[2]
-        )
-        .unwrap();
+        writeln!(obj, "v {} {} {} {:.4} {:.4} {:.4}", p.x, p.y, p.z, c[0], c[1], c[2]).unwrap();
     }
     for t in &mesh.triangles {
         writeln!(obj, "f {} {} {}", t[0] + 1, t[1] + 1, t[2] + 1).unwrap();
     }
-    OutFile {
-        name: file_name,
-        bytes: obj.into_bytes(),
-    }
+    OutFile { name: file_name, bytes: obj.into_bytes() }
 }
 
 #[cfg(test)]
@@ -81,8 +60,7 @@ mod tests {
         // Two triangles of areas 0.5 and 2 share position 0 but read
         // different UVs there: a red and a blue texel.
         let mut mesh = test_mesh::triangles(&["a"]);
-        mesh.positions
-            .extend([Vec3::new(0.0, -2.0, 0.0), Vec3::new(2.0, 0.0, 0.0)]);
+        mesh.positions.extend([Vec3::new(0.0, -2.0, 0.0), Vec3::new(2.0, 0.0, 0.0)]);
         mesh.triangles.push([0, 3, 4]);
         mesh.texcoords.push(glam::Vec2::new(0.75, 0.25));
         mesh.tri_texcoords.push([3, 1, 2]);
@@ -93,10 +71,6 @@ mod tests {
         mesh.texcoords[0] = glam::Vec2::new(0.25, 0.25);
         let c = colors(&mesh, &[tex]);
         let expect = [0.5 / 2.5, 0.0, 2.0 / 2.5];
-        assert!(
-            (0..3).all(|k| (c[0][k] - expect[k]).abs() < 1e-6),
-            "{:?}",
-            c[0]
-        );
+        assert!((0..3).all(|k| (c[0][k] - expect[k]).abs() < 1e-6), "{:?}", c[0]);
     }
 }

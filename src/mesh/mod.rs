@@ -78,19 +78,8 @@ pub struct MeshError {
 }
 
 impl MeshError {
-    pub(crate) fn new(
-        kind: MeshErrorKind,
-        path: &Path,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> MeshError {
-        MeshError {
-            kind,
-            path: path.to_path_buf(),
-            line: None,
-            message: message.into(),
-            hint: hint.into(),
-        }
+    pub(crate) fn new(kind: MeshErrorKind, path: &Path, message: impl Into<String>, hint: impl Into<String>) -> MeshError {
+        MeshError { kind, path: path.to_path_buf(), line: None, message: message.into(), hint: hint.into() }
     }
 
     pub(crate) fn at_line(mut self, line: usize) -> MeshError {
@@ -129,12 +118,7 @@ pub struct Material {
 
 impl Material {
     pub(crate) fn plain(name: &str) -> Material {
-        Material {
-            name: name.into(),
-            diffuse: [1.0; 3],
-            texture_path: None,
-            texture: None,
-        }
+        Material { name: name.into(), diffuse: [1.0; 3], texture_path: None, texture: None }
     }
 }
 
@@ -214,18 +198,9 @@ impl Mesh {
     /// Loads a mesh file by its extension: `.obj`, `.stl`, `.ply`, `.gltf`, `.glb`.
     pub fn load(path: impl AsRef<Path>) -> Result<Mesh, MeshError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| {
-            MeshError::new(
-                MeshErrorKind::Io,
-                path,
-                format!("cannot read the mesh: {e}"),
-                "check the path",
-            )
-        })?;
-        let ext = path
-            .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
-            .unwrap_or_default();
+        let bytes = std::fs::read(path)
+            .map_err(|e| MeshError::new(MeshErrorKind::Io, path, format!("cannot read the mesh: {e}"), "check the path"))?;
+        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
         let mesh = match ext.as_str() {
             "stl" => stl::load(path, &bytes)?,
             "ply" => ply::load(path, &bytes)?,
@@ -267,82 +242,51 @@ impl Mesh {
         if self.triangles.is_empty() {
             return Err(err(
                 MeshErrorKind::NoFaces,
-                format!(
-                    "the mesh has {} vertices but no triangles",
-                    self.positions.len()
-                ),
+                format!("the mesh has {} vertices but no triangles", self.positions.len()),
                 "a point cloud cannot be textured; export the mesh with its faces",
             ));
         }
         if let Some(i) = self.positions.iter().position(|p| !p.is_finite()) {
             return Err(err(
                 MeshErrorKind::NonFinite,
-                format!(
-                    "vertex {} has a coordinate that is not finite ({})",
-                    i + 1,
-                    self.positions[i]
-                ),
+                format!("vertex {} has a coordinate that is not finite ({})", i + 1, self.positions[i]),
                 "fix or remove the vertex in your modeller",
             ));
         }
         let n = self.positions.len() as u32;
-        if let Some(t) = self
-            .triangles
-            .iter()
-            .position(|t| t.iter().any(|&i| i >= n))
-        {
+        if let Some(t) = self.triangles.iter().position(|t| t.iter().any(|&i| i >= n)) {
             return Err(err(
                 MeshErrorKind::IndexOutOfRange,
-                format!(
-                    "triangle {} refers to vertex {} but only {n} exist",
-                    t + 1,
-                    self.triangles[t].iter().max().unwrap()
-                ),
+                format!("triangle {} refers to vertex {} but only {n} exist", t + 1, self.triangles[t].iter().max().unwrap()),
                 "the file is truncated or its indices are wrong",
             ));
         }
         let (lo, hi) = self.bounds();
         if (hi - lo).max_element() <= 0.0 {
-            return Err(err(
-                MeshErrorKind::Degenerate,
-                "all vertices are at the same point".into(),
-                "the mesh has no extent to render",
-            ));
+            return Err(err(MeshErrorKind::Degenerate, "all vertices are at the same point".into(), "the mesh has no extent to render"));
         }
         if self.uv_coverage == UvCoverage::All && self.texcoords.iter().any(|t| !t.is_finite()) {
-            return Err(err(
-                MeshErrorKind::NonFinite,
-                "a texture coordinate is not finite".into(),
-                "fix the UVs, or pass --uv auto",
-            ));
+            return Err(err(MeshErrorKind::NonFinite, "a texture coordinate is not finite".into(), "fix the UVs, or pass --uv auto"));
         }
         if self.tri_polygon.len() != self.triangles.len() {
             self.tri_polygon = (0..self.triangles.len() as u32).collect();
         }
         let path = self.path.clone();
         for mat in &mut self.materials {
-            let Some(tex_path) = &mat.texture_path else {
-                continue;
-            };
+            let Some(tex_path) = &mat.texture_path else { continue };
             if mat.texture.is_some() {
                 continue;
             }
             let image = Image::load(tex_path).map_err(|e| {
                 let why = match e {
-                    image::ImageError::IoError(io) if !tex_path.is_file() => {
-                        format!("cannot be read: {io}")
-                    }
+                    image::ImageError::IoError(io) if !tex_path.is_file() => format!("cannot be read: {io}"),
                     // A truncated file surfaces as an I/O error from the decoder.
                     other => format!("cannot be decoded: {other}"),
                 };
                 MeshError::new(
                     MeshErrorKind::Texture,
                     &path,
-                    format!(
-                        "texture {} of material '{}' {why}",
-                        tex_path.display(),
-                        mat.name
-                    ),
+                    format!("texture {} of material '{}' {why}", tex_path.display(), mat.name),
                     "fix the texture reference (MTL map_Kd, glTF image uri) or the image file",
                 )
             })?;
@@ -362,11 +306,7 @@ impl Mesh {
     /// on only some faces need an explicit choice. Vertex colours, when the
     /// file has them and no texture, are baked into the new atlas as the
     /// content texture. Returns the atlas figures when it unwrapped.
-    pub fn prepare_uvs(
-        &mut self,
-        choice: Option<UvChoice>,
-        atlas_size: u32,
-    ) -> Result<Option<AtlasReport>, MeshError> {
+    pub fn prepare_uvs(&mut self, choice: Option<UvChoice>, atlas_size: u32) -> Result<Option<AtlasReport>, MeshError> {
         let err = |kind, msg: String, hint: &str| MeshError::new(kind, &self.path, msg, hint);
         match (&self.uv_coverage, choice) {
             (UvCoverage::All, None | Some(UvChoice::Keep)) => Ok(None),
@@ -389,14 +329,10 @@ impl Mesh {
     pub fn bounds(&self) -> (Vec3, Vec3) {
         let init = (Vec3::splat(f32::INFINITY), Vec3::splat(f32::NEG_INFINITY));
         let n = self.positions.len() as u32;
-        self.triangles
-            .iter()
-            .flatten()
-            .filter(|&&i| i < n)
-            .fold(init, |(lo, hi), &i| {
-                let p = self.positions[i as usize];
-                (lo.min(p), hi.max(p))
-            })
+        self.triangles.iter().flatten().filter(|&&i| i < n).fold(init, |(lo, hi), &i| {
+            let p = self.positions[i as usize];
+            (lo.min(p), hi.max(p))
+        })
     }
 
     /// The model matrix that moves the bounding-box centre to the origin and
@@ -410,11 +346,7 @@ impl Mesh {
     /// The three corner UVs of triangle `t` (zeros when the mesh has no UVs).
     pub fn triangle_uvs(&self, t: usize) -> [Vec2; 3] {
         match self.tri_texcoords.get(t) {
-            Some(&[a, b, c]) => [
-                self.texcoords[a as usize],
-                self.texcoords[b as usize],
-                self.texcoords[c as usize],
-            ],
+            Some(&[a, b, c]) => [self.texcoords[a as usize], self.texcoords[b as usize], self.texcoords[c as usize]],
             None => [Vec2::ZERO; 3],
         }
     }

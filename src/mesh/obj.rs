@@ -20,12 +20,7 @@ use super::{Material, Mesh, MeshError, MeshErrorKind, ObjFace, ObjLayout, UvCove
 
 pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
     let not_obj = |why: &str| {
-        MeshError::new(
-            MeshErrorKind::NotObj,
-            path,
-            format!("not a Wavefront OBJ: {why}"),
-            "texstyle reads text .obj files",
-        )
+        MeshError::new(MeshErrorKind::NotObj, path, format!("not a Wavefront OBJ: {why}"), "texstyle reads text .obj files")
     };
     let text = match std::str::from_utf8(bytes) {
         Ok(t) if !t.contains('\0') => t,
@@ -34,9 +29,7 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
     // A UTF-8 byte-order mark (Windows editors) would hide the first statement.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let perr = |kind, line: usize, msg: String, hint: &str| {
-        MeshError::new(kind, path, msg, hint).at_line(line)
-    };
+    let perr = |kind, line: usize, msg: String, hint: &str| MeshError::new(kind, path, msg, hint).at_line(line);
 
     let mut mesh = Mesh::empty(path);
     let mut colors: Vec<[f32; 3]> = Vec::new();
@@ -56,40 +49,23 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
         let line_no = i + 1;
         let line = raw.split('#').next().unwrap_or("");
         let mut words = line.split_whitespace();
-        let Some(keyword) = words.next() else {
-            continue;
-        };
+        let Some(keyword) = words.next() else { continue };
         match keyword {
             "v" | "vt" => {
                 statements += 1;
                 let mut xs = Vec::with_capacity(6);
                 for w in words {
                     let x: f32 = w.parse().map_err(|_| {
-                        perr(
-                            MeshErrorKind::Parse,
-                            line_no,
-                            format!("'{w}' is not a number in '{}'", raw.trim()),
-                            "",
-                        )
+                        perr(MeshErrorKind::Parse, line_no, format!("'{w}' is not a number in '{}'", raw.trim()), "")
                     })?;
                     if !x.is_finite() {
-                        return Err(perr(
-                            MeshErrorKind::NonFinite,
-                            line_no,
-                            format!("coordinate '{w}' is not finite"),
-                            "fix or remove the vertex",
-                        ));
+                        return Err(perr(MeshErrorKind::NonFinite, line_no, format!("coordinate '{w}' is not finite"), "fix or remove the vertex"));
                     }
                     xs.push(x);
                 }
                 if keyword == "v" {
                     if xs.len() < 3 {
-                        return Err(perr(
-                            MeshErrorKind::Parse,
-                            line_no,
-                            format!("vertex '{}' has fewer than 3 coordinates", raw.trim()),
-                            "",
-                        ));
+                        return Err(perr(MeshErrorKind::Parse, line_no, format!("vertex '{}' has fewer than 3 coordinates", raw.trim()), ""));
                     }
                     mesh.positions.push(Vec3::new(xs[0], xs[1], xs[2]));
                     // `v x y z r g b` (MeshLab, slicers): colours in [0, 1].
@@ -98,62 +74,37 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
                     }
                 } else {
                     // A single `vt u` is legal (v defaults to 0).
-                    mesh.texcoords.push(Vec2::new(
-                        xs.first().copied().unwrap_or(0.0),
-                        xs.get(1).copied().unwrap_or(0.0),
-                    ));
+                    mesh.texcoords.push(Vec2::new(xs.first().copied().unwrap_or(0.0), xs.get(1).copied().unwrap_or(0.0)));
                 }
             }
             "f" => {
                 statements += 1;
                 corners.clear();
                 let mut with_uv = 0;
-                let mut face = ObjFace {
-                    object,
-                    group,
-                    smoothing,
-                    ..Default::default()
-                };
+                let mut face = ObjFace { object, group, smoothing, ..Default::default() };
                 for corner in words {
                     let mut parts = corner.split('/');
-                    let v =
-                        resolve_index(parts.next().unwrap_or(""), mesh.positions.len(), "vertex")
-                            .map_err(|(k, m, h)| perr(k, line_no, m, h))?;
+                    let v = resolve_index(parts.next().unwrap_or(""), mesh.positions.len(), "vertex")
+                        .map_err(|(k, m, h)| perr(k, line_no, m, h))?;
                     let vt = match parts.next().filter(|t| !t.is_empty()) {
                         Some(t) => {
                             with_uv += 1;
-                            Some(
-                                resolve_index(t, mesh.texcoords.len(), "texture coordinate")
-                                    .map_err(|(k, m, h)| perr(k, line_no, m, h))?,
-                            )
+                            Some(resolve_index(t, mesh.texcoords.len(), "texture coordinate").map_err(|(k, m, h)| perr(k, line_no, m, h))?)
                         }
                         None => None,
                     };
                     if let Some(n) = parts.next().filter(|t| !t.is_empty()) {
-                        face.normals.push(
-                            resolve_index(n, layout.normals.len(), "normal")
-                                .map_err(|(k, m, h)| perr(k, line_no, m, h))?,
-                        );
+                        face.normals.push(resolve_index(n, layout.normals.len(), "normal").map_err(|(k, m, h)| perr(k, line_no, m, h))?);
                     }
                     corners.push((v, vt));
                     face.positions.push(v);
                 }
                 if !face.normals.is_empty() && face.normals.len() != face.positions.len() {
-                    return Err(perr(
-                        MeshErrorKind::Parse,
-                        line_no,
-                        "some corners of this face have normals and some do not".into(),
-                        "give every corner a normal, or none",
-                    ));
+                    return Err(perr(MeshErrorKind::Parse, line_no, "some corners of this face have normals and some do not".into(), "give every corner a normal, or none"));
                 }
                 layout.faces.push(face);
                 if corners.len() < 3 {
-                    return Err(perr(
-                        MeshErrorKind::Parse,
-                        line_no,
-                        format!("face '{}' has fewer than 3 corners", raw.trim()),
-                        "",
-                    ));
+                    return Err(perr(MeshErrorKind::Parse, line_no, format!("face '{}' has fewer than 3 corners", raw.trim()), ""));
                 }
                 if with_uv != 0 && with_uv != corners.len() {
                     return Err(perr(
@@ -176,16 +127,12 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
                         mesh.materials.len() as u32 - 1
                     }),
                 };
-                let pos: Vec<Vec3> = corners
-                    .iter()
-                    .map(|c| mesh.positions[c.0 as usize])
-                    .collect();
+                let pos: Vec<Vec3> = corners.iter().map(|c| mesh.positions[c.0 as usize]).collect();
                 for [a, b, c] in triangulate(&pos) {
                     let (ca, cb, cc) = (corners[a], corners[b], corners[c]);
                     mesh.triangles.push([ca.0, cb.0, cc.0]);
                     if has_uv {
-                        mesh.tri_texcoords
-                            .push([ca.1.unwrap(), cb.1.unwrap(), cc.1.unwrap()]);
+                        mesh.tri_texcoords.push([ca.1.unwrap(), cb.1.unwrap(), cc.1.unwrap()]);
                     }
                     mesh.tri_material.push(material);
                     mesh.tri_polygon.push(faces);
@@ -232,12 +179,7 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
                 statements += 1;
                 let xs: Vec<f32> = words.filter_map(|w| w.parse().ok()).collect();
                 if xs.len() < 3 || xs.iter().any(|x| !x.is_finite()) {
-                    return Err(perr(
-                        MeshErrorKind::Parse,
-                        line_no,
-                        format!("normal '{}' needs 3 finite numbers", raw.trim()),
-                        "",
-                    ));
+                    return Err(perr(MeshErrorKind::Parse, line_no, format!("normal '{}' needs 3 finite numbers", raw.trim()), ""));
                 }
                 layout.normals.push(Vec3::new(xs[0], xs[1], xs[2]));
             }
@@ -262,10 +204,7 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
         return Err(MeshError::new(
             MeshErrorKind::NoFaces,
             path,
-            format!(
-                "the mesh has {} vertices but no faces",
-                mesh.positions.len()
-            ),
+            format!("the mesh has {} vertices but no faces", mesh.positions.len()),
             "a point cloud cannot be textured; export the mesh with its faces",
         ));
     }
@@ -305,25 +244,13 @@ fn library_paths(base: &Path, rest: &str) -> Vec<PathBuf> {
     if whole.is_file() || !rest.contains(char::is_whitespace) {
         return vec![whole];
     }
-    rest.split_whitespace()
-        .map(|n| base.join(portable(n)))
-        .collect()
+    rest.split_whitespace().map(|n| base.join(portable(n))).collect()
 }
 
 /// Resolves a 1-based (or negative, relative) OBJ index against `count`
 /// elements defined so far into a 0-based index.
-fn resolve_index(
-    word: &str,
-    count: usize,
-    what: &str,
-) -> Result<u32, (MeshErrorKind, String, &'static str)> {
-    let i: i64 = word.parse().map_err(|_| {
-        (
-            MeshErrorKind::Parse,
-            format!("'{word}' is not a valid {what} index"),
-            "",
-        )
-    })?;
+fn resolve_index(word: &str, count: usize, what: &str) -> Result<u32, (MeshErrorKind, String, &'static str)> {
+    let i: i64 = word.parse().map_err(|_| (MeshErrorKind::Parse, format!("'{word}' is not a valid {what} index"), ""))?;
     let resolved = if i < 0 { count as i64 + i + 1 } else { i };
     if resolved < 1 || resolved > count as i64 {
         return Err((
@@ -359,9 +286,7 @@ fn split_map_statement(rest: &str) -> (Vec<String>, &str) {
     let mut s = rest.trim_start();
     loop {
         let word = s.split_whitespace().next().unwrap_or("");
-        let Some(&(name, max_args)) = MAP_OPTIONS.iter().find(|(n, _)| *n == word) else {
-            break;
-        };
+        let Some(&(name, max_args)) = MAP_OPTIONS.iter().find(|(n, _)| *n == word) else { break };
         s = s[word.len()..].trim_start();
         let mut taken = 0;
         while taken < max_args {
@@ -381,17 +306,9 @@ fn split_map_statement(rest: &str) -> (Vec<String>, &str) {
 
 /// Reads an MTL file: `newmtl`, `Kd`, `map_Kd`. Texture paths are resolved
 /// relative to the MTL file (which may live elsewhere than the OBJ).
-fn load_mtl(
-    obj_path: &Path,
-    mtl_path: &Path,
-    warnings: &mut Vec<String>,
-) -> Result<Vec<Material>, MeshError> {
+fn load_mtl(obj_path: &Path, mtl_path: &Path, warnings: &mut Vec<String>) -> Result<Vec<Material>, MeshError> {
     let bytes = std::fs::read(mtl_path).map_err(|e| {
-        let why = if mtl_path.exists() {
-            format!("cannot be read: {e}")
-        } else {
-            "not found".into()
-        };
+        let why = if mtl_path.exists() { format!("cannot be read: {e}") } else { "not found".into() };
         MeshError::new(
             MeshErrorKind::Material,
             obj_path,
@@ -413,33 +330,20 @@ fn load_mtl(
         match keyword {
             "newmtl" => mats.push(Material::plain(rest)),
             "Kd" => {
-                let m = mats
-                    .last_mut()
-                    .ok_or_else(|| merr(i + 1, "Kd before any newmtl".into()))?;
-                let v: Vec<f32> = rest
-                    .split_whitespace()
-                    .map(|w| w.parse::<f32>())
-                    .collect::<Result<_, _>>()
+                let m = mats.last_mut().ok_or_else(|| merr(i + 1, "Kd before any newmtl".into()))?;
+                let v: Vec<f32> = rest.split_whitespace().map(|w| w.parse::<f32>()).collect::<Result<_, _>>()
                     .map_err(|_| merr(i + 1, format!("'Kd {rest}' is not three numbers")))?;
                 if v.len() < 3 || v.iter().any(|x| !x.is_finite()) {
-                    return Err(merr(
-                        i + 1,
-                        format!("'Kd {rest}' is not three finite numbers"),
-                    ));
+                    return Err(merr(i + 1, format!("'Kd {rest}' is not three finite numbers")));
                 }
                 m.diffuse = [v[0], v[1], v[2]];
             }
             "map_Kd" => {
-                let m = mats
-                    .last_mut()
-                    .ok_or_else(|| merr(i + 1, "map_Kd before any newmtl".into()))?;
+                let m = mats.last_mut().ok_or_else(|| merr(i + 1, "map_Kd before any newmtl".into()))?;
                 let (options, file) = split_map_statement(rest);
                 // Scale, offset and turbulence move the texture on the surface; texstyle
                 // paints through the plain UVs, so say the texture will sit differently.
-                if let Some(o) = options
-                    .iter()
-                    .find(|o| ["-s", "-o", "-t"].contains(&o.as_str()))
-                {
+                if let Some(o) = options.iter().find(|o| ["-s", "-o", "-t"].contains(&o.as_str())) {
                     warnings.push(format!("{}:{}: map_Kd option {o} is ignored: the texture is read through the plain UVs", mtl_path.display(), i + 1));
                 }
                 if file.is_empty() {
@@ -460,18 +364,9 @@ mod tests {
     #[test]
     fn map_statements_keep_spaces_and_skip_options() {
         assert_eq!(split_map_statement("my tex.png"), (vec![], "my tex.png"));
-        assert_eq!(
-            split_map_statement("-s 2 2 1 -o 0.5 0.5 wood grain.png"),
-            (vec!["-s".into(), "-o".into()], "wood grain.png")
-        );
-        assert_eq!(
-            split_map_statement("-bm 0.3 -s 2 tex.png"),
-            (vec!["-bm".into(), "-s".into()], "tex.png")
-        );
-        assert_eq!(
-            split_map_statement("-clamp on -blendu off a.png"),
-            (vec!["-clamp".into(), "-blendu".into()], "a.png")
-        );
+        assert_eq!(split_map_statement("-s 2 2 1 -o 0.5 0.5 wood grain.png"), (vec!["-s".into(), "-o".into()], "wood grain.png"));
+        assert_eq!(split_map_statement("-bm 0.3 -s 2 tex.png"), (vec!["-bm".into(), "-s".into()], "tex.png"));
+        assert_eq!(split_map_statement("-clamp on -blendu off a.png"), (vec!["-clamp".into(), "-blendu".into()], "a.png"));
         assert_eq!(portable(r"textures\wood.png"), "textures/wood.png");
     }
 }

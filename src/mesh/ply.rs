@@ -13,10 +13,7 @@ use super::triangulate::triangulate;
 use super::{Material, Mesh, MeshError, MeshErrorKind, UvCoverage};
 
 fn scalar(e: &DefaultElement, names: &[&str]) -> Option<f32> {
-    names
-        .iter()
-        .find_map(|n| e.get(*n))
-        .and_then(Property::to_f32_lossy)
+    names.iter().find_map(|n| e.get(*n)).and_then(Property::to_f32_lossy)
 }
 
 fn float_list(p: &Property) -> Option<Vec<f32>> {
@@ -30,11 +27,7 @@ fn float_list(p: &Property) -> Option<Vec<f32>> {
 pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
     let err = |kind, msg: String, hint: &str| MeshError::new(kind, path, msg, hint);
     if !bytes.starts_with(b"ply") {
-        return Err(err(
-            MeshErrorKind::NotObj,
-            "not a PLY file: it does not start with 'ply'".into(),
-            "texstyle reads ASCII and binary PLY",
-        ));
+        return Err(err(MeshErrorKind::NotObj, "not a PLY file: it does not start with 'ply'".into(), "texstyle reads ASCII and binary PLY"));
     }
     let parser = Parser::<DefaultElement>::new();
     let ply = parser.read_ply(&mut &bytes[..]).map_err(|e| {
@@ -42,30 +35,15 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
         // download, or a header that announces more elements than there are.
         // The crate's message may span lines (a cause chain); the first says it.
         let full = e.to_string();
-        let text = full
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim_end_matches('.')
-            .to_string();
-        let truncated = ["Unexpected end of file", "fill whole buffer"]
-            .iter()
-            .any(|w| full.contains(w));
+        let text = full.lines().next().unwrap_or("").trim_end_matches('.').to_string();
+        let truncated = ["Unexpected end of file", "fill whole buffer"].iter().any(|w| full.contains(w));
         // The ASCII reader does not take "nan"/"inf": say what is wrong with the line.
-        let line = e
-            .line()
-            .and_then(|l| bytes.split(|&b| b == b'\n').nth(l.checked_sub(1)?));
+        let line = e.line().and_then(|l| bytes.split(|&b| b == b'\n').nth(l.checked_sub(1)?));
         let non_finite = line.is_some_and(|l| {
-            String::from_utf8_lossy(l)
-                .split_whitespace()
-                .any(|w| w.parse::<f32>().is_ok_and(|x| !x.is_finite()))
+            String::from_utf8_lossy(l).split_whitespace().any(|w| w.parse::<f32>().is_ok_and(|x| !x.is_finite()))
         });
         if non_finite {
-            err(
-                MeshErrorKind::NonFinite,
-                format!("{text}: a coordinate is not finite"),
-                "fix or remove the vertex",
-            )
+            err(MeshErrorKind::NonFinite, format!("{text}: a coordinate is not finite"), "fix or remove the vertex")
         } else if truncated {
             err(
                 MeshErrorKind::Truncated,
@@ -73,11 +51,7 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
                 "the file is truncated or its header counts are wrong; export it again",
             )
         } else {
-            err(
-                MeshErrorKind::Parse,
-                format!("malformed PLY: {text}"),
-                "export it again",
-            )
+            err(MeshErrorKind::Parse, format!("malformed PLY: {text}"), "export it again")
         }
     })?;
     let empty = Vec::new();
@@ -88,10 +62,7 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
         if got != def.count {
             return Err(err(
                 MeshErrorKind::Truncated,
-                format!(
-                    "the header announces {} '{name}' elements but the file holds {got}",
-                    def.count
-                ),
+                format!("the header announces {} '{name}' elements but the file holds {got}", def.count),
                 "the file is truncated or its header counts are wrong; export it again",
             ));
         }
@@ -101,13 +72,8 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
     let mut colors = Vec::with_capacity(vertices.len());
     let mut vertex_uvs = Vec::with_capacity(vertices.len());
     for (i, v) in vertices.iter().enumerate() {
-        let (Some(x), Some(y), Some(z)) = (scalar(v, &["x"]), scalar(v, &["y"]), scalar(v, &["z"]))
-        else {
-            return Err(err(
-                MeshErrorKind::Parse,
-                format!("vertex {i} lacks an x, y or z property"),
-                "export positions as x, y, z",
-            ));
+        let (Some(x), Some(y), Some(z)) = (scalar(v, &["x"]), scalar(v, &["y"]), scalar(v, &["z"])) else {
+            return Err(err(MeshErrorKind::Parse, format!("vertex {i} lacks an x, y or z property"), "export positions as x, y, z"));
         };
         mesh.positions.push(Vec3::new(x, y, z));
         let rgb = ["red", "green", "blue"].map(|c| v.get(c).or_else(|| v.get(&c[..1])));
@@ -126,17 +92,9 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
         }
     }
     mesh.materials = vec![Material::plain("default")];
-    let texture_file = ply.header.comments.iter().find_map(|c| {
-        c.trim()
-            .strip_prefix("TextureFile")
-            .map(|f| f.trim().to_string())
-    });
+    let texture_file = ply.header.comments.iter().find_map(|c| c.trim().strip_prefix("TextureFile").map(|f| f.trim().to_string()));
     if let Some(file) = texture_file {
-        mesh.materials[0].texture_path = Some(
-            path.parent()
-                .unwrap_or(Path::new("."))
-                .join(file.replace('\\', "/")),
-        );
+        mesh.materials[0].texture_path = Some(path.parent().unwrap_or(Path::new(".")).join(file.replace('\\', "/")));
     }
     let per_vertex_uv = !vertex_uvs.is_empty() && vertex_uvs.len() == mesh.positions.len();
     if per_vertex_uv {
@@ -145,23 +103,11 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
     let n = mesh.positions.len();
     let mut faces_with_uv = 0;
     for (f, face) in faces.iter().enumerate() {
-        let Some(ids) = ["vertex_indices", "vertex_index"]
-            .iter()
-            .find_map(|k| face.get(*k))
-            .and_then(|p| p.to_u32_list())
-        else {
-            return Err(err(
-                MeshErrorKind::Parse,
-                format!("face {f} has no vertex_indices list"),
-                "export faces as vertex_indices",
-            ));
+        let Some(ids) = ["vertex_indices", "vertex_index"].iter().find_map(|k| face.get(*k)).and_then(|p| p.to_u32_list()) else {
+            return Err(err(MeshErrorKind::Parse, format!("face {f} has no vertex_indices list"), "export faces as vertex_indices"));
         };
         if ids.len() < 3 {
-            return Err(err(
-                MeshErrorKind::Parse,
-                format!("face {f} has {} corners, fewer than 3", ids.len()),
-                "remove degenerate faces",
-            ));
+            return Err(err(MeshErrorKind::Parse, format!("face {f} has {} corners, fewer than 3", ids.len()), "remove degenerate faces"));
         }
         if let Some(&bad) = ids.iter().find(|&&i| i as usize >= n) {
             return Err(err(
@@ -170,14 +116,10 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
                 "the file is truncated or its indices are wrong",
             ));
         }
-        let wedge = face
-            .get("texcoord")
-            .and_then(float_list)
-            .filter(|l| l.len() == 2 * ids.len());
+        let wedge = face.get("texcoord").and_then(float_list).filter(|l| l.len() == 2 * ids.len());
         let uv_base = mesh.texcoords.len() as u32;
         if let Some(l) = &wedge {
-            mesh.texcoords
-                .extend(l.chunks_exact(2).map(|c| Vec2::new(c[0], c[1])));
+            mesh.texcoords.extend(l.chunks_exact(2).map(|c| Vec2::new(c[0], c[1])));
             faces_with_uv += 1;
         }
         let pos: Vec<Vec3> = ids.iter().map(|&i| mesh.positions[i as usize]).collect();
@@ -186,11 +128,7 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
             mesh.tri_material.push(0);
             mesh.tri_polygon.push(f as u32);
             if wedge.is_some() {
-                mesh.tri_texcoords.push([
-                    uv_base + a as u32,
-                    uv_base + b as u32,
-                    uv_base + c as u32,
-                ]);
+                mesh.tri_texcoords.push([uv_base + a as u32, uv_base + b as u32, uv_base + c as u32]);
             } else if per_vertex_uv {
                 mesh.tri_texcoords.push([ids[a], ids[b], ids[c]]);
             }
@@ -202,10 +140,7 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
         UvCoverage::None
     } else {
         mesh.tri_texcoords.clear();
-        UvCoverage::Partial(format!(
-            "{faces_with_uv} of {} faces have texcoord lists",
-            faces.len()
-        ))
+        UvCoverage::Partial(format!("{faces_with_uv} of {} faces have texcoord lists", faces.len()))
     };
     if colors.len() == n {
         mesh.vertex_colors = colors;

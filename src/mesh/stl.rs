@@ -14,8 +14,7 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
     // Binary: an 80-byte header, a triangle count, 50 bytes per triangle. The
     // header of a binary file may itself start with "solid", so the size
     // decides first.
-    let count =
-        (bytes.len() >= 84).then(|| u32::from_le_bytes(bytes[80..84].try_into().unwrap()) as u64);
+    let count = (bytes.len() >= 84).then(|| u32::from_le_bytes(bytes[80..84].try_into().unwrap()) as u64);
     let binary_size = count.map(|n| 84 + 50 * n);
     let looks_ascii = bytes.trim_ascii_start().starts_with(b"solid")
         && binary_size != Some(bytes.len() as u64)
@@ -29,34 +28,19 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
             _ => text.to_string(),
         };
         if !fixed.contains("endsolid") {
-            return Err(err(
-                MeshErrorKind::Truncated,
-                "the ASCII STL ends without 'endsolid': the file is truncated".into(),
-                "export or download it again",
-            ));
+            return Err(err(MeshErrorKind::Truncated, "the ASCII STL ends without 'endsolid': the file is truncated".into(), "export or download it again"));
         }
-        stl_io::read_stl(&mut Cursor::new(fixed.as_bytes())).map_err(|e| {
-            if e.to_string().contains("finite") {
-                err(
-                    MeshErrorKind::NonFinite,
-                    format!("a coordinate is not finite ({e})"),
-                    "fix or re-export the STL",
-                )
-            } else {
-                err(
-                    MeshErrorKind::Parse,
-                    format!("malformed ASCII STL: {e}"),
-                    "re-export the STL",
-                )
-            }
-        })?
+        stl_io::read_stl(&mut Cursor::new(fixed.as_bytes()))
+            .map_err(|e| {
+                if e.to_string().contains("finite") {
+                    err(MeshErrorKind::NonFinite, format!("a coordinate is not finite ({e})"), "fix or re-export the STL")
+                } else {
+                    err(MeshErrorKind::Parse, format!("malformed ASCII STL: {e}"), "re-export the STL")
+                }
+            })?
     } else {
         let Some(expected) = binary_size else {
-            return Err(err(
-                MeshErrorKind::Truncated,
-                format!("only {} bytes: too short for an STL", bytes.len()),
-                "export or download it again",
-            ));
+            return Err(err(MeshErrorKind::Truncated, format!("only {} bytes: too short for an STL", bytes.len()), "export or download it again"));
         };
         if expected != bytes.len() as u64 {
             return Err(err(
@@ -72,25 +56,12 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
         let mut data = bytes.to_vec();
         // Keep stl_io's ASCII probe from taking a "solid…" header for text.
         data[..5].copy_from_slice(b"     ");
-        stl_io::read_stl(&mut Cursor::new(data)).map_err(|e| {
-            err(
-                MeshErrorKind::Parse,
-                format!("malformed binary STL: {e}"),
-                "re-export the STL",
-            )
-        })?
+        stl_io::read_stl(&mut Cursor::new(data))
+            .map_err(|e| err(MeshErrorKind::Parse, format!("malformed binary STL: {e}"), "re-export the STL"))?
     };
     let mut mesh = Mesh::empty(path);
-    mesh.positions = indexed
-        .vertices
-        .iter()
-        .map(|v| Vec3::from_array(v.0))
-        .collect();
-    mesh.triangles = indexed
-        .faces
-        .iter()
-        .map(|f| f.vertices.map(|i| i as u32))
-        .collect();
+    mesh.positions = indexed.vertices.iter().map(|v| Vec3::from_array(v.0)).collect();
+    mesh.triangles = indexed.faces.iter().map(|f| f.vertices.map(|i| i as u32)).collect();
     mesh.tri_material = vec![0; mesh.triangles.len()];
     mesh.materials = vec![Material::plain("default")];
     mesh.uv_coverage = UvCoverage::None;

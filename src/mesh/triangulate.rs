@@ -10,11 +10,7 @@ use glam::{Vec2, Vec3};
 /// zero area) falls back to a fan, which is what other readers do.
 pub fn triangulate(corners: &[Vec3]) -> Vec<[usize; 3]> {
     let n = corners.len();
-    let fan = || {
-        (1..n.saturating_sub(1))
-            .map(|i| [0, i, i + 1])
-            .collect::<Vec<_>>()
-    };
+    let fan = || (1..n.saturating_sub(1)).map(|i| [0, i, i + 1]).collect::<Vec<_>>();
     if n <= 3 {
         return fan();
     }
@@ -22,11 +18,7 @@ pub fn triangulate(corners: &[Vec3]) -> Vec<[usize; 3]> {
     let mut normal = Vec3::ZERO;
     for i in 0..n {
         let (a, b) = (corners[i], corners[(i + 1) % n]);
-        normal += Vec3::new(
-            (a.y - b.y) * (a.z + b.z),
-            (a.z - b.z) * (a.x + b.x),
-            (a.x - b.x) * (a.y + b.y),
-        );
+        normal += Vec3::new((a.y - b.y) * (a.z + b.z), (a.z - b.z) * (a.x + b.x), (a.x - b.x) * (a.y + b.y));
     }
     if normal.length_squared() == 0.0 || !normal.is_finite() {
         return fan();
@@ -34,14 +26,9 @@ pub fn triangulate(corners: &[Vec3]) -> Vec<[usize; 3]> {
     let axis = normal.normalize();
     let u = axis.any_orthonormal_vector();
     let v = axis.cross(u);
-    let flat: Vec<Vec2> = corners
-        .iter()
-        .map(|p| Vec2::new(p.dot(u), p.dot(v)))
-        .collect();
+    let flat: Vec<Vec2> = corners.iter().map(|p| Vec2::new(p.dot(u), p.dot(v))).collect();
     let coords: Vec<f64> = flat.iter().flat_map(|p| [p.x as f64, p.y as f64]).collect();
-    let Ok(ids) = earcutr::earcut(&coords, &[], 2) else {
-        return fan();
-    };
+    let Ok(ids) = earcutr::earcut(&coords, &[], 2) else { return fan() };
     if ids.len() != 3 * (n - 2) {
         return fan();
     }
@@ -89,12 +76,7 @@ mod tests {
 
     #[test]
     fn clockwise_polygons_stay_clockwise() {
-        let p = [
-            Vec3::new(0.0, 0.0, 0.0),
-            Vec3::new(0.0, 1.0, 0.0),
-            Vec3::new(1.0, 1.0, 0.0),
-            Vec3::new(1.0, 0.0, 0.0),
-        ];
+        let p = [Vec3::new(0.0, 0.0, 0.0), Vec3::new(0.0, 1.0, 0.0), Vec3::new(1.0, 1.0, 0.0), Vec3::new(1.0, 0.0, 0.0)];
         assert!(triangulate(&p).iter().all(|&t| area2(&p, t).z < 0.0));
     }
 }

@@ -61,9 +61,7 @@ pub fn unwrap(mesh: &mut Mesh, atlas_size: u32) -> Result<AtlasReport, MeshError
     let start = Instant::now();
     let positions: Vec<[f32; 3]> = mesh.positions.iter().map(|p| p.to_array()).collect();
     let options = uvunwrap::Options {
-        density: uvunwrap::Density::Auto {
-            page_size: atlas_size,
-        },
+        density: uvunwrap::Density::Auto { page_size: atlas_size },
         padding: padding(atlas_size),
         ..Default::default()
     };
@@ -79,34 +77,21 @@ pub fn unwrap(mesh: &mut Mesh, atlas_size: u32) -> Result<AtlasReport, MeshError
     let mut charts = 0;
     let mut baked_colors = false;
     for mat in 0..mesh.materials.len() {
-        let tris: Vec<usize> = (0..mesh.triangles.len())
-            .filter(|&t| mesh.tri_material[t] as usize == mat)
-            .collect();
+        let tris: Vec<usize> = (0..mesh.triangles.len()).filter(|&t| mesh.tri_material[t] as usize == mat).collect();
         if tris.is_empty() {
             continue;
         }
         let indices: Vec<u32> = tris.iter().flat_map(|&t| mesh.triangles[t]).collect();
         let polygons: Vec<u32> = tris.iter().map(|&t| mesh.tri_polygon[t]).collect();
-        let input = uvunwrap::MeshInput {
-            polygons: Some(&polygons),
-            ..uvunwrap::MeshInput::new(&positions, &indices)
-        };
+        let input = uvunwrap::MeshInput { polygons: Some(&polygons), ..uvunwrap::MeshInput::new(&positions, &indices) };
         let atlas = uvunwrap::generate(&[input], &options).map_err(|e| {
-            MeshError::new(
-                MeshErrorKind::Unwrap,
-                &mesh.path,
-                format!("the automatic UV unwrap failed: {e}"),
-                "unwrap the mesh in your modeller and pass --uv keep",
-            )
+            MeshError::new(MeshErrorKind::Unwrap, &mesh.path, format!("the automatic UV unwrap failed: {e}"), "unwrap the mesh in your modeller and pass --uv keep")
         })?;
         if atlas.page_count != 1 {
             return Err(MeshError::new(
                 MeshErrorKind::Unwrap,
                 &mesh.path,
-                format!(
-                    "the automatic UV atlas needs {} pages of {atlas_size}²",
-                    atlas.page_count
-                ),
+                format!("the automatic UV atlas needs {} pages of {atlas_size}²", atlas.page_count),
                 "use a larger --texture-size, or unwrap the mesh in your modeller",
             ));
         }
@@ -115,20 +100,12 @@ pub fn unwrap(mesh: &mut Mesh, atlas_size: u32) -> Result<AtlasReport, MeshError
         // uvunwrap: (0, 0) is the corner of texel row 0 of a width × height
         // page; ours: OBJ convention, v = 0 at the bottom row of a square atlas.
         let (w, h) = (atlas.width as f32, atlas.height as f32);
-        mesh.texcoords.extend(
-            out.vertices
-                .iter()
-                .map(|v| Vec2::new(v.uv[0] * w / size, 1.0 - v.uv[1] * h / size)),
-        );
+        mesh.texcoords.extend(out.vertices.iter().map(|v| Vec2::new(v.uv[0] * w / size, 1.0 - v.uv[1] * h / size)));
         let chart_base = chart_areas.len();
         chart_areas.resize(chart_base + atlas.chart_count as usize, (0.0, 0.0));
         let mut covered = 0.0;
         for (k, &t) in tris.iter().enumerate() {
-            let ids = [
-                out.indices[3 * k],
-                out.indices[3 * k + 1],
-                out.indices[3 * k + 2],
-            ];
+            let ids = [out.indices[3 * k], out.indices[3 * k + 1], out.indices[3 * k + 2]];
             mesh.tri_texcoords[t] = ids.map(|i| base + i);
             let p = mesh.triangles[t].map(|i| mesh.positions[i as usize]);
             let area3 = 0.5 * (p[1] - p[0]).cross(p[2] - p[0]).length();
@@ -150,14 +127,8 @@ pub fn unwrap(mesh: &mut Mesh, atlas_size: u32) -> Result<AtlasReport, MeshError
             let moved = bake(mesh, &tris, atlas_size, |t, w| {
                 let uv = old.triangle_uvs(t);
                 let p = uv[0] * w[0] + uv[1] * w[1] + uv[2] * w[2];
-                let (x, y) = (
-                    p.x.rem_euclid(1.0) * old_tex.width as f32,
-                    (1.0 - p.y.rem_euclid(1.0)) * old_tex.height as f32,
-                );
-                glam::Vec3::from(old_tex.pixel(
-                    (x as u32).min(old_tex.width - 1),
-                    (y as u32).min(old_tex.height - 1),
-                ))
+                let (x, y) = (p.x.rem_euclid(1.0) * old_tex.width as f32, (1.0 - p.y.rem_euclid(1.0)) * old_tex.height as f32);
+                glam::Vec3::from(old_tex.pixel((x as u32).min(old_tex.width - 1), (y as u32).min(old_tex.height - 1)))
             });
             mesh.materials[mat].texture = Some(moved);
             mesh.materials[mat].texture_path = None;
@@ -174,13 +145,7 @@ pub fn unwrap(mesh: &mut Mesh, atlas_size: u32) -> Result<AtlasReport, MeshError
         }
     }
     mesh.uv_coverage = UvCoverage::All;
-    let used = mesh
-        .materials
-        .iter()
-        .enumerate()
-        .filter(|(m, _)| mesh.tri_material.contains(&(*m as u32)))
-        .count()
-        .max(1);
+    let used = mesh.materials.iter().enumerate().filter(|(m, _)| mesh.tri_material.contains(&(*m as u32))).count().max(1);
     Ok(AtlasReport {
         charts,
         coverage: coverage / used as f32,
@@ -193,11 +158,7 @@ pub fn unwrap(mesh: &mut Mesh, atlas_size: u32) -> Result<AtlasReport, MeshError
 
 /// 95th over 5th percentile (by surface area) of the charts' texel densities.
 fn density_spread(charts: &[(f32, f32)]) -> f32 {
-    let mut d: Vec<(f32, f32)> = charts
-        .iter()
-        .filter(|c| c.0 > 0.0 && c.1 > 0.0)
-        .map(|&(a3, auv)| ((auv / a3).sqrt(), a3))
-        .collect();
+    let mut d: Vec<(f32, f32)> = charts.iter().filter(|c| c.0 > 0.0 && c.1 > 0.0).map(|&(a3, auv)| ((auv / a3).sqrt(), a3)).collect();
     if d.is_empty() {
         return 1.0;
     }
@@ -219,19 +180,12 @@ fn density_spread(charts: &[(f32, f32)]) -> f32 {
 /// Paints triangles `tris` into a new `size²` image through the mesh's (new)
 /// UVs, each texel centre getting `colour(triangle, barycentric weights)`;
 /// texels outside every chart take the nearest painted colour.
-fn bake(
-    mesh: &Mesh,
-    tris: &[usize],
-    size: u32,
-    colour: impl Fn(usize, [f32; 3]) -> glam::Vec3,
-) -> Image {
+fn bake(mesh: &Mesh, tris: &[usize], size: u32, colour: impl Fn(usize, [f32; 3]) -> glam::Vec3) -> Image {
     let mut img = Image::filled(size, size, [0.0; 3]);
     let mut painted = vec![false; (size * size) as usize];
     let s = size as f32;
     for &t in tris {
-        let uv = mesh
-            .triangle_uvs(t)
-            .map(|p| Vec2::new(p.x * s, (1.0 - p.y) * s));
+        let uv = mesh.triangle_uvs(t).map(|p| Vec2::new(p.x * s, (1.0 - p.y) * s));
         let lo = uv[0].min(uv[1]).min(uv[2]).floor().max(Vec2::ZERO);
         let hi = uv[0].max(uv[1]).max(uv[2]).ceil().min(Vec2::splat(s));
         let area = (uv[1] - uv[0]).perp_dot(uv[2] - uv[0]);

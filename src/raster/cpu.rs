@@ -28,42 +28,22 @@ struct ClipVertex {
 /// Rasterizes `mesh` seen through `view_proj` (normalized mesh space → clip).
 pub fn rasterize(mesh: &RasterMesh, view_proj: Mat4, size: ViewSize) -> RasterFrame {
     let (w, h) = (size.width * size.samples, size.height * size.samples);
-    let depth: Vec<AtomicU64> = (0..w as usize * h as usize)
-        .map(|_| AtomicU64::new(u64::MAX))
-        .collect();
+    let depth: Vec<AtomicU64> = (0..w as usize * h as usize).map(|_| AtomicU64::new(u64::MAX)).collect();
     mesh.triangles.par_iter().enumerate().for_each(|(t, tri)| {
         let corner = |k: usize| view_proj * Vec4::from_array(mesh.positions[tri[k] as usize]);
-        let mut poly = [ClipVertex {
-            clip: Vec4::ZERO,
-            bary: [0.0; 3],
-        }; 4];
+        let mut poly = [ClipVertex { clip: Vec4::ZERO, bary: [0.0; 3] }; 4];
         let n = clip_near(
             [
-                ClipVertex {
-                    clip: corner(0),
-                    bary: [1.0, 0.0, 0.0],
-                },
-                ClipVertex {
-                    clip: corner(1),
-                    bary: [0.0, 1.0, 0.0],
-                },
-                ClipVertex {
-                    clip: corner(2),
-                    bary: [0.0, 0.0, 1.0],
-                },
+                ClipVertex { clip: corner(0), bary: [1.0, 0.0, 0.0] },
+                ClipVertex { clip: corner(1), bary: [0.0, 1.0, 0.0] },
+                ClipVertex { clip: corner(2), bary: [0.0, 0.0, 1.0] },
             ],
             &mut poly,
         );
         for k in 1..n.saturating_sub(1) {
-            raster_triangle(
-                &[poly[0], poly[k], poly[k + 1]],
-                t as u32,
-                w,
-                h,
-                |i, key| {
-                    depth[i].fetch_min(key, Ordering::Relaxed);
-                },
-            );
+            raster_triangle(&[poly[0], poly[k], poly[k + 1]], t as u32, w, h, |i, key| {
+                depth[i].fetch_min(key, Ordering::Relaxed);
+            });
         }
     });
 
@@ -79,33 +59,19 @@ pub fn rasterize(mesh: &RasterMesh, view_proj: Mat4, size: ViewSize) -> RasterFr
             let (x, y) = ((i as u32 % w) as f64 + 0.5, (i as u32 / w) as f64 + 0.5);
             let bary = perspective_bary(mesh, view_proj, t, x, y, w, h);
             let uv = |k: usize| mesh.uvs[3 * t + k];
-            let clip = |k: usize| {
-                view_proj * Vec4::from_array(mesh.positions[mesh.triangles[t][k] as usize])
-            };
+            let clip = |k: usize| view_proj * Vec4::from_array(mesh.positions[mesh.triangles[t][k] as usize]);
             let (z, cw) = (0..3).fold((0.0, 0.0), |(z, cw), k| {
-                (
-                    z + bary[k] * clip(k).z as f64,
-                    cw + bary[k] * clip(k).w as f64,
-                )
+                (z + bary[k] * clip(k).z as f64, cw + bary[k] * clip(k).w as f64)
             });
             FramePixel {
-                u: (bary[0] * uv(0)[0] as f64
-                    + bary[1] * uv(1)[0] as f64
-                    + bary[2] * uv(2)[0] as f64) as f32,
-                v: (bary[0] * uv(0)[1] as f64
-                    + bary[1] * uv(1)[1] as f64
-                    + bary[2] * uv(2)[1] as f64) as f32,
+                u: (bary[0] * uv(0)[0] as f64 + bary[1] * uv(1)[0] as f64 + bary[2] * uv(2)[0] as f64) as f32,
+                v: (bary[0] * uv(0)[1] as f64 + bary[1] * uv(1)[1] as f64 + bary[2] * uv(2)[1] as f64) as f32,
                 depth: (z / cw) as f32,
                 tri: t as u32 + 1,
             }
         })
         .collect();
-    RasterFrame {
-        width: size.width,
-        height: size.height,
-        samples: size.samples,
-        pixels,
-    }
+    RasterFrame { width: size.width, height: size.height, samples: size.samples, pixels }
 }
 
 /// Clips a triangle to the half-space in front of the near plane (clip z ≥ 0
@@ -136,10 +102,7 @@ fn clip_near(tri: [ClipVertex; 3], out: &mut [ClipVertex; 4]) -> usize {
 /// (NDC y up, rows top-down, pixel centres at +0.5).
 fn to_screen(c: Vec4, w: u32, h: u32) -> DVec2 {
     let (x, y, cw) = (c.x as f64, c.y as f64, c.w as f64);
-    DVec2::new(
-        (x / cw + 1.0) * 0.5 * w as f64,
-        (1.0 - y / cw) * 0.5 * h as f64,
-    )
+    DVec2::new((x / cw + 1.0) * 0.5 * w as f64, (1.0 - y / cw) * 0.5 * h as f64)
 }
 
 /// Scan-converts one clipped (all in front) triangle, calling `emit(sample
@@ -153,10 +116,7 @@ fn raster_triangle(v: &[ClipVertex; 3], t: u32, w: u32, h: u32, mut emit: impl F
     let lo = s[0].min(s[1]).min(s[2]).max(DVec2::ZERO);
     let hi = s[0].max(s[1]).max(s[2]).min(DVec2::new(w as f64, h as f64));
     // Sample centres at +0.5: the first column whose centre is ≥ lo.x.
-    let (x0, y0) = (
-        (lo.x - 0.5).ceil().max(0.0) as u32,
-        (lo.y - 0.5).ceil().max(0.0) as u32,
-    );
+    let (x0, y0) = ((lo.x - 0.5).ceil().max(0.0) as u32, (lo.y - 0.5).ceil().max(0.0) as u32);
     let (x1, y1) = ((hi.x - 0.5).floor(), (hi.y - 0.5).floor());
     if x1 < 0.0 || y1 < 0.0 {
         return;
@@ -182,45 +142,22 @@ fn raster_triangle(v: &[ClipVertex; 3], t: u32, w: u32, h: u32, mut emit: impl F
             }
             // The depth test compares view distances (w), like the GPU path.
             let dist = (1.0 / (b[0] * inv_w[0] + b[1] * inv_w[1] + b[2] * inv_w[2])) as f32;
-            emit(
-                (y * w + x) as usize,
-                (dist.to_bits() as u64) << 32 | t as u64,
-            );
+            emit((y * w + x) as usize, (dist.to_bits() as u64) << 32 | t as u64);
         }
     }
 }
 
 /// Perspective-correct barycentrics of triangle `t` at sample position
 /// `(x, y)`: screen barycentrics weighted by 1/w, then normalized.
-fn perspective_bary(
-    mesh: &RasterMesh,
-    view_proj: Mat4,
-    t: usize,
-    x: f64,
-    y: f64,
-    w: u32,
-    h: u32,
-) -> [f64; 3] {
+fn perspective_bary(mesh: &RasterMesh, view_proj: Mat4, t: usize, x: f64, y: f64, w: u32, h: u32) -> [f64; 3] {
     let tri = mesh.triangles[t];
-    let mut poly = [ClipVertex {
-        clip: Vec4::ZERO,
-        bary: [0.0; 3],
-    }; 4];
+    let mut poly = [ClipVertex { clip: Vec4::ZERO, bary: [0.0; 3] }; 4];
     let corner = |k: usize| view_proj * Vec4::from_array(mesh.positions[tri[k] as usize]);
     let n = clip_near(
         [
-            ClipVertex {
-                clip: corner(0),
-                bary: [1.0, 0.0, 0.0],
-            },
-            ClipVertex {
-                clip: corner(1),
-                bary: [0.0, 1.0, 0.0],
-            },
-            ClipVertex {
-                clip: corner(2),
-                bary: [0.0, 0.0, 1.0],
-            },
+            ClipVertex { clip: corner(0), bary: [1.0, 0.0, 0.0] },
+            ClipVertex { clip: corner(1), bary: [0.0, 1.0, 0.0] },
+            ClipVertex { clip: corner(2), bary: [0.0, 0.0, 1.0] },
         ],
         &mut poly,
     );
@@ -244,8 +181,7 @@ fn perspective_bary(
         if worst > best.1 {
             let q = [0, 1, 2].map(|i| b[i] / v[i].clip.w as f64);
             let sum = q[0] + q[1] + q[2];
-            let bary =
-                [0, 1, 2].map(|k| (0..3).map(|i| q[i] * v[i].bary[k] as f64).sum::<f64>() / sum);
+            let bary = [0, 1, 2].map(|k| (0..3).map(|i| q[i] * v[i].bary[k] as f64).sum::<f64>() / sum);
             best = (bary, worst);
         }
     }
@@ -260,12 +196,7 @@ mod tests {
 
     /// A unit quad in the z = 0 plane made of two triangles, UV = xy mapped to [0, 1].
     fn quad() -> RasterMesh {
-        let p = [
-            [-1.0, -1.0, 0.0, 1.0],
-            [1.0, -1.0, 0.0, 1.0],
-            [1.0, 1.0, 0.0, 1.0],
-            [-1.0, 1.0, 0.0, 1.0],
-        ];
+        let p = [[-1.0, -1.0, 0.0, 1.0], [1.0, -1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 1.0], [-1.0, 1.0, 0.0, 1.0]];
         let uv = |i: usize| [(p[i][0] + 1.0) / 2.0, (p[i][1] + 1.0) / 2.0];
         RasterMesh {
             positions: p.to_vec(),
@@ -285,42 +216,25 @@ mod tests {
         // The quad spans pixels 4..12; pixel (4, 4) is its top-left, so u ≈ 0, v ≈ 1.
         let tl = f.at(4, 4);
         assert!(tl.covered());
-        assert!(
-            (tl.u - 0.5 / 8.0).abs() < 1e-4 && (tl.v - (1.0 - 0.5 / 8.0)).abs() < 1e-4,
-            "{tl:?}"
-        );
+        assert!((tl.u - 0.5 / 8.0).abs() < 1e-4 && (tl.v - (1.0 - 0.5 / 8.0)).abs() < 1e-4, "{tl:?}");
         assert_eq!(f.pixels.iter().filter(|p| p.covered()).count(), 64);
     }
 
     #[test]
     fn triangle_behind_camera_is_invisible_and_crossing_one_is_clipped() {
-        let cam = Camera::look_at(
-            Vec3::new(0.0, 0.0, -0.5),
-            Vec3::new(0.0, 0.0, -1.0),
-            90.0,
-            0.1,
-            10.0,
-        );
+        let cam = Camera::look_at(Vec3::new(0.0, 0.0, -0.5), Vec3::new(0.0, 0.0, -1.0), 90.0, 0.1, 10.0);
         // The quad at z = 0 lies behind this camera (looking towards −z from z = −0.5)…
         let behind = rasterize(&quad(), cam.view_proj(1.0), ViewSize::square(8));
         assert!(behind.pixels.iter().all(|p| !p.covered()));
         // …while a floor from z = +5 (behind) to z = −5 (in front) shows its front half.
         let floor = RasterMesh {
-            positions: vec![
-                [-1.0, -0.2, 5.0, 1.0],
-                [1.0, -0.2, 5.0, 1.0],
-                [1.0, -0.2, -5.0, 1.0],
-                [-1.0, -0.2, -5.0, 1.0],
-            ],
+            positions: vec![[-1.0, -0.2, 5.0, 1.0], [1.0, -0.2, 5.0, 1.0], [1.0, -0.2, -5.0, 1.0], [-1.0, -0.2, -5.0, 1.0]],
             triangles: vec![[0, 1, 2, 0], [0, 2, 3, 0]],
             uvs: vec![[0.0; 2]; 6],
         };
         let f = rasterize(&floor, cam.view_proj(1.0), ViewSize::square(8));
         // Bottom rows see the floor, top rows the empty sky.
         assert!(f.at(4, 7).covered() && !f.at(4, 0).covered());
-        assert!(f
-            .pixels
-            .iter()
-            .all(|p| !p.covered() || (0.0..=1.0).contains(&p.depth)));
+        assert!(f.pixels.iter().all(|p| !p.covered() || (0.0..=1.0).contains(&p.depth)));
     }
 }

@@ -70,31 +70,22 @@ impl Rasterizer {
     /// Compiles the shaders and uploads the mesh.
     pub fn new(gpu: &Gpu, mesh: &RasterMesh) -> Result<Rasterizer, GpuError> {
         use wgpu::util::DeviceExt;
-        let tri_pipeline =
-            gpu.compute_pipeline("raster.tri", include_str!("../../shaders/raster_tri.wgsl"))?;
-        let resolve_pipeline = gpu.compute_pipeline(
-            "raster.resolve",
-            include_str!("../../shaders/raster_resolve.wgsl"),
-        )?;
+        let tri_pipeline = gpu.compute_pipeline("raster.tri", include_str!("../../shaders/raster_tri.wgsl"))?;
+        let resolve_pipeline =
+            gpu.compute_pipeline("raster.resolve", include_str!("../../shaders/raster_resolve.wgsl"))?;
         let max_binding = gpu.limits.max_storage_buffer_binding_size;
         let upload = |label: &'static str, bytes: &[u8]| -> Result<wgpu::Buffer, GpuError> {
             if bytes.len() as u64 > max_binding {
-                return Err(GpuError::TooLarge {
-                    what: label,
-                    needed: bytes.len() as u64,
-                    limit: max_binding,
-                });
+                return Err(GpuError::TooLarge { what: label, needed: bytes.len() as u64, limit: max_binding });
             }
             // Empty bindings are invalid; a 16-byte stub keeps the layout valid.
             let stub = [0u8; 16];
             let contents = if bytes.is_empty() { &stub[..] } else { bytes };
-            Ok(gpu
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(label),
-                    contents,
-                    usage: wgpu::BufferUsages::STORAGE,
-                }))
+            Ok(gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE,
+            }))
         };
         let params = |label| {
             gpu.device.create_buffer(&wgpu::BufferDescriptor {
@@ -132,19 +123,10 @@ impl Rasterizer {
         let n = w as u64 * h as u64;
         let frame_bytes = n * std::mem::size_of::<FramePixel>() as u64;
         if frame_bytes > self.max_binding {
-            return Err(GpuError::TooLarge {
-                what: "the UV frame",
-                needed: frame_bytes,
-                limit: self.max_binding,
-            });
+            return Err(GpuError::TooLarge { what: "the UV frame", needed: frame_bytes, limit: self.max_binding });
         }
         let buffer = |label, size, usage| {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage,
-                mapped_at_creation: false,
-            })
+            self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
         };
         use wgpu::BufferUsages as U;
         let depth = buffer("raster.depth", n * 8, U::STORAGE | U::COPY_DST);
@@ -154,10 +136,7 @@ impl Rasterizer {
             let entries: Vec<_> = buffers
                 .iter()
                 .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource: b.as_entire_binding(),
-                })
+                .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
                 .collect();
             self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(label),
@@ -173,23 +152,9 @@ impl Rasterizer {
         let resolve_bind = bind(
             "raster.resolve.bind",
             &self.resolve_pipeline,
-            &[
-                &self.resolve_params,
-                &self.positions,
-                &self.triangles,
-                &depth,
-                &self.uvs,
-                &frame,
-            ],
+            &[&self.resolve_params, &self.positions, &self.triangles, &depth, &self.uvs, &frame],
         );
-        self.targets = Some(Targets {
-            size: (w, h),
-            depth,
-            frame,
-            staging,
-            tri_bind,
-            resolve_bind,
-        });
+        self.targets = Some(Targets { size: (w, h), depth, frame, staging, tri_bind, resolve_bind });
         Ok(self.targets.as_ref().unwrap())
     }
 
@@ -205,37 +170,24 @@ impl Rasterizer {
             num_tris: self.num_tris,
             row_stride,
         };
-        self.queue
-            .write_buffer(&self.tri_params, 0, bytemuck::bytes_of(&params(tri_stride)));
-        self.queue.write_buffer(
-            &self.resolve_params,
-            0,
-            bytemuck::bytes_of(&params(pix_stride)),
-        );
+        self.queue.write_buffer(&self.tri_params, 0, bytemuck::bytes_of(&params(tri_stride)));
+        self.queue.write_buffer(&self.resolve_params, 0, bytemuck::bytes_of(&params(pix_stride)));
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let (tri_pipeline, resolve_pipeline) =
-            (self.tri_pipeline.clone(), self.resolve_pipeline.clone());
+        let (tri_pipeline, resolve_pipeline) = (self.tri_pipeline.clone(), self.resolve_pipeline.clone());
         let device = self.device.clone();
         let queue = self.queue.clone();
         let t = self.targets(w, h)?;
-        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("raster"),
-        });
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("raster") });
         enc.clear_buffer(&t.depth, 0, None);
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("raster.tri"),
-                timestamp_writes: None,
-            });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("raster.tri"), timestamp_writes: None });
             pass.set_pipeline(&tri_pipeline);
             pass.set_bind_group(0, &t.tri_bind, &[]);
             pass.dispatch_workgroups(tri_x, tri_y, 1);
         }
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("raster.resolve"),
-                timestamp_writes: None,
-            });
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("raster.resolve"), timestamp_writes: None });
             pass.set_pipeline(&resolve_pipeline);
             pass.set_bind_group(0, &t.resolve_bind, &[]);
             pass.dispatch_workgroups(pix_x, pix_y, 1);
@@ -243,10 +195,7 @@ impl Rasterizer {
         enc.copy_buffer_to_buffer(&t.frame, 0, &t.staging, 0, None);
         queue.submit([enc.finish()]);
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(GpuError::Validation {
-                what: "raster",
-                message: e.to_string(),
-            });
+            return Err(GpuError::Validation { what: "raster", message: e.to_string() });
         }
 
         let (tx, rx) = std::sync::mpsc::channel();
@@ -255,36 +204,19 @@ impl Rasterizer {
         });
         device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Readback {
-                what: "the UV frame",
-                message: e.to_string(),
-            })?;
+            .map_err(|e| GpuError::Readback { what: "the UV frame", message: e.to_string() })?;
         rx.recv()
-            .map_err(|e| GpuError::Readback {
-                what: "the UV frame",
-                message: e.to_string(),
-            })?
-            .map_err(|e| GpuError::Readback {
-                what: "the UV frame",
-                message: e.to_string(),
-            })?;
+            .map_err(|e| GpuError::Readback { what: "the UV frame", message: e.to_string() })?
+            .map_err(|e| GpuError::Readback { what: "the UV frame", message: e.to_string() })?;
         let pixels = {
             let view = t
                 .staging
                 .get_mapped_range(..)
-                .map_err(|e| GpuError::Readback {
-                    what: "the UV frame",
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| GpuError::Readback { what: "the UV frame", message: e.to_string() })?;
             bytemuck::cast_slice::<u8, FramePixel>(&view).to_vec()
         };
         t.staging.unmap();
-        Ok(RasterFrame {
-            width: size.width,
-            height: size.height,
-            samples: size.samples,
-            pixels,
-        })
+        Ok(RasterFrame { width: size.width, height: size.height, samples: size.samples, pixels })
     }
 }
 
@@ -295,25 +227,13 @@ mod tests {
     /// `RasterParams` must match `struct Params` byte for byte in both shaders.
     #[test]
     fn params_layout_matches_the_wgsl_struct() {
-        for src in [
-            include_str!("../../shaders/raster_tri.wgsl"),
-            include_str!("../../shaders/raster_resolve.wgsl"),
-        ] {
+        for src in [include_str!("../../shaders/raster_tri.wgsl"), include_str!("../../shaders/raster_resolve.wgsl")] {
             let module = naga::front::wgsl::parse_str(src).expect("shader parses");
             let mut layouter = naga::proc::Layouter::default();
             layouter.update(module.to_ctx()).unwrap();
-            let (handle, ty) = module
-                .types
-                .iter()
-                .find(|(_, t)| t.name.as_deref() == Some("Params"))
-                .unwrap();
-            assert_eq!(
-                layouter[handle].size as usize,
-                std::mem::size_of::<RasterParams>()
-            );
-            let naga::TypeInner::Struct { members, .. } = &ty.inner else {
-                panic!("Params is a struct")
-            };
+            let (handle, ty) = module.types.iter().find(|(_, t)| t.name.as_deref() == Some("Params")).unwrap();
+            assert_eq!(layouter[handle].size as usize, std::mem::size_of::<RasterParams>());
+            let naga::TypeInner::Struct { members, .. } = &ty.inner else { panic!("Params is a struct") };
             let offsets: Vec<u32> = members.iter().map(|m| m.offset).collect();
             assert_eq!(offsets, [0, 64, 68, 72, 76]);
         }

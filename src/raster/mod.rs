@@ -96,36 +96,22 @@ pub struct RasterMesh {
 impl RasterMesh {
     pub fn from_mesh(mesh: &Mesh) -> RasterMesh {
         let norm = mesh.normalization();
-        let positions = mesh
-            .positions
-            .iter()
-            .map(|&p| norm.transform_point3(p).extend(1.0).to_array())
-            .collect();
+        let positions = mesh.positions.iter().map(|&p| norm.transform_point3(p).extend(1.0).to_array()).collect();
         let triangles = mesh
             .triangles
             .iter()
             .zip(&mesh.tri_material)
             .map(|(t, &m)| [t[0], t[1], t[2], m])
             .collect();
-        let uvs = (0..mesh.triangles.len())
-            .flat_map(|t| mesh.triangle_uvs(t))
-            .map(|uv| uv.to_array())
-            .collect();
-        RasterMesh {
-            positions,
-            triangles,
-            uvs,
-        }
+        let uvs = (0..mesh.triangles.len()).flat_map(|t| mesh.triangle_uvs(t)).map(|uv| uv.to_array()).collect();
+        RasterMesh { positions, triangles, uvs }
     }
 }
 
 impl RasterMesh {
     /// Radius of the bounding sphere around the origin (≤ √3 after normalization).
     pub fn radius(&self) -> f32 {
-        self.positions
-            .iter()
-            .map(|p| glam::Vec3::new(p[0], p[1], p[2]).length())
-            .fold(0.0, f32::max)
+        self.positions.iter().map(|p| glam::Vec3::new(p[0], p[1], p[2]).length()).fold(0.0, f32::max)
     }
 }
 
@@ -140,11 +126,7 @@ pub struct ViewSize {
 
 impl ViewSize {
     pub fn square(size: u32) -> ViewSize {
-        ViewSize {
-            width: size,
-            height: size,
-            samples: 1,
-        }
+        ViewSize { width: size, height: size, samples: 1 }
     }
     pub fn aspect(&self) -> f32 {
         self.width as f32 / self.height as f32
@@ -159,10 +141,7 @@ pub enum Raster {
 
 impl Raster {
     /// Uploads the mesh to `gpu` when given one, else keeps it for the CPU path.
-    pub fn new(
-        gpu: Option<&crate::gpu::Gpu>,
-        mesh: &RasterMesh,
-    ) -> Result<Raster, crate::gpu::GpuError> {
+    pub fn new(gpu: Option<&crate::gpu::Gpu>, mesh: &RasterMesh) -> Result<Raster, crate::gpu::GpuError> {
         Ok(match gpu {
             Some(gpu) => Raster::Gpu(gpu::Rasterizer::new(gpu, mesh)?),
             None => Raster::Cpu(mesh.clone()),
@@ -170,11 +149,7 @@ impl Raster {
     }
 
     /// Rasterizes one view; `view_proj` maps normalized mesh space to clip space.
-    pub fn rasterize(
-        &mut self,
-        view_proj: Mat4,
-        size: ViewSize,
-    ) -> Result<RasterFrame, crate::gpu::GpuError> {
+    pub fn rasterize(&mut self, view_proj: Mat4, size: ViewSize) -> Result<RasterFrame, crate::gpu::GpuError> {
         match self {
             Raster::Gpu(r) => r.rasterize(view_proj, size),
             Raster::Cpu(m) => Ok(cpu::rasterize(m, view_proj, size)),

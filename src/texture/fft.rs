@@ -9,8 +9,7 @@ use super::irfft::{self, Irfft2};
 
 /// lucid's `color_correlation_svd_sqrt`: the square root of ImageNet's
 /// colour covariance, rows = RGB output, columns = decorrelated input.
-const COLOR_CORRELATION_SQRT: [[f32; 3]; 3] =
-    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]];
+const COLOR_CORRELATION_SQRT: [[f32; 3]; 3] = [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]];
 
 /// lucid divides the image of the scaled spectrum by 4 before the colour mix.
 const SPECTRUM_DIVISOR: f64 = 4.0;
@@ -32,19 +31,9 @@ pub struct Fft {
 /// The decorrelated colour matrix divided by its largest column norm (lucid's), `[3, 3]`.
 pub fn color_matrix() -> Result<Tensor> {
     let max_norm = (0..3)
-        .map(|c| {
-            COLOR_CORRELATION_SQRT
-                .iter()
-                .map(|row| row[c] * row[c])
-                .sum::<f32>()
-                .sqrt()
-        })
+        .map(|c| COLOR_CORRELATION_SQRT.iter().map(|row| row[c] * row[c]).sum::<f32>().sqrt())
         .fold(0.0, f32::max);
-    let m: Vec<f32> = COLOR_CORRELATION_SQRT
-        .iter()
-        .flatten()
-        .map(|v| v / max_norm)
-        .collect();
+    let m: Vec<f32> = COLOR_CORRELATION_SQRT.iter().flatten().map(|v| v / max_norm).collect();
     Tensor::from_vec(m, (3, 3), &Device::Cpu)
 }
 
@@ -53,21 +42,13 @@ impl Fft {
         let dev = Device::Cpu;
         let wh = irfft::half_width(width);
         let n = materials * 3 * height * wh * 2;
-        let theta = Var::from_vec(
-            super::normal(n, super::INIT_SIGMA, seed),
-            (materials, 3, height, wh, 2),
-            &dev,
-        )?;
+        let theta = Var::from_vec(super::normal(n, super::INIT_SIGMA, seed), (materials, 3, height, wh, 2), &dev)?;
         let floor = 1.0 / height.max(width) as f32;
         let unit = ((height * width) as f32).sqrt();
         let mut s = Vec::with_capacity(height * wh);
         for ky in 0..height {
             // numpy's fftfreq: 0, 1/n, …, then negative frequencies.
-            let fy = if ky <= (height - 1) / 2 {
-                ky as f32
-            } else {
-                ky as f32 - height as f32
-            } / height as f32;
+            let fy = if ky <= (height - 1) / 2 { ky as f32 } else { ky as f32 - height as f32 } / height as f32;
             for kx in 0..wh {
                 let fx = kx as f32 / width as f32;
                 s.push(unit / (fx * fx + fy * fy).sqrt().max(floor));
@@ -75,15 +56,7 @@ impl Fft {
         }
         let scale = Tensor::from_vec(s, (1, 1, height, wh, 1), &dev)?;
         let color = color_matrix()?;
-        Ok(Fft {
-            materials,
-            height,
-            width,
-            theta,
-            scale,
-            color,
-            irfft: Irfft2::new(height, width),
-        })
+        Ok(Fft { materials, height, width, theta, scale, color, irfft: Irfft2::new(height, width) })
     }
 
     pub fn vars(&self) -> Vec<Var> {

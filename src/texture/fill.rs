@@ -83,11 +83,7 @@ mod tests {
         // Material 0 saw its left texel (red), material 1 its right one
         // (blue); a fill that crossed planes would give material 1 red.
         let (r, b, g) = ([1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]);
-        let mut texs = [
-            Image::filled(3, 1, g),
-            Image::filled(3, 1, g),
-            Image::filled(3, 1, g),
-        ];
+        let mut texs = [Image::filled(3, 1, g), Image::filled(3, 1, g), Image::filled(3, 1, g)];
         texs[0].set_pixel(0, 0, r);
         texs[1].set_pixel(2, 0, b);
         let seen = [true, false, false, false, false, true, false, false, false];

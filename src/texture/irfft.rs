@@ -45,14 +45,8 @@ impl Plans {
         Plans {
             h,
             w,
-            rows: [
-                p.plan_fft(w, FftDirection::Forward),
-                p.plan_fft(w, FftDirection::Inverse),
-            ],
-            cols: [
-                p.plan_fft(h, FftDirection::Forward),
-                p.plan_fft(h, FftDirection::Inverse),
-            ],
+            rows: [p.plan_fft(w, FftDirection::Forward), p.plan_fft(w, FftDirection::Inverse)],
+            cols: [p.plan_fft(h, FftDirection::Forward), p.plan_fft(h, FftDirection::Inverse)],
         }
     }
 
@@ -84,9 +78,7 @@ pub struct Irfft2 {
 
 impl Irfft2 {
     pub fn new(h: usize, w: usize) -> Irfft2 {
-        Irfft2 {
-            plans: Arc::new(Plans::new(h, w)),
-        }
+        Irfft2 { plans: Arc::new(Plans::new(h, w)) }
     }
 
     /// `irfft2` of `spec` (`[.., H, W/2+1, 2]`, f32, CPU) into `[.., H, W]`, with these plans.
@@ -160,10 +152,7 @@ impl CustomOp1 for Irfft2 {
         let dims = layout.shape().dims();
         let (h, w) = (self.plans.h, self.plans.w);
         if dims.len() < 3 || dims[dims.len() - 3..] != [h, half_width(w), 2] {
-            candle_core::bail!(
-                "irfft2: expected [.., {h}, {}, 2], got {dims:?}",
-                half_width(w)
-            )
+            candle_core::bail!("irfft2: expected [.., {h}, {}, 2], got {dims:?}", half_width(w))
         }
         let out = self.forward(&data[start..end]);
         let mut shape = dims[..dims.len() - 3].to_vec();
@@ -173,11 +162,7 @@ impl CustomOp1 for Irfft2 {
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
         let g = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        Ok(Some(Tensor::from_vec(
-            self.adjoint(&g),
-            arg.shape(),
-            arg.device(),
-        )?))
+        Ok(Some(Tensor::from_vec(self.adjoint(&g), arg.shape(), arg.device())?))
     }
 }
 
@@ -201,12 +186,8 @@ mod tests {
                 let mut acc = 0.0f64;
                 for ky in 0..h {
                     for kx in 0..wh {
-                        let phi = std::f64::consts::TAU
-                            * (ky as f64 * ny as f64 / h as f64 + kx as f64 * nx as f64 / w as f64);
-                        let (re, im) = (
-                            spec[(ky * wh + kx) * 2] as f64,
-                            spec[(ky * wh + kx) * 2 + 1] as f64,
-                        );
+                        let phi = std::f64::consts::TAU * (ky as f64 * ny as f64 / h as f64 + kx as f64 * nx as f64 / w as f64);
+                        let (re, im) = (spec[(ky * wh + kx) * 2] as f64, spec[(ky * wh + kx) * 2 + 1] as f64);
                         acc += column_weight(kx, w) as f64 * (re * phi.cos() - im * phi.sin());
                     }
                 }
@@ -217,9 +198,7 @@ mod tests {
     }
 
     fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
-            .collect()
+        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect()
     }
 
     #[test]
@@ -243,15 +222,8 @@ mod tests {
         let mut z: Vec<Complex32> = img.iter().map(|&v| Complex32::new(v, 0.0)).collect();
         plans.fft2(&mut z, false);
         let wh = half_width(w);
-        let spec: Vec<f32> = (0..h)
-            .flat_map(|ky| (0..wh).flat_map(move |kx| [ky, kx]))
-            .collect::<Vec<_>>()
-            .chunks(2)
-            .flat_map(|k| {
-                let v = z[k[0] * w + k[1]];
-                [v.re, v.im]
-            })
-            .collect();
+        let spec: Vec<f32> = (0..h).flat_map(|ky| (0..wh).flat_map(move |kx| [ky, kx])).collect::<Vec<_>>()
+            .chunks(2).flat_map(|k| { let v = z[k[0] * w + k[1]]; [v.re, v.im] }).collect();
         let back = Irfft2::new(h, w).forward(&spec);
         for (a, b) in back.iter().zip(&img) {
             assert!((a - b).abs() < 1e-5);
@@ -262,32 +234,12 @@ mod tests {
     fn gradient_matches_finite_differences() {
         let (h, w) = (4, 6);
         let n = 2 * h * half_width(w) * 2;
-        let spec =
-            Var::from_vec(pseudo_random(n, 11), (2, h, half_width(w), 2), &Device::Cpu).unwrap();
-        let weights =
-            Tensor::from_vec(pseudo_random(2 * h * w, 5), (2, h, w), &Device::Cpu).unwrap();
-        let loss = |s: &Tensor| {
-            (irfft2(s, h, w).unwrap() * &weights)
-                .unwrap()
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-        };
+        let spec = Var::from_vec(pseudo_random(n, 11), (2, h, half_width(w), 2), &Device::Cpu).unwrap();
+        let weights = Tensor::from_vec(pseudo_random(2 * h * w, 5), (2, h, w), &Device::Cpu).unwrap();
+        let loss = |s: &Tensor| (irfft2(s, h, w).unwrap() * &weights).unwrap().sqr().unwrap().sum_all().unwrap();
         let grads = loss(spec.as_tensor()).backward().unwrap();
-        let g = grads
-            .get(spec.as_tensor())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        let base = spec
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let g = grads.get(spec.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let base = spec.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let eps = 1e-2f32;
         for i in (0..n).step_by(3) {
             let mut p = base.clone();
@@ -299,11 +251,7 @@ mod tests {
                 loss(&t).to_scalar::<f32>().unwrap() as f64
             };
             let fd = (f(p) - f(m)) / (2.0 * eps as f64);
-            assert!(
-                (fd - g[i] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
-                "element {i}: fd {fd} vs grad {}",
-                g[i]
-            );
+            assert!((fd - g[i] as f64).abs() < 1e-3 * (1.0 + fd.abs()), "element {i}: fd {fd} vs grad {}", g[i]);
         }
     }
 }

@@ -11,11 +11,7 @@ pub struct Pixel {
 impl Pixel {
     pub fn new(materials: usize, height: usize, width: usize, seed: u64) -> Result<Pixel> {
         let n = materials * 3 * height * width;
-        let theta = Var::from_vec(
-            super::normal(n, super::INIT_SIGMA, seed),
-            (materials, 3, height, width),
-            &Device::Cpu,
-        )?;
+        let theta = Var::from_vec(super::normal(n, super::INIT_SIGMA, seed), (materials, 3, height, width), &Device::Cpu)?;
         Ok(Pixel { theta })
     }
 

@@ -51,9 +51,7 @@ impl GenericTrace {
                 None => term,
             });
         }
-        let Some(surrogate) = surrogate else {
-            return Ok(x.zeros_like()?);
-        };
+        let Some(surrogate) = surrogate else { return Ok(x.zeros_like()?) };
         let store = surrogate.backward()?;
         Ok(store.get(x).cloned().unwrap_or(x.zeros_like()?))
     }
@@ -85,63 +83,30 @@ impl GenericNet {
     /// Features at `picks` for an RGB `image` `[b, 3, h, w]` in [0, 1]; `last` is the deepest
     /// picked conv.
     pub fn features(&self, image: &Tensor, picks: &[Pick], last: usize) -> Result<Vec<Tensor>> {
-        Ok(Self::pick(&self.forward(image, last)?, picks)
-            .iter()
-            .map(|f| f.detach())
-            .collect())
+        Ok(Self::pick(&self.forward(image, last)?, picks).iter().map(|f| f.detach()).collect())
     }
 
     /// Like [`GenericNet::features`] (detached), with the trace for the backward: the input as a
     /// variable and the features on candle's tape.
-    pub fn forward_kept(
-        &self,
-        image: &Tensor,
-        picks: &[Pick],
-        last: usize,
-    ) -> Result<(Vec<Tensor>, GenericTrace)> {
+    pub fn forward_kept(&self, image: &Tensor, picks: &[Pick], last: usize) -> Result<(Vec<Tensor>, GenericTrace)> {
         let x = Var::from_tensor(image)?;
         let on_tape = Self::pick(&self.forward(x.as_tensor(), last)?, picks);
         let features = on_tape.iter().map(|f| f.detach()).collect();
-        Ok((
-            features,
-            GenericTrace {
-                x,
-                features: on_tape,
-            },
-        ))
+        Ok((features, GenericTrace { x, features: on_tape }))
     }
 
     fn pick(out: &Outputs, picks: &[Pick]) -> Vec<Tensor> {
-        picks
-            .iter()
-            .map(|p| {
-                if p.kind == LayerKind::Relu {
-                    out.a[p.conv].clone()
-                } else {
-                    out.z[p.conv].clone()
-                }
-            })
-            .collect()
+        picks.iter().map(|p| if p.kind == LayerKind::Relu { out.a[p.conv].clone() } else { out.z[p.conv].clone() }).collect()
     }
 
     /// `image`: RGB `[b, 3, h, w]` in [0, 1]; runs convs `0..=last`.
     fn forward(&self, image: &Tensor, last: usize) -> candle_core::Result<Outputs> {
-        let mut x = image
-            .index_select(&self.src, 1)?
-            .broadcast_mul(&self.scale)?
-            .broadcast_add(&self.offset)?;
-        let mut t = Outputs {
-            z: Vec::new(),
-            a: Vec::new(),
-        };
+        let mut x = image.index_select(&self.src, 1)?.broadcast_mul(&self.scale)?.broadcast_add(&self.offset)?;
+        let mut t = Outputs { z: Vec::new(), a: Vec::new() };
         for (k, c) in self.convs.iter().enumerate().take(last + 1) {
             let z = x.conv2d(&c.weight, 1, 1, 1, 1)?.broadcast_add(&c.bias)?;
             let a = z.relu()?;
-            x = if c.pool_after && k < last {
-                maxpool2x2(&a)?
-            } else {
-                a.clone()
-            };
+            x = if c.pool_after && k < last { maxpool2x2(&a)? } else { a.clone() };
             t.z.push(z);
             t.a.push(a);
         }
@@ -154,18 +119,10 @@ impl GenericNet {
 pub fn maxpool2x2(x: &Tensor) -> candle_core::Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     let (ho, wo) = (h / 2, w / 2);
-    let x = x
-        .narrow(2, 0, 2 * ho)?
-        .narrow(3, 0, 2 * wo)?
-        .reshape((b, c, ho, 2, wo, 2))?;
+    let x = x.narrow(2, 0, 2 * ho)?.narrow(3, 0, 2 * wo)?.reshape((b, c, ho, 2, wo, 2))?;
     let v: Vec<Tensor> = [(0, 0), (0, 1), (1, 0), (1, 1)]
         .iter()
-        .map(|&(dy, dx)| {
-            x.narrow(3, dy, 1)?
-                .narrow(5, dx, 1)?
-                .contiguous()?
-                .reshape((b, c, ho, wo))
-        })
+        .map(|&(dy, dx)| x.narrow(3, dy, 1)?.narrow(5, dx, 1)?.contiguous()?.reshape((b, c, ho, wo)))
         .collect::<candle_core::Result<_>>()?;
     let d: Vec<Tensor> = v.iter().map(|t| t.detach()).collect();
     let f = |t: Tensor| t.to_dtype(DType::F32);
@@ -177,11 +134,7 @@ pub fn maxpool2x2(x: &Tensor) -> candle_core::Result<Tensor> {
             if j == k {
                 continue;
             }
-            let m = if j < k {
-                f(d[k].gt(&d[j])?)?
-            } else {
-                f(d[k].ge(&d[j])?)?
-            };
+            let m = if j < k { f(d[k].gt(&d[j])?)? } else { f(d[k].ge(&d[j])?)? };
             sel = Some(match sel {
                 Some(s) => s.mul(&m)?,
                 None => m,

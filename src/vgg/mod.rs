@@ -32,16 +32,10 @@ pub enum VggError {
     Weights(#[from] WeightsError),
     #[error("vgg: {0}")]
     Candle(#[from] candle_core::Error),
-    #[error(
-        "vgg: unknown layer {0:?} (expected reluB_I or convB_I, e.g. relu4_2, present in this VGG)"
-    )]
+    #[error("vgg: unknown layer {0:?} (expected reluB_I or convB_I, e.g. relu4_2, present in this VGG)")]
     UnknownLayer(String),
     #[error("vgg: {what} has shape {got:?}, expected {expected}")]
-    Shape {
-        what: String,
-        expected: String,
-        got: Vec<usize>,
-    },
+    Shape { what: String, expected: String, got: Vec<usize> },
     #[error("vgg: the fast backend runs on the CPU only; use Backend::Generic on {0:?}")]
     FastNeedsCpu(String),
 }
@@ -83,11 +77,7 @@ impl FromStr for Layer {
 
 impl std::fmt::Display for Layer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let k = if self.kind == LayerKind::Relu {
-            "relu"
-        } else {
-            "conv"
-        };
+        let k = if self.kind == LayerKind::Relu { "relu" } else { "conv" };
         write!(f, "{k}{}_{}", self.block, self.index)
     }
 }
@@ -149,11 +139,7 @@ impl Vgg {
             None => weights::default_weights_path()?,
         };
         let w = VggWeights::load(&path)?;
-        let backend = if device.is_cpu() {
-            Backend::Fast
-        } else {
-            Backend::Generic
-        };
+        let backend = if device.is_cpu() { Backend::Fast } else { Backend::Generic };
         Self::from_weights(&w, device, backend)
     }
 
@@ -168,11 +154,7 @@ impl Vgg {
             }
             Backend::Generic => Net::Generic(generic::GenericNet::new(w, device)?),
         };
-        Ok(Vgg {
-            table,
-            device: device.clone(),
-            net,
-        })
+        Ok(Vgg { table, device: device.clone(), net })
     }
 
     pub fn backend(&self) -> Backend {
@@ -198,11 +180,7 @@ impl Vgg {
         let dims = image.dims().to_vec();
         match image.dims4() {
             Ok((b, 3, h, w)) if h >= 1 && w >= 1 => Ok((b, h, w)),
-            _ => Err(VggError::Shape {
-                what: "image".into(),
-                expected: "[batch, 3, height, width]".into(),
-                got: dims,
-            }),
+            _ => Err(VggError::Shape { what: "image".into(), expected: "[batch, 3, height, width]".into(), got: dims }),
         }
     }
 
@@ -211,10 +189,7 @@ impl Vgg {
         let need = 1usize << (self.table[last].block - 1);
         if h < need || w < need {
             return Err(VggError::Shape {
-                what: format!(
-                    "image for layer {} (block {})",
-                    self.table[last].name, self.table[last].block
-                ),
+                what: format!("image for layer {} (block {})", self.table[last].name, self.table[last].block),
                 expected: format!("height and width >= {need}"),
                 got: vec![h, w],
             });
@@ -225,18 +200,9 @@ impl Vgg {
     /// Checks the image and resolves `layers`; `None` when no layer is requested.
     fn picks(&self, image: &Tensor, layers: &[Layer]) -> Result<Option<(Vec<Pick>, usize)>> {
         let (_, h, w) = self.check_image(image)?;
-        let picks: Vec<Pick> = layers
-            .iter()
-            .map(|l| {
-                Ok(Pick {
-                    conv: self.conv_index(l)?,
-                    kind: l.kind,
-                })
-            })
-            .collect::<Result<_>>()?;
-        let Some(last) = picks.iter().map(|p| p.conv).max() else {
-            return Ok(None);
-        };
+        let picks: Vec<Pick> =
+            layers.iter().map(|l| Ok(Pick { conv: self.conv_index(l)?, kind: l.kind })).collect::<Result<_>>()?;
+        let Some(last) = picks.iter().map(|p| p.conv).max() else { return Ok(None) };
         self.check_depth(last, h, w)?;
         Ok(Some((picks, last)))
     }
@@ -244,9 +210,7 @@ impl Vgg {
     /// Features at `layers`, each `[batch, c, h, w]`, for an RGB `image` `[batch, 3, height, width]`
     /// in [0, 1]. Forward only: nothing is kept for a backward.
     pub fn features(&self, image: &Tensor, layers: &[Layer]) -> Result<Vec<Tensor>> {
-        let Some((picks, last)) = self.picks(image, layers)? else {
-            return Ok(Vec::new());
-        };
+        let Some((picks, last)) = self.picks(image, layers)? else { return Ok(Vec::new()) };
         match &self.net {
             Net::Fast(n) => n.features(image, &picks, last, &self.device),
             Net::Generic(n) => n.features(image, &picks, last),
@@ -257,10 +221,7 @@ impl Vgg {
     pub fn forward(&self, image: &Tensor, layers: &[Layer]) -> Result<Forward<'_>> {
         let Some((picks, last)) = self.picks(image, layers)? else {
             // Nothing requested: the backward has nowhere to start and gives zeros.
-            return Ok(Forward {
-                features: Vec::new(),
-                trace: Trace::Nothing(image.zeros_like()?),
-            });
+            return Ok(Forward { features: Vec::new(), trace: Trace::Nothing(image.zeros_like()?) });
         };
         let (features, trace) = match &self.net {
             Net::Fast(n) => {

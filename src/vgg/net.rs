@@ -46,13 +46,7 @@ impl FastConv {
             if cin < 16 {
                 ConvImpl::Direct(DirectConv::new(w, Some(b), cout, cin))
             } else {
-                ConvImpl::Wino(WinogradConv::new(
-                    tile_for(cin, cout),
-                    w,
-                    Some(b),
-                    cout,
-                    cin,
-                ))
+                ConvImpl::Wino(WinogradConv::new(tile_for(cin, cout), w, Some(b), cout, cin))
             }
         })
     }
@@ -69,19 +63,13 @@ impl FastConv {
 
     /// `slot`, built from the raw weights on first use; the raw weights are dropped once both
     /// directions exist.
-    fn built<'a>(
-        &'a self,
-        slot: &'a OnceLock<ConvImpl>,
-        make: impl FnOnce(&[f32], &[f32], usize, usize) -> ConvImpl,
-    ) -> &'a ConvImpl {
+    fn built<'a>(&'a self, slot: &'a OnceLock<ConvImpl>, make: impl FnOnce(&[f32], &[f32], usize, usize) -> ConvImpl) -> &'a ConvImpl {
         if let Some(c) = slot.get() {
             return c;
         }
         let c = slot.get_or_init(|| {
             let raw = self.raw.lock().unwrap_or_else(|e| e.into_inner());
-            let (w, b) = raw
-                .as_ref()
-                .expect("raw weights are kept until both directions are built");
+            let (w, b) = raw.as_ref().expect("raw weights are kept until both directions are built");
             make(w, b, self.cin, self.cout)
         });
         if self.fwd.get().is_some() && self.bwd.get().is_some() {
@@ -110,10 +98,7 @@ fn timed<R>(what: std::fmt::Arguments<'_>, f: impl FnOnce() -> R) -> R {
     }
     let t0 = std::time::Instant::now();
     let r = f();
-    eprintln!(
-        "vgg-profile {what} {:.2} ms",
-        t0.elapsed().as_secs_f64() * 1e3
-    );
+    eprintln!("vgg-profile {what} {:.2} ms", t0.elapsed().as_secs_f64() * 1e3);
     r
 }
 
@@ -153,28 +138,18 @@ impl FastTrace<'_> {
                 // Channels-last seeds (the loss keeps the features' layout) need no transpose, and
                 // are read in place.
                 // (Permute before taking the image: `get` on a strided tensor copies.)
-                let hwc = s
-                    .permute((0, 2, 3, 1))?
-                    .get(bi)?
-                    .to_dtype(DType::F32)?
-                    .contiguous()?;
+                let hwc = s.permute((0, 2, 3, 1))?.get(bi)?.to_dtype(DType::F32)?.contiguous()?;
                 let mut a = self.net.take(h, w, c);
                 let (storage, layout) = hwc.storage_and_layout();
                 match (&*storage, layout.contiguous_offsets()) {
-                    (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => {
-                        a.set_hwc(&v[start..end])
-                    }
+                    (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => a.set_hwc(&v[start..end]),
                     _ => a.set_hwc(&hwc.flatten_all()?.to_vec1::<f32>()?),
                 }
                 per_item.push((p.conv, p.kind, a));
             }
             let (h, w) = (t.input.h, t.input.w);
             let dx = self.net.backward(t, per_item);
-            grads.push(Tensor::from_vec(
-                self.net.input_grad_to_rgb(&dx),
-                (3, h, w),
-                &device,
-            )?);
+            grads.push(Tensor::from_vec(self.net.input_grad_to_rgb(&dx), (3, h, w), &device)?);
             self.net.give(dx);
         }
         let items = std::mem::take(&mut self.items);
@@ -185,9 +160,7 @@ impl FastTrace<'_> {
 
 impl Drop for FastTrace<'_> {
     fn drop(&mut self) {
-        std::mem::take(&mut self.items)
-            .into_iter()
-            .for_each(|t| self.net.recycle(t));
+        std::mem::take(&mut self.items).into_iter().for_each(|t| self.net.recycle(t));
     }
 }
 
@@ -205,11 +178,7 @@ impl FastNet {
                 bwd: OnceLock::new(),
             })
             .collect();
-        FastNet {
-            preprocess: w.preprocess,
-            convs,
-            pool: Mutex::new(Vec::new()),
-        }
+        FastNet { preprocess: w.preprocess, convs, pool: Mutex::new(Vec::new()) }
     }
 
     /// A buffer of that shape from the pool (image region holds stale values, border is zero).
@@ -236,54 +205,21 @@ impl FastNet {
     /// Features at `picks` for an RGB `image` `[b, 3, h, w]` in [0, 1], as tensors on `device`
     /// (`[b, c, h, w]` views of channels-last data: no transposing copy). `last` is the deepest
     /// picked conv.
-    pub fn features(
-        &self,
-        image: &Tensor,
-        picks: &[Pick],
-        last: usize,
-        device: &Device,
-    ) -> Result<Vec<Tensor>> {
+    pub fn features(&self, image: &Tensor, picks: &[Pick], last: usize, device: &Device) -> Result<Vec<Tensor>> {
         Ok(self.run(image, picks, last, device, false)?.0)
     }
 
     /// Like [`FastNet::features`], with the traces for the backward.
-    pub fn forward_kept(
-        &self,
-        image: &Tensor,
-        picks: &[Pick],
-        last: usize,
-        device: &Device,
-    ) -> Result<(Vec<Tensor>, FastTrace<'_>)> {
+    pub fn forward_kept(&self, image: &Tensor, picks: &[Pick], last: usize, device: &Device) -> Result<(Vec<Tensor>, FastTrace<'_>)> {
         let (features, items) = self.run(image, picks, last, device, true)?;
-        Ok((
-            features,
-            FastTrace {
-                net: self,
-                picks: picks.to_vec(),
-                items,
-            },
-        ))
+        Ok((features, FastTrace { net: self, picks: picks.to_vec(), items }))
     }
 
     /// The forward of each image of the batch; traces are kept with `keep`, else recycled at once.
-    fn run(
-        &self,
-        image: &Tensor,
-        picks: &[Pick],
-        last: usize,
-        device: &Device,
-        keep: bool,
-    ) -> Result<(Vec<Tensor>, Vec<Trace>)> {
+    fn run(&self, image: &Tensor, picks: &[Pick], last: usize, device: &Device, keep: bool) -> Result<(Vec<Tensor>, Vec<Trace>)> {
         let (b, _, h, w) = image.dims4()?;
-        let rgb = image
-            .to_dtype(DType::F32)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        let keep_z: Vec<usize> = picks
-            .iter()
-            .filter(|p| p.kind == LayerKind::Conv)
-            .map(|p| p.conv)
-            .collect();
+        let rgb = image.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let keep_z: Vec<usize> = picks.iter().filter(|p| p.kind == LayerKind::Conv).map(|p| p.conv).collect();
         let mut per_pick: Vec<Vec<f32>> = vec![Vec::new(); picks.len()];
         let mut shapes = vec![(0, 0, 0); picks.len()];
         let mut items = Vec::new();
@@ -291,11 +227,7 @@ impl FastNet {
             let x = self.input(&rgb[i * 3 * h * w..][..3 * h * w], h, w);
             let t = self.forward(x, last, &keep_z);
             for (j, p) in picks.iter().enumerate() {
-                let a = if p.kind == LayerKind::Relu {
-                    &t.a[p.conv]
-                } else {
-                    &t.z[&p.conv]
-                };
+                let a = if p.kind == LayerKind::Relu { &t.a[p.conv] } else { &t.z[&p.conv] };
                 per_pick[j].extend(a.to_hwc());
                 shapes[j] = (a.c, a.h, a.w);
             }
@@ -308,9 +240,7 @@ impl FastNet {
         let features = per_pick
             .into_iter()
             .zip(shapes)
-            .map(|(v, (c, hh, ww))| {
-                Ok(Tensor::from_vec(v, (b, hh, ww, c), device)?.permute((0, 3, 1, 2))?)
-            })
+            .map(|(v, (c, hh, ww))| Ok(Tensor::from_vec(v, (b, hh, ww, c), device)?.permute((0, 3, 1, 2))?))
             .collect::<Result<Vec<_>>>()?;
         Ok((features, items))
     }
@@ -332,35 +262,20 @@ impl FastNet {
 
     /// Runs convs `0..=last`; `keep_z` lists convs whose pre-ReLU output must be kept.
     fn forward(&self, input: Act, last: usize, keep_z: &[usize]) -> Trace {
-        let mut t = Trace {
-            input,
-            a: Vec::new(),
-            pooled: Vec::new(),
-            z: HashMap::new(),
-        };
+        let mut t = Trace { input, a: Vec::new(), pooled: Vec::new(), z: HashMap::new() };
         for k in 0..=last {
             let conv = &self.convs[k];
-            let x = if k == 0 {
-                &t.input
-            } else {
-                t.pooled[k - 1].as_ref().unwrap_or(&t.a[k - 1])
-            };
+            let x = if k == 0 { &t.input } else { t.pooled[k - 1].as_ref().unwrap_or(&t.a[k - 1]) };
             let (h, w) = (x.h, x.w);
             debug_assert_eq!(x.c, conv.cin);
             let mut a = self.take(h, w, conv.cout);
             if keep_z.contains(&k) {
                 let mut z = self.take(h, w, conv.cout);
                 conv.fwd().forward(x, &mut z, false);
-                a.data
-                    .iter_mut()
-                    .zip(&z.data)
-                    .for_each(|(a, z)| *a = z.max(0.0));
+                a.data.iter_mut().zip(&z.data).for_each(|(a, z)| *a = z.max(0.0));
                 t.z.insert(k, z);
             } else {
-                timed(
-                    format_args!("fwd conv{k} {}x{} {}->{}", h, w, conv.cin, conv.cout),
-                    || conv.fwd().forward(x, &mut a, true),
-                );
+                timed(format_args!("fwd conv{k} {}x{} {}->{}", h, w, conv.cin, conv.cout), || conv.fwd().forward(x, &mut a, true));
             }
             let pooled = (conv.pool_after && k < last).then(|| {
                 let mut p = self.take(h / 2, w / 2, conv.cout);
@@ -429,17 +344,14 @@ impl FastNet {
             let mut dx = self.take(xh, xw, conv.cin);
             // Below a conv without a pool, its ReLU backward is fused into this conv's output.
             let mask = (k > 0 && !x_is_pooled).then(|| &t.a[k - 1]);
-            timed(
-                format_args!("bwd conv{k} {}x{} {}->{}", a.h, a.w, conv.cout, conv.cin),
-                || match (conv.bwd(), mask) {
-                    (ConvImpl::Wino(c), m) => c.forward_masked(&gz, &mut dx, false, m),
-                    (c, None) => c.forward(&gz, &mut dx, false),
-                    (c, Some(m)) => {
-                        c.forward(&gz, &mut dx, false);
-                        simd::relu_backward(&mut dx.data, &m.data);
-                    }
-                },
-            );
+            timed(format_args!("bwd conv{k} {}x{} {}->{}", a.h, a.w, conv.cout, conv.cin), || match (conv.bwd(), mask) {
+                (ConvImpl::Wino(c), m) => c.forward_masked(&gz, &mut dx, false, m),
+                (c, None) => c.forward(&gz, &mut dx, false),
+                (c, Some(m)) => {
+                    c.forward(&gz, &mut dx, false);
+                    simd::relu_backward(&mut dx.data, &m.data);
+                }
+            });
             self.give(gz);
             if k == 0 {
                 return dx;
@@ -447,9 +359,7 @@ impl FastNet {
             g = Some(if x_is_pooled {
                 let prev = &t.a[k - 1];
                 let mut gp = self.take(prev.h, prev.w, prev.c);
-                timed(format_args!("bwd pool{k}"), || {
-                    maxpool::maxpool_relu_backward(prev, &dx, &mut gp)
-                });
+                timed(format_args!("bwd pool{k}"), || maxpool::maxpool_relu_backward(prev, &dx, &mut gp));
                 self.give(dx);
                 (gp, true)
             } else {

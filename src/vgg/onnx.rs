@@ -65,9 +65,7 @@ impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], OnnxError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
         let Some(end) = end else {
-            return err(format!(
-                "field of {n} bytes runs past the end of its message"
-            ));
+            return err(format!("field of {n} bytes runs past the end of its message"));
         };
         let s = &self.buf[self.pos..end];
         self.pos = end;
@@ -173,11 +171,7 @@ fn parse_tensor(bytes: &[u8]) -> Result<Option<OnnxTensor>, OnnxError> {
                 if packed.len() % 4 != 0 {
                     return err("packed float_data length not a multiple of 4");
                 }
-                floats.extend(
-                    packed
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                );
+                floats.extend(packed.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
             }
             (8, Value::Bytes(s)) => name = String::from_utf8_lossy(s).into_owned(),
             (9, Value::Bytes(b)) => raw = Some(b),
@@ -190,23 +184,15 @@ fn parse_tensor(bytes: &[u8]) -> Result<Option<OnnxTensor>, OnnxError> {
     let data = match raw {
         Some(b) => {
             if b.len() % 4 != 0 {
-                return err(format!(
-                    "raw_data of {name} is {} bytes, not a multiple of 4",
-                    b.len()
-                ));
+                return err(format!("raw_data of {name} is {} bytes, not a multiple of 4", b.len()));
             }
-            b.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect()
+            b.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
         }
         None => floats,
     };
     let n: usize = dims.iter().product();
     if n != data.len() {
-        return err(format!(
-            "initializer {name}: dims {dims:?} need {n} floats, found {}",
-            data.len()
-        ));
+        return err(format!("initializer {name}: dims {dims:?} need {n} floats, found {}", data.len()));
     }
     Ok(Some(OnnxTensor { name, dims, data }))
 }
@@ -275,17 +261,11 @@ mod tests {
 
     #[test]
     fn parses_hand_built_model() {
-        let m = model(
-            &[node("Conv", &["x", "w", "b"])],
-            &[tensor("w", &[2, 1], &[1.5, -2.0])],
-        );
+        let m = model(&[node("Conv", &["x", "w", "b"])], &[tensor("w", &[2, 1], &[1.5, -2.0])]);
         let model = parse_model(&m).unwrap();
         assert_eq!(model.conv_inputs, vec![vec!["x", "w", "b"]]);
         let w = &model.initializers["w"];
-        assert_eq!(
-            (w.dims.clone(), w.data.clone()),
-            (vec![2, 1], vec![1.5, -2.0])
-        );
+        assert_eq!((w.dims.clone(), w.data.clone()), (vec![2, 1], vec![1.5, -2.0]));
         // Cut inside the tensor payload: an error, not a panic.
         assert!(parse_model(&m[..m.len() - 3]).is_err());
     }

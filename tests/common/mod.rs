@@ -33,8 +33,7 @@ pub fn style_path() -> PathBuf {
 /// The wgpu device. Tests that need it FAIL without an adapter: CI installs
 /// lavapipe, so a missing adapter is a broken setup, not a reason to skip.
 pub fn gpu() -> Gpu {
-    Gpu::new()
-        .unwrap_or_else(|e| panic!("these tests need a wgpu adapter (lavapipe is enough): {e}"))
+    Gpu::new().unwrap_or_else(|e| panic!("these tests need a wgpu adapter (lavapipe is enough): {e}"))
 }
 
 /// A closed, bumpy sphere with UVs (longitude/latitude, a seam at u = 0/1
@@ -43,9 +42,7 @@ pub fn gpu() -> Gpu {
 pub fn write_bumpy_sphere(dir: &Path, segments: usize, rings: usize) -> PathBuf {
     let mut obj = String::with_capacity(64 * segments * rings * 3);
     let pi = std::f32::consts::PI;
-    let bump = |theta: f32, phi: f32| {
-        1.0 + 0.08 * (5.0 * theta).sin() * (4.0 * phi).sin() + 0.04 * (11.0 * phi).cos()
-    };
+    let bump = |theta: f32, phi: f32| 1.0 + 0.08 * (5.0 * theta).sin() * (4.0 * phi).sin() + 0.04 * (11.0 * phi).cos();
     // Vertex 1: north pole; then (rings - 1) rings of `segments`; last: south pole.
     writeln!(obj, "v 0 1 0").unwrap();
     for r in 1..rings {
@@ -53,26 +50,13 @@ pub fn write_bumpy_sphere(dir: &Path, segments: usize, rings: usize) -> PathBuf 
         for s in 0..segments {
             let phi = 2.0 * pi * s as f32 / segments as f32;
             let k = bump(theta, phi);
-            writeln!(
-                obj,
-                "v {} {} {}",
-                k * theta.sin() * phi.cos(),
-                k * theta.cos(),
-                k * theta.sin() * phi.sin()
-            )
-            .unwrap();
+            writeln!(obj, "v {} {} {}", k * theta.sin() * phi.cos(), k * theta.cos(), k * theta.sin() * phi.sin()).unwrap();
         }
     }
     writeln!(obj, "v 0 -1 0").unwrap();
     for r in 0..=rings {
         for s in 0..=segments {
-            writeln!(
-                obj,
-                "vt {} {}",
-                s as f32 / segments as f32,
-                1.0 - r as f32 / rings as f32
-            )
-            .unwrap();
+            writeln!(obj, "vt {} {}", s as f32 / segments as f32, 1.0 - r as f32 / rings as f32).unwrap();
         }
     }
     let v = |r: usize, s: usize| -> usize {
@@ -88,30 +72,10 @@ pub fn write_bumpy_sphere(dir: &Path, segments: usize, rings: usize) -> PathBuf 
             let (a, b, c, d) = ((r, s), (r + 1, s), (r + 1, s + 1), (r, s + 1));
             // Outward-facing (counter-clockwise seen from outside).
             if r > 0 {
-                writeln!(
-                    obj,
-                    "f {}/{} {}/{} {}/{}",
-                    v(a.0, a.1),
-                    vt(a.0, a.1),
-                    v(d.0, d.1),
-                    vt(d.0, d.1),
-                    v(b.0, b.1),
-                    vt(b.0, b.1)
-                )
-                .unwrap();
+                writeln!(obj, "f {}/{} {}/{} {}/{}", v(a.0, a.1), vt(a.0, a.1), v(d.0, d.1), vt(d.0, d.1), v(b.0, b.1), vt(b.0, b.1)).unwrap();
             }
             if r + 1 < rings {
-                writeln!(
-                    obj,
-                    "f {}/{} {}/{} {}/{}",
-                    v(d.0, d.1),
-                    vt(d.0, d.1),
-                    v(c.0, c.1),
-                    vt(c.0, c.1),
-                    v(b.0, b.1),
-                    vt(b.0, b.1)
-                )
-                .unwrap();
+                writeln!(obj, "f {}/{} {}/{} {}/{}", v(d.0, d.1), vt(d.0, d.1), v(c.0, c.1), vt(c.0, c.1), v(b.0, b.1), vt(b.0, b.1)).unwrap();
             }
         }
     }
@@ -153,19 +117,11 @@ pub fn stl_ascii(tris: &[[[f32; 3]; 3]]) -> String {
 
 /// The triangles of a mesh as a soup of positions (what an STL holds).
 pub fn soup(m: &Mesh) -> Vec<[[f32; 3]; 3]> {
-    m.triangles
-        .iter()
-        .map(|t| t.map(|i| m.positions[i as usize].to_array()))
-        .collect()
+    m.triangles.iter().map(|t| t.map(|i| m.positions[i as usize].to_array())).collect()
 }
 
 /// A PLY with positions, faces and (optionally) `uchar` vertex colours.
-pub fn ply(
-    binary: bool,
-    positions: &[[f32; 3]],
-    colors: Option<&[[u8; 3]]>,
-    faces: &[Vec<u32>],
-) -> Vec<u8> {
+pub fn ply(binary: bool, positions: &[[f32; 3]], colors: Option<&[[u8; 3]]>, faces: &[Vec<u32>]) -> Vec<u8> {
     let mut h = format!(
         "ply\nformat {} 1.0\ncomment made by the texstyle tests\nelement vertex {}\nproperty float x\nproperty float y\nproperty float z\n",
         if binary { "binary_little_endian" } else { "ascii" },
@@ -174,12 +130,7 @@ pub fn ply(
     if colors.is_some() {
         h += "property uchar red\nproperty uchar green\nproperty uchar blue\n";
     }
-    writeln!(
-        h,
-        "element face {}\nproperty list uchar int vertex_indices\nend_header",
-        faces.len()
-    )
-    .unwrap();
+    writeln!(h, "element face {}\nproperty list uchar int vertex_indices\nend_header", faces.len()).unwrap();
     let mut b = h.into_bytes();
     for (i, p) in positions.iter().enumerate() {
         if binary {
@@ -200,9 +151,7 @@ pub fn ply(
             b.push(f.len() as u8);
             f.iter().for_each(|i| b.extend((*i as i32).to_le_bytes()));
         } else {
-            let line: Vec<String> = std::iter::once(f.len().to_string())
-                .chain(f.iter().map(u32::to_string))
-                .collect();
+            let line: Vec<String> = std::iter::once(f.len().to_string()).chain(f.iter().map(u32::to_string)).collect();
             b.extend(line.join(" ").bytes().chain(std::iter::once(b'\n')));
         }
     }
@@ -218,23 +167,11 @@ pub struct GltfParts {
 
 /// Builds a glTF whose buffer is `buffer_uri` (None: the GLB's BIN chunk) and
 /// whose image is `image_uri` (None: embedded in the buffer through a view).
-pub fn gltf_parts(
-    positions: &[[f32; 3]],
-    uvs: &[[f32; 2]],
-    indices: &[u32],
-    png: &[u8],
-    buffer_uri: Option<&str>,
-    image_uri: Option<&str>,
-) -> GltfParts {
+pub fn gltf_parts(positions: &[[f32; 3]], uvs: &[[f32; 2]], indices: &[u32], png: &[u8], buffer_uri: Option<&str>, image_uri: Option<&str>) -> GltfParts {
     let mut bin = Vec::new();
-    positions
-        .iter()
-        .flatten()
-        .for_each(|c| bin.extend(c.to_le_bytes()));
+    positions.iter().flatten().for_each(|c| bin.extend(c.to_le_bytes()));
     let uv_off = bin.len();
-    uvs.iter()
-        .flatten()
-        .for_each(|c| bin.extend(c.to_le_bytes()));
+    uvs.iter().flatten().for_each(|c| bin.extend(c.to_le_bytes()));
     let idx_off = bin.len();
     indices.iter().for_each(|i| bin.extend(i.to_le_bytes()));
     let img_off = bin.len();
@@ -244,14 +181,9 @@ pub fn gltf_parts(
     while !bin.len().is_multiple_of(4) {
         bin.push(0);
     }
-    let (lo, hi) = positions
-        .iter()
-        .fold(([f32::MAX; 3], [f32::MIN; 3]), |(lo, hi), p| {
-            (
-                [lo[0].min(p[0]), lo[1].min(p[1]), lo[2].min(p[2])],
-                [hi[0].max(p[0]), hi[1].max(p[1]), hi[2].max(p[2])],
-            )
-        });
+    let (lo, hi) = positions.iter().fold(([f32::MAX; 3], [f32::MIN; 3]), |(lo, hi), p| {
+        ([lo[0].min(p[0]), lo[1].min(p[1]), lo[2].min(p[2])], [hi[0].max(p[0]), hi[1].max(p[1]), hi[2].max(p[2])])
+    });
     let buffer = match buffer_uri {
         Some(u) => format!(r#"{{"byteLength":{},"uri":"{u}"}}"#, bin.len()),
         None => format!(r#"{{"byteLength":{}}}"#, bin.len()),
@@ -272,12 +204,7 @@ pub fn gltf_parts(
         img_off - idx_off,
         png.len().max(1),
         positions.len(),
-        lo[0],
-        lo[1],
-        lo[2],
-        hi[0],
-        hi[1],
-        hi[2],
+        lo[0], lo[1], lo[2], hi[0], hi[1], hi[2],
         uvs.len(),
         indices.len()
     );

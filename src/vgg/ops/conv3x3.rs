@@ -37,13 +37,7 @@ pub fn flip_swap(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
 }
 
 /// Reference: direct conv with plain loops. `weight` OIHW `[cout, cin, 3, 3]`.
-pub fn conv3x3_slow(
-    input: &Act,
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    cout: usize,
-    relu: bool,
-) -> Act {
+pub fn conv3x3_slow(input: &Act, weight: &[f32], bias: Option<&[f32]>, cout: usize, relu: bool) -> Act {
     let cin = input.c;
     let mut out = Act::zeros(input.h, input.w, cout);
     for y in 0..input.h {
@@ -54,8 +48,7 @@ pub fn conv3x3_slow(
                     for kx in 0..3 {
                         let p = ((y + ky) * input.wp + x + kx) * cin;
                         for i in 0..cin {
-                            s += input.data[p + i] as f64
-                                * weight[(o * cin + i) * 9 + ky * 3 + kx] as f64;
+                            s += input.data[p + i] as f64 * weight[(o * cin + i) * 9 + ky * 3 + kx] as f64;
                         }
                     }
                 }
@@ -68,12 +61,7 @@ pub fn conv3x3_slow(
 }
 
 /// Kernel transform `G` (α×3) of F(2,3) and F(4,3) (Lavin & Gray's points 0, ±1, ±2, ∞).
-const G23: [[f64; 3]; 4] = [
-    [1., 0., 0.],
-    [0.5, 0.5, 0.5],
-    [0.5, -0.5, 0.5],
-    [0., 0., 1.],
-];
+const G23: [[f64; 3]; 4] = [[1., 0., 0.], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0., 0., 1.]];
 const G43: [[f64; 3]; 6] = [
     [1. / 4., 0., 0.],
     [-1. / 6., -1. / 6., -1. / 6.],
@@ -186,11 +174,7 @@ fn transform_weights(g_mat: &[[f64; 3]], w: &[f32], cout: usize, cin: usize, isa
                 for s in 0..a {
                     let v: f64 = (0..3).map(|k| tmp[r][k] * g_mat[s][k]).sum();
                     // SAFETY: in bounds; column o is written by this task only.
-                    unsafe {
-                        *up.0
-                            .add((r * a + s) * cin * cout + p * nr * cin + i * width + col) =
-                            v as f32
-                    };
+                    unsafe { *up.0.add((r * a + s) * cin * cout + p * nr * cin + i * width + col) = v as f32 };
                 }
             }
         }
@@ -243,10 +227,7 @@ unsafe impl Sync for Block<'_> {}
 
 /// Input transform of tiles `range` of the block: `V[ξ, t, c] = (Bᵀ d B)[ξ]`.
 #[inline(always)]
-unsafe fn input_tiles<const M: usize, const A: usize>(
-    b: &Block<'_>,
-    range: std::ops::Range<usize>,
-) {
+unsafe fn input_tiles<const M: usize, const A: usize>(b: &Block<'_>, range: std::ops::Range<usize>) {
     let (input, cin, nt) = (b.input, b.cin, b.nt);
     for t in range {
         let (ty, tx) = ((b.t0 + t) / b.tiles_x, (b.t0 + t) % b.tiles_x);
@@ -267,11 +248,7 @@ unsafe fn input_tiles<const M: usize, const A: usize>(
                 let r = bt_1d::<A>(row);
                 for (j, lane) in r.iter().enumerate() {
                     // SAFETY: tile t owns V[.., t, ..]; in bounds by construction.
-                    std::ptr::copy_nonoverlapping(
-                        lane.as_ptr(),
-                        b.v.0.add(((i * A + j) * nt + t) * cin + c0),
-                        CH,
-                    );
+                    std::ptr::copy_nonoverlapping(lane.as_ptr(), b.v.0.add(((i * A + j) * nt + t) * cin + c0), CH);
                 }
             }
         }
@@ -281,10 +258,7 @@ unsafe fn input_tiles<const M: usize, const A: usize>(
 /// Output transform of tiles `range`: `y = Aᵀ M A + bias`, ReLU if asked, written where the
 /// tile lies inside the image.
 #[inline(always)]
-unsafe fn output_tiles<const M: usize, const A: usize>(
-    b: &Block<'_>,
-    range: std::ops::Range<usize>,
-) {
+unsafe fn output_tiles<const M: usize, const A: usize>(b: &Block<'_>, range: std::ops::Range<usize>) {
     let (cout, nt) = (b.cout, b.nt);
     for t in range {
         let (ty, tx) = ((b.t0 + t) / b.tiles_x, (b.t0 + t) % b.tiles_x);
@@ -335,25 +309,15 @@ unsafe fn output_tiles<const M: usize, const A: usize>(
 /// The transforms compiled for each level (the lane loops vectorize to that width).
 macro_rules! per_isa {
     ($name:ident, $body:ident) => {
-        unsafe fn $name<const M: usize, const A: usize>(
-            isa: Isa,
-            b: &Block<'_>,
-            range: std::ops::Range<usize>,
-        ) {
+        unsafe fn $name<const M: usize, const A: usize>(isa: Isa, b: &Block<'_>, range: std::ops::Range<usize>) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx2,fma")]
-                unsafe fn v512<const M: usize, const A: usize>(
-                    b: &Block<'_>,
-                    range: std::ops::Range<usize>,
-                ) {
+                unsafe fn v512<const M: usize, const A: usize>(b: &Block<'_>, range: std::ops::Range<usize>) {
                     $body::<M, A>(b, range)
                 }
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn v256<const M: usize, const A: usize>(
-                    b: &Block<'_>,
-                    range: std::ops::Range<usize>,
-                ) {
+                unsafe fn v256<const M: usize, const A: usize>(b: &Block<'_>, range: std::ops::Range<usize>) {
                     $body::<M, A>(b, range)
                 }
                 match isa {
@@ -377,28 +341,11 @@ impl WinogradConv {
     }
 
     /// Like [`WinogradConv::new`], for a given kernel level (tests compare levels).
-    pub fn with_isa(
-        isa: Isa,
-        tile: Tile,
-        weight: &[f32],
-        bias: Option<&[f32]>,
-        cout: usize,
-        cin: usize,
-    ) -> Self {
-        assert!(
-            cin.is_multiple_of(CH) && cout.is_multiple_of(CH),
-            "winograd conv needs channels multiple of {CH}, got {cin}->{cout}"
-        );
+    pub fn with_isa(isa: Isa, tile: Tile, weight: &[f32], bias: Option<&[f32]>, cout: usize, cin: usize) -> Self {
+        assert!(cin.is_multiple_of(CH) && cout.is_multiple_of(CH), "winograd conv needs channels multiple of {CH}, got {cin}->{cout}");
         assert_eq!(weight.len(), cout * cin * 9);
         let u = transform_weights(tile.g(), weight, cout, cin, isa);
-        WinogradConv {
-            tile,
-            cin,
-            cout,
-            isa,
-            u,
-            bias: bias.map(|b| b.to_vec()),
-        }
+        WinogradConv { tile, cin, cout, isa, u, bias: bias.map(|b| b.to_vec()) }
     }
 
     /// The input gradient's conv: kernel flipped, channels swapped, no bias.
@@ -427,13 +374,7 @@ impl WinogradConv {
         }
     }
 
-    fn run<const M: usize, const A: usize>(
-        &self,
-        input: &Act,
-        out: &mut Act,
-        relu: bool,
-        mask: *const f32,
-    ) {
+    fn run<const M: usize, const A: usize>(&self, input: &Act, out: &mut Act, relu: bool, mask: *const f32) {
         let (tiles_y, tiles_x) = (input.h.div_ceil(M), input.w.div_ceil(M));
         let tiles = tiles_y * tiles_x;
         let (cin, cout) = (self.cin, self.cout);
@@ -441,9 +382,7 @@ impl WinogradConv {
         // BLOCK_MIN_TILES so that each pass over the transformed weights (up to 36 MiB) feeds
         // enough tiles.
         let per_tile = A * A * (cin + cout);
-        let block = (BLOCK_FLOATS / per_tile)
-            .clamp(BLOCK_MIN_TILES, 512)
-            .min(tiles);
+        let block = (BLOCK_FLOATS / per_tile).clamp(BLOCK_MIN_TILES, 512).min(tiles);
         let n_blocks = tiles.div_ceil(block);
         let out_ptr = SendPtr(out.data.as_mut_ptr());
         let (out_wp, h, w) = (out.wp, out.h, out.w);
@@ -477,9 +416,7 @@ impl WinogradConv {
                 let step = nt.div_ceil(chunks);
                 let ranges = |f: &(dyn Fn(std::ops::Range<usize>) + Sync)| {
                     if inner_par {
-                        (0..nt.div_ceil(step))
-                            .into_par_iter()
-                            .for_each(|c| f(c * step..nt.min((c + 1) * step)));
+                        (0..nt.div_ceil(step)).into_par_iter().for_each(|c| f(c * step..nt.min((c + 1) * step)));
                     } else {
                         f(0..nt);
                     }
@@ -487,18 +424,13 @@ impl WinogradConv {
                 // SAFETY: tiles of disjoint ranges write disjoint parts of V.
                 ranges(&|r| unsafe { input_tiles_isa::<M, A>(isa, &blk, r) });
                 self.gemms::<A>(v, m, nt, inner_par);
-                let blk = Block {
-                    m: m.as_ptr(),
-                    ..blk
-                };
+                let blk = Block { m: m.as_ptr(), ..blk };
                 // SAFETY: tiles of disjoint ranges write disjoint pixels of `out`.
                 ranges(&|r| unsafe { output_tiles_isa::<M, A>(isa, &blk, r) });
             });
         };
         if n_blocks >= 2 * threads {
-            (0..n_blocks)
-                .into_par_iter()
-                .for_each(|b| do_block(b, false));
+            (0..n_blocks).into_par_iter().for_each(|b| do_block(b, false));
         } else {
             (0..n_blocks).for_each(|b| do_block(b, true));
         }
@@ -555,14 +487,7 @@ pub struct DirectConv {
 /// Row `y` of a direct conv whose outputs are a multiple of 16: per pixel and 16 outputs,
 /// 9·cin broadcast multiply-adds into one lane vector.
 #[inline(always)]
-fn direct_row_body(
-    conv: &DirectConv,
-    input: &Act,
-    op: SendPtr,
-    y: usize,
-    bias: &[f32],
-    relu: bool,
-) {
+fn direct_row_body(conv: &DirectConv, input: &Act, op: SendPtr, y: usize, bias: &[f32], relu: bool) {
     let (cin, cout, wp) = (conv.cin, conv.cout, input.wp);
     // Four lane vectors (64 outputs) per pass when they fit: each input value is broadcast once
     // for four multiply-adds.
@@ -590,13 +515,7 @@ fn direct_row_body(
             for (j, a) in acc.iter().enumerate().take(g) {
                 let a = if relu { ln(|l| a[l].max(0.0)) } else { *a };
                 // SAFETY: row y is written by this call only.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        a.as_ptr(),
-                        op.0.add(((y + 1) * wp + x + 1) * cout + c0 + j * CH),
-                        CH,
-                    )
-                };
+                unsafe { std::ptr::copy_nonoverlapping(a.as_ptr(), op.0.add(((y + 1) * wp + x + 1) * cout + c0 + j * CH), CH) };
             }
             c0 += g * CH;
         }
@@ -607,10 +526,7 @@ simd::multiversion!(fn direct_row(conv: &DirectConv, input: &Act, op: SendPtr, y
 
 impl DirectConv {
     pub fn new(weight: &[f32], bias: Option<&[f32]>, cout: usize, cin: usize) -> Self {
-        assert!(
-            cout <= 16 || cout >= cin,
-            "few-outputs path holds at most 16 outputs"
-        );
+        assert!(cout <= 16 || cout >= cin, "few-outputs path holds at most 16 outputs");
         let mut a = vec![0.0; weight.len()];
         let mut b = vec![0.0; weight.len()];
         for o in 0..cout {
@@ -622,13 +538,7 @@ impl DirectConv {
                 }
             }
         }
-        DirectConv {
-            cin,
-            cout,
-            w_tap_in_out: a,
-            w_in_tapout: b,
-            bias: bias.map(|b| b.to_vec()),
-        }
+        DirectConv { cin, cout, w_tap_in_out: a, w_in_tapout: b, bias: bias.map(|b| b.to_vec()) }
     }
 
     pub fn backward_of(weight: &[f32], cout: usize, cin: usize) -> Self {
@@ -638,13 +548,7 @@ impl DirectConv {
     /// Same contract as [`WinogradConv::forward`].
     pub fn forward(&self, input: &Act, out: &mut Act, relu: bool) {
         let (cin, cout) = (self.cin, self.cout);
-        assert!(
-            input.c == cin
-                && out.c == cout
-                && out.h == input.h
-                && out.w == input.w
-                && out.wp == input.wp
-        );
+        assert!(input.c == cin && out.c == cout && out.h == input.h && out.w == input.w && out.wp == input.wp);
         if cout < cin {
             return self.forward_few_outputs(input, out, relu);
         }
@@ -654,9 +558,7 @@ impl DirectConv {
             // Per pixel and 16 outputs: 9·cin broadcast multiply-adds into one lane vector.
             let zero = vec![0.0f32; cout];
             let bias = self.bias.as_deref().unwrap_or(&zero);
-            (0..input.h)
-                .into_par_iter()
-                .for_each(|y| direct_row(self, input, op, y, bias, relu));
+            (0..input.h).into_par_iter().for_each(|y| direct_row(self, input, op, y, bias, relu));
             return;
         }
         (0..input.h).into_par_iter().for_each(|y| {
@@ -703,24 +605,10 @@ impl DirectConv {
             // SAFETY: dst y (n × 9cout), lhs input (n × cin), rhs (cin × 9cout).
             unsafe {
                 gemm::gemm(
-                    n,
-                    nt,
-                    cin,
-                    y.as_mut_ptr(),
-                    1,
-                    nt as isize,
-                    false,
-                    input.data.as_ptr(),
-                    1,
-                    cin as isize,
-                    self.w_in_tapout.as_ptr(),
-                    1,
-                    nt as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
+                    n, nt, cin, y.as_mut_ptr(), 1, nt as isize, false,
+                    input.data.as_ptr(), 1, cin as isize,
+                    self.w_in_tapout.as_ptr(), 1, nt as isize,
+                    0.0, 1.0, false, false, false,
                     gemm::Parallelism::Rayon(rayon::current_num_threads()),
                 );
             }
@@ -744,13 +632,7 @@ impl DirectConv {
                         acc.iter_mut().for_each(|a| *a = a.max(0.0));
                     }
                     // SAFETY: row r belongs to this task.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            acc.as_ptr(),
-                            op.0.add(((r + 1) * wp + x + 1) * cout),
-                            cout,
-                        )
-                    };
+                    unsafe { std::ptr::copy_nonoverlapping(acc.as_ptr(), op.0.add(((r + 1) * wp + x + 1) * cout), cout) };
                 }
             });
         })
@@ -769,11 +651,7 @@ mod tests {
 
     fn max_rel_err(a: &Act, b: &Act) -> f32 {
         let scale = b.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        a.data
-            .iter()
-            .zip(&b.data)
-            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
-            / scale
+        a.data.iter().zip(&b.data).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
     }
 
     /// The kernel levels this CPU runs (the portable one always).
@@ -812,10 +690,7 @@ mod tests {
                     conv.forward(&x, &mut out, relu);
                     let want = conv3x3_slow(&x, &wt, Some(&b), cout, relu);
                     let e = max_rel_err(&out, &want);
-                    assert!(
-                        e < 1e-5,
-                        "{isa:?} {tile:?} {h}x{w} {cin}->{cout} relu {relu}: {e}"
-                    );
+                    assert!(e < 1e-5, "{isa:?} {tile:?} {h}x{w} {cin}->{cout} relu {relu}: {e}");
                 }
             }
         }
@@ -832,25 +707,15 @@ mod tests {
         let wt: Vec<f32> = (0..cout * cin * 9).map(|_| rng.normal()).collect();
         let want = conv3x3_slow(&g, &flip_swap(&wt, cout, cin), None, cin, false);
         let y = conv3x3_slow(&x, &wt, None, cout, false);
-        let dot = |a: &Act, b: &Act| {
-            a.data
-                .iter()
-                .zip(&b.data)
-                .map(|(p, q)| (*p as f64) * (*q as f64))
-                .sum::<f64>()
-        };
+        let dot = |a: &Act, b: &Act| a.data.iter().zip(&b.data).map(|(p, q)| (*p as f64) * (*q as f64)).sum::<f64>();
         for isa in levels() {
             for tile in [Tile::F2, Tile::F4] {
                 let mut dx = Act::zeros(h, w, cin);
-                WinogradConv::with_isa(isa, tile, &flip_swap(&wt, cout, cin), None, cin, cout)
-                    .forward(&g, &mut dx, false);
+                WinogradConv::with_isa(isa, tile, &flip_swap(&wt, cout, cin), None, cin, cout).forward(&g, &mut dx, false);
                 let e = max_rel_err(&dx, &want);
                 assert!(e < 1e-5, "{isa:?} {tile:?}: {e}");
                 let (lhs, rhs) = (dot(&y, &g), dot(&x, &dx));
-                assert!(
-                    (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
-                    "{isa:?} {tile:?}: {lhs} vs {rhs}"
-                );
+                assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{isa:?} {tile:?}: {lhs} vs {rhs}");
             }
         }
     }
@@ -865,34 +730,13 @@ mod tests {
         let mask = rand_act(&mut rng, h, w, cout);
         let wt: Vec<f32> = (0..cout * cin * 9).map(|_| rng.normal()).collect();
         let mut want = conv3x3_slow(&x, &wt, None, cout, false);
-        want.data
-            .iter_mut()
-            .zip(&mask.data)
-            .for_each(|(g, m)| *g = if *m > 0.0 { *g } else { 0.0 });
+        want.data.iter_mut().zip(&mask.data).for_each(|(g, m)| *g = if *m > 0.0 { *g } else { 0.0 });
         for isa in levels() {
             let mut out = Act::zeros(h, w, cout);
-            WinogradConv::with_isa(isa, Tile::F4, &wt, None, cout, cin).forward_masked(
-                &x,
-                &mut out,
-                false,
-                Some(&mask),
-            );
-            assert!(
-                max_rel_err(&out, &want) < 1e-5,
-                "{isa:?}: {}",
-                max_rel_err(&out, &want)
-            );
-            let zeros = out
-                .data
-                .iter()
-                .zip(&want.data)
-                .filter(|(o, w)| **w == 0.0 && **o == 0.0)
-                .count();
-            assert_eq!(
-                zeros,
-                want.data.iter().filter(|w| **w == 0.0).count(),
-                "{isa:?}: masked outputs must be exactly zero"
-            );
+            WinogradConv::with_isa(isa, Tile::F4, &wt, None, cout, cin).forward_masked(&x, &mut out, false, Some(&mask));
+            assert!(max_rel_err(&out, &want) < 1e-5, "{isa:?}: {}", max_rel_err(&out, &want));
+            let zeros = out.data.iter().zip(&want.data).filter(|(o, w)| **w == 0.0 && **o == 0.0).count();
+            assert_eq!(zeros, want.data.iter().filter(|w| **w == 0.0).count(), "{isa:?}: masked outputs must be exactly zero");
         }
     }
 
@@ -921,17 +765,8 @@ mod tests {
         let y = conv3x3_slow(&x, &wt, None, cout, false);
         let mut dx = Act::zeros(h, w, cin);
         WinogradConv::backward_of(Tile::F4, &wt, cout, cin).forward(&g, &mut dx, false);
-        let dot = |a: &Act, b: &Act| {
-            a.data
-                .iter()
-                .zip(&b.data)
-                .map(|(p, q)| (*p as f64) * (*q as f64))
-                .sum::<f64>()
-        };
+        let dot = |a: &Act, b: &Act| a.data.iter().zip(&b.data).map(|(p, q)| (*p as f64) * (*q as f64)).sum::<f64>();
         let (lhs, rhs) = (dot(&y, &g), dot(&x, &dx));
-        assert!(
-            (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
-            "{lhs} vs {rhs}"
-        );
+        assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
     }
 }

@@ -66,9 +66,7 @@ pub fn maxpool(input: &Act, out: &mut Act) {
             let r0 = &input.data[input.at(2 * y, 2 * x)..][..2 * c];
             let r1 = &input.data[input.at(2 * y + 1, 2 * x)..][..2 * c];
             // SAFETY: row y of out belongs to this task.
-            let dst = unsafe {
-                std::slice::from_raw_parts_mut(op.0.add(((y + 1) * out_wp + x + 1) * c), c)
-            };
+            let dst = unsafe { std::slice::from_raw_parts_mut(op.0.add(((y + 1) * out_wp + x + 1) * c), c) };
             for ch in 0..c {
                 dst[ch] = r0[ch].max(r0[c + ch]).max(r1[ch].max(r1[c + ch]));
             }
@@ -91,21 +89,9 @@ pub fn maxpool_relu_backward(input: &Act, grad_out: &Act, grad_in: &mut Act) {
 /// One pair of input rows: `r0`, `r1` the input rows, `g` the output gradient row (`n` windows
 /// of `c` channels), `d0`, `d1` the input gradient rows.
 #[inline(always)]
-fn bwd_row_body<const RELU: bool>(
-    r0: &[f32],
-    r1: &[f32],
-    g: &[f32],
-    d0: &mut [f32],
-    d1: &mut [f32],
-    c: usize,
-    n: usize,
-) {
+fn bwd_row_body<const RELU: bool>(r0: &[f32], r1: &[f32], g: &[f32], d0: &mut [f32], d1: &mut [f32], c: usize, n: usize) {
     for x in 0..n {
-        let (r0, r1, g) = (
-            &r0[2 * x * c..][..2 * c],
-            &r1[2 * x * c..][..2 * c],
-            &g[x * c..][..c],
-        );
+        let (r0, r1, g) = (&r0[2 * x * c..][..2 * c], &r1[2 * x * c..][..2 * c], &g[x * c..][..c]);
         let (d0, d1) = (&mut d0[2 * x * c..][..2 * c], &mut d1[2 * x * c..][..2 * c]);
         for ch in 0..c {
             // Branch-free first maximum (row-major order), as `first_max`.
@@ -135,9 +121,7 @@ fn backward<const RELU: bool>(input: &Act, grad_out: &Act, grad_in: &mut Act) {
     (0..input.h.div_ceil(2)).into_par_iter().for_each(|y| {
         let gp = gp;
         // SAFETY: input rows 2y and 2y + 1 of grad_in belong to this task.
-        let row = |r: usize| unsafe {
-            std::slice::from_raw_parts_mut(gp.0.add(input.at(r, 0)), input.w * c)
-        };
+        let row = |r: usize| unsafe { std::slice::from_raw_parts_mut(gp.0.add(input.at(r, 0)), input.w * c) };
         let (row0, row1) = (row(2 * y), (2 * y + 1 < input.h).then(|| row(2 * y + 1)));
         let (Some(row1), true) = (row1, y < grad_out.h) else {
             row0.fill(0.0);
@@ -148,19 +132,8 @@ fn backward<const RELU: bool>(input: &Act, grad_out: &Act, grad_in: &mut Act) {
             row0[(input.w - 1) * c..].fill(0.0);
             row1[(input.w - 1) * c..].fill(0.0);
         }
-        let (r0, r1) = (
-            &input.data[input.at(2 * y, 0)..][..input.w * c],
-            &input.data[input.at(2 * y + 1, 0)..][..input.w * c],
-        );
-        bwd_row::<RELU>(
-            r0,
-            r1,
-            &grad_out.data[grad_out.at(y, 0)..][..grad_out.w * c],
-            row0,
-            row1,
-            c,
-            grad_out.w,
-        );
+        let (r0, r1) = (&input.data[input.at(2 * y, 0)..][..input.w * c], &input.data[input.at(2 * y + 1, 0)..][..input.w * c]);
+        bwd_row::<RELU>(r0, r1, &grad_out.data[grad_out.at(y, 0)..][..grad_out.w * c], row0, row1, c, grad_out.w);
     });
 }
 
@@ -173,33 +146,18 @@ mod tests {
     fn fast_matches_slow_odd_sizes() {
         let mut rng = SplitMix(5);
         let (h, w, c) = (7, 9, 5);
-        let x = Act::from_chw(
-            c,
-            h,
-            w,
-            &(0..h * w * c).map(|_| rng.normal()).collect::<Vec<_>>(),
-        );
+        let x = Act::from_chw(c, h, w, &(0..h * w * c).map(|_| rng.normal()).collect::<Vec<_>>());
         let mut out = Act::zeros(h / 2, w / 2, c);
         maxpool(&x, &mut out);
         assert_eq!(out, maxpool_slow(&x));
-        let g = Act::from_chw(
-            c,
-            h / 2,
-            w / 2,
-            &(0..(h / 2) * (w / 2) * c)
-                .map(|_| rng.normal())
-                .collect::<Vec<_>>(),
-        );
+        let g = Act::from_chw(c, h / 2, w / 2, &(0..(h / 2) * (w / 2) * c).map(|_| rng.normal()).collect::<Vec<_>>());
         let mut gi = Act::zeros(h, w, c);
         gi.data.fill(7.0); // stale values must be overwritten inside the image
         maxpool_backward(&x, &g, &mut gi);
         let want = maxpool_backward_slow(&x, &g);
         for y in 0..h {
             for xx in 0..w {
-                assert_eq!(
-                    &gi.data[gi.at(y, xx)..][..c],
-                    &want.data[want.at(y, xx)..][..c]
-                );
+                assert_eq!(&gi.data[gi.at(y, xx)..][..c], &want.data[want.at(y, xx)..][..c]);
             }
         }
     }
@@ -210,33 +168,18 @@ mod tests {
     fn fused_relu_backward_matches_pool_then_mask() {
         let mut rng = SplitMix(6);
         let (h, w, c) = (9, 8, 20);
-        let relu: Vec<f32> = (0..h * w * c)
-            .map(|_| (rng.normal() * 2.0).round().max(0.0))
-            .collect();
+        let relu: Vec<f32> = (0..h * w * c).map(|_| (rng.normal() * 2.0).round().max(0.0)).collect();
         let x = Act::from_chw(c, h, w, &relu);
-        let g = Act::from_chw(
-            c,
-            h / 2,
-            w / 2,
-            &(0..(h / 2) * (w / 2) * c)
-                .map(|_| rng.normal())
-                .collect::<Vec<_>>(),
-        );
+        let g = Act::from_chw(c, h / 2, w / 2, &(0..(h / 2) * (w / 2) * c).map(|_| rng.normal()).collect::<Vec<_>>());
         let mut gi = Act::zeros(h, w, c);
         gi.data.fill(7.0);
         maxpool_relu_backward(&x, &g, &mut gi);
         let mut want = maxpool_backward_slow(&x, &g);
-        want.data
-            .iter_mut()
-            .zip(&x.data)
-            .for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 });
+        want.data.iter_mut().zip(&x.data).for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 });
         let mut zeros_kept = 0;
         for y in 0..h {
             for xx in 0..w {
-                let (a, b) = (
-                    &gi.data[gi.at(y, xx)..][..c],
-                    &want.data[want.at(y, xx)..][..c],
-                );
+                let (a, b) = (&gi.data[gi.at(y, xx)..][..c], &want.data[want.at(y, xx)..][..c]);
                 assert_eq!(a, b, "at ({y}, {xx})");
                 zeros_kept += b.iter().filter(|v| **v == 0.0).count();
             }

@@ -27,14 +27,7 @@ impl Act {
     pub fn zeros(h: usize, w: usize, c: usize) -> Self {
         let hp = h.div_ceil(TILE_ROUND) * TILE_ROUND + 2;
         let wp = w.div_ceil(TILE_ROUND) * TILE_ROUND + 2;
-        Act {
-            h,
-            w,
-            c,
-            hp,
-            wp,
-            data: vec![0.0; hp * wp * c],
-        }
+        Act { h, w, c, hp, wp, data: vec![0.0; hp * wp * c] }
     }
 
     /// Offset of image pixel (y, x) (unpadded coordinates), channel 0.

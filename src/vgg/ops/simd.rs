@@ -40,20 +40,15 @@ impl Isa {
 fn detect() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
-        let forced = std::env::var("TEXSTYLE_VGG_ISA")
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let forced = std::env::var("TEXSTYLE_VGG_ISA").unwrap_or_default().to_ascii_lowercase();
         if forced == "portable" {
             return Isa::Portable;
         }
-        let avx512 = cfg!(feature = "avx512")
-            && forced != "avx2"
-            && std::arch::is_x86_feature_detected!("avx512f");
+        let avx512 = cfg!(feature = "avx512") && forced != "avx2" && std::arch::is_x86_feature_detected!("avx512f");
         if avx512 {
             return Isa::Avx512;
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             return Isa::Avx2;
         }
     }
@@ -98,17 +93,12 @@ pub(crate) use multiversion;
 
 #[inline(always)]
 fn relu_backward_body(g: &mut [f32], a: &[f32]) {
-    g.iter_mut()
-        .zip(a)
-        .for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 });
+    g.iter_mut().zip(a).for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 });
 }
 
 #[inline(always)]
 fn add_relu_backward_body(g: &mut [f32], d: &[f32], a: &[f32]) {
-    g.iter_mut()
-        .zip(d)
-        .zip(a)
-        .for_each(|((g, d), a)| *g += if *a > 0.0 { *d } else { 0.0 });
+    g.iter_mut().zip(d).zip(a).for_each(|((g, d), a)| *g += if *a > 0.0 { *d } else { 0.0 });
 }
 
 #[inline(always)]
@@ -143,42 +133,15 @@ pub fn pack_panels(b: &[f32], k: usize, n: usize, nr: usize) -> Vec<f32> {
 /// # Safety
 /// The pointers cover the stated shapes; `isa` is supported by this CPU ([`isa`]).
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_packed(
-    isa: Isa,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-) {
+pub unsafe fn gemm_packed(isa: Isa, m: usize, n: usize, k: usize, a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => x86::gemm_avx512(m, n, k, a, lda, b, c, ldc),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => x86::gemm_avx2(m, n, k, a, lda, b, c, ldc),
         _ => gemm::gemm(
-            m,
-            n,
-            k,
-            c,
-            1,
-            ldc as isize,
-            false,
-            a,
-            1,
-            lda as isize,
-            b,
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
+            m, n, k, c, 1, ldc as isize, false, a, 1, lda as isize, b, 1, n as isize,
+            0.0, 1.0, false, false, false, gemm::Parallelism::None,
         ),
     }
 }
@@ -253,16 +216,7 @@ mod x86 {
 
     #[target_feature(enable = "avx512f,avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn gemm_avx512(
-        m: usize,
-        n: usize,
-        k: usize,
-        a: *const f32,
-        lda: usize,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-    ) {
+    pub unsafe fn gemm_avx512(m: usize, n: usize, k: usize, a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize) {
         const MR: usize = 12;
         const NR: usize = 32;
         for p0 in (0..n).step_by(NR) {
@@ -326,16 +280,7 @@ mod x86 {
 
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn gemm_avx2(
-        m: usize,
-        n: usize,
-        k: usize,
-        a: *const f32,
-        lda: usize,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-    ) {
+    pub unsafe fn gemm_avx2(m: usize, n: usize, k: usize, a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize) {
         const MR: usize = 6;
         const NR: usize = 16;
         for p0 in (0..n).step_by(NR) {
@@ -414,12 +359,8 @@ pub fn gram_xtx(x: &[f32], k: usize, n: usize) -> Option<Vec<f32>> {
                 unsafe {
                     #[cfg(target_arch = "x86_64")]
                     match level {
-                        Isa::Avx512 => {
-                            x86::syrk_upper_avx512(kk, n, x.as_ptr().add(k0 * n), c.as_mut_ptr())
-                        }
-                        Isa::Avx2 => {
-                            x86::syrk_upper_avx2(kk, n, x.as_ptr().add(k0 * n), c.as_mut_ptr())
-                        }
+                        Isa::Avx512 => x86::syrk_upper_avx512(kk, n, x.as_ptr().add(k0 * n), c.as_mut_ptr()),
+                        Isa::Avx2 => x86::syrk_upper_avx2(kk, n, x.as_ptr().add(k0 * n), c.as_mut_ptr()),
                         Isa::Portable => unreachable!(),
                     }
                 }
@@ -456,9 +397,7 @@ mod tests {
             let mut want = vec![0.0f64; m * n];
             for i in 0..m {
                 for j in 0..n {
-                    want[i * n + j] = (0..k)
-                        .map(|t| a[i * k + t] as f64 * b[t * n + j] as f64)
-                        .sum();
+                    want[i * n + j] = (0..k).map(|t| a[i * k + t] as f64 * b[t * n + j] as f64).sum();
                 }
             }
             let mut levels = vec![Isa::Portable];
@@ -472,24 +411,9 @@ mod tests {
                 let packed = pack_panels(&b, k, n, l.nr());
                 // Poisoned output: every element must be written.
                 let mut c = vec![f32::NAN; m * n];
-                unsafe {
-                    gemm_packed(
-                        l,
-                        m,
-                        n,
-                        k,
-                        a.as_ptr(),
-                        k,
-                        packed.as_ptr(),
-                        c.as_mut_ptr(),
-                        n,
-                    )
-                };
+                unsafe { gemm_packed(l, m, n, k, a.as_ptr(), k, packed.as_ptr(), c.as_mut_ptr(), n) };
                 for (i, (g, w)) in c.iter().zip(&want).enumerate() {
-                    assert!(
-                        (*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()),
-                        "{l:?} {m}x{n}x{k} at {i}: {g} vs {w}"
-                    );
+                    assert!((*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()), "{l:?} {m}x{n}x{k} at {i}: {g} vs {w}");
                 }
             }
         }
@@ -508,14 +432,9 @@ mod tests {
             };
             for i in 0..n {
                 for j in 0..n {
-                    let want: f64 = (0..k)
-                        .map(|p| x[p * n + i] as f64 * x[p * n + j] as f64)
-                        .sum();
+                    let want: f64 = (0..k).map(|p| x[p * n + i] as f64 * x[p * n + j] as f64).sum();
                     let got = g[i * n + j] as f64;
-                    assert!(
-                        (got - want).abs() < 1e-4 * (k as f64).sqrt() * (1.0 + want.abs().sqrt()),
-                        "{k}x{n} at ({i}, {j}): {got} vs {want}"
-                    );
+                    assert!((got - want).abs() < 1e-4 * (k as f64).sqrt() * (1.0 + want.abs().sqrt()), "{k}x{n} at ({i}, {j}): {got} vs {want}");
                 }
             }
         }
