@@ -139,7 +139,7 @@ pub struct StyleArgs {
 
     /// Read every view at the texture's finest level. Default (pyramid): mip-mapped lookups, where a
     /// sample that spans several texels reads a coarser level of the pyramid (no speckle on small parts,
-    /// and the texture side costs what the view has samples, not what the texture has texels).
+    /// and large textures stay cheap: the step touches only the texels and levels a view reads).
     #[arg(long)]
     pub no_mip: bool,
 

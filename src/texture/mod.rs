@@ -15,8 +15,8 @@
 //!
 //! The optimization step goes through [`TextureParam::view`] and
 //! [`TextureParam::descend`]: the pyramid evaluates, differentiates and
-//! updates only the texels a view reads (its cost follows the view, not the
-//! texture size); the others take the dense way, [`TextureParam::texture`]
+//! updates only the texels a view reads (its cost grows with the view far
+//! more than with the texture size); the others take the dense way, [`TextureParam::texture`]
 //! on candle's tape (the FFT's every coefficient touches every texel anyway).
 
 pub mod fft;
