@@ -87,38 +87,7 @@ impl LookupTable {
         tex_width: u32,
         tex_height: u32,
     ) -> Self {
-        let k = frame.samples;
-        let box_weight = 1.0 / (k * k) as f32;
-        let plane = (tex_width * tex_height) as usize;
-        let mut t = LookupTable {
-            width: frame.width,
-            height: frame.height,
-            materials,
-            tex_width,
-            tex_height,
-            pixel: Vec::new(),
-            texel: Vec::new(),
-            weight: Vec::new(),
-            level: Vec::new(),
-            background: vec![0.0; (frame.width * frame.height) as usize],
-        };
-        for y in 0..frame.grid_height() {
-            for x in 0..frame.grid_width() {
-                let p = (y / k) * frame.width + x / k;
-                let s = frame.at(x, y);
-                if !s.covered() {
-                    t.background[p as usize] += box_weight;
-                    continue;
-                }
-                let m = tri_material[s.tri as usize - 1] as usize;
-                let (taps, w) = bilinear_taps(s.uv(), tex_width, tex_height);
-                t.pixel.push(p);
-                t.texel
-                    .push(taps.map(|(tx, ty)| (m * 3 * plane) as u32 + ty * tex_width + tx));
-                t.weight.push(w.map(|v| v * box_weight));
-            }
-        }
-        t
+        Self::build(frame, tri_material, materials, tex_width, tex_height, None)
     }
 
     /// Like [`LookupTable::new`], but mip-mapped: each sample reads the
@@ -136,6 +105,19 @@ impl LookupTable {
         tex_height: u32,
         lod: &[f32],
         max_level: u32,
+    ) -> Self {
+        Self::build(frame, tri_material, materials, tex_width, tex_height, Some((lod, max_level)))
+    }
+
+    /// Both constructors: `mips` is the per-triangle level of detail and the
+    /// coarsest level; without it every sample reads level 0.
+    fn build(
+        frame: &RasterFrame,
+        tri_material: &[u32],
+        materials: usize,
+        tex_width: u32,
+        tex_height: u32,
+        mips: Option<(&[f32], u32)>,
     ) -> Self {
         let box_weight = 1.0 / (frame.samples * frame.samples) as f32;
         let mut t = LookupTable {
@@ -160,9 +142,14 @@ impl LookupTable {
                 }
                 let tri = s.tri as usize - 1;
                 let m = tri_material[tri] as usize;
-                let l = lod[tri].clamp(0.0, max_level as f32);
-                let k0 = (l.floor() as u32).min(max_level);
-                let f = l - k0 as f32;
+                let (k0, f, max_level) = match mips {
+                    None => (0, 0.0, 0),
+                    Some((lod, max_level)) => {
+                        let l = lod[tri].clamp(0.0, max_level as f32);
+                        let k0 = (l.floor() as u32).min(max_level);
+                        (k0, l - k0 as f32, max_level)
+                    }
+                };
                 for (k, share) in [(k0, 1.0 - f), (k0 + 1, f)] {
                     if share <= 0.0 || k > max_level {
                         continue;
@@ -173,7 +160,9 @@ impl LookupTable {
                     t.texel
                         .push(taps.map(|(tx, ty)| (m * 3) as u32 * w * h + ty * w + tx));
                     t.weight.push(wt.map(|v| v * share * box_weight));
-                    t.level.push(k as u8);
+                    if mips.is_some() {
+                        t.level.push(k as u8);
+                    }
                 }
             }
         }
