@@ -72,6 +72,9 @@ pub struct LookupTable {
     /// Per entry, the mip level its taps index (its own `[materials, 3,
     /// tex_height >> level, tex_width >> level]` layout); empty: all level 0.
     level: Vec<u8>,
+    /// Where each row of output pixels starts in the entries, plus the end:
+    /// entries are built row by row, so whole rows are disjoint pixels.
+    row_start: Vec<u32>,
     /// Per pixel, the fraction of its samples that see background.
     background: Vec<f32>,
 }
@@ -130,9 +133,13 @@ impl LookupTable {
             texel: Vec::new(),
             weight: Vec::new(),
             level: Vec::new(),
+            row_start: Vec::with_capacity(frame.height as usize + 1),
             background: vec![0.0; (frame.width * frame.height) as usize],
         };
         for y in 0..frame.grid_height() {
+            if y % frame.samples == 0 {
+                t.row_start.push(t.pixel.len() as u32);
+            }
             for x in 0..frame.grid_width() {
                 let s = frame.at(x, y);
                 let p = (y / frame.samples) * frame.width + x / frame.samples;
@@ -166,6 +173,7 @@ impl LookupTable {
                 }
             }
         }
+        t.row_start.push(t.pixel.len() as u32);
         t
     }
 
@@ -215,24 +223,34 @@ impl LookupTable {
         use rayon::prelude::*;
         let n = (self.width * self.height) as usize;
         let mut out = vec![0.0f32; 3 * n];
-        out.par_chunks_mut(n).enumerate().for_each(|(c, dst)| {
+        for (c, dst) in out.chunks_mut(n).enumerate() {
             for (p, bg) in dst.iter_mut().zip(&self.background) {
                 *p = bg * background[c];
             }
-            for (e, ((&p, taps), w)) in self
-                .pixel
-                .iter()
-                .zip(&self.texel)
-                .zip(&self.weight)
-                .enumerate()
-            {
+        }
+        // Tasks of whole pixel rows (disjoint pixels), all three channels
+        // per entry: balanced on any core count, taps read once.
+        let rows = self.row_start.len() - 1;
+        let per_task = rows.div_ceil(4 * rayon::current_num_threads()).max(1);
+        let dst = SendPtr(out.as_mut_ptr());
+        (0..rows).into_par_iter().step_by(per_task).for_each(|r0| {
+            let dst = &dst;
+            let r1 = (r0 + per_task).min(rows);
+            let entries = self.row_start[r0] as usize..self.row_start[r1] as usize;
+            for e in entries {
+                let (p, taps, w) = (self.pixel[e] as usize, &self.texel[e], &self.weight[e]);
+                assert!(p < n);
                 let (start, hw) = levels[self.level.get(e).copied().unwrap_or(0) as usize];
-                let off = start + c * hw;
-                let mut v = 0.0;
-                for i in 0..4 {
-                    v += w[i] * tex[taps[i] as usize + off];
+                for c in 0..3 {
+                    let off = start + c * hw;
+                    let mut v = 0.0;
+                    for i in 0..4 {
+                        v += w[i] * tex[taps[i] as usize + off];
+                    }
+                    // SAFETY: in bounds (checked), and pixel p lies in this
+                    // task's rows, which no other task writes.
+                    unsafe { *dst.0.add(c * n + p) += v };
                 }
-                dst[p as usize] += v;
             }
         });
         out

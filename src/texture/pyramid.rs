@@ -18,8 +18,8 @@
 //!   depend on), the gradient flows back to exactly those, and Adam updates
 //!   only them (lazily). With mip-mapped tables (coarse levels for minified
 //!   samples) a step's texture side grows with the view far more than with
-//!   the texel count: `cargo bench --bench texture` measured 12 ms at 512²,
-//!   49 ms at 2048² and 83 ms at 4096² for 256² views (dense: ~650 ms at 2048²).
+//!   the texel count: `cargo bench --bench texture` measured 7 ms at 512²,
+//!   33–41 ms at 2048² and 75 ms at 4096² for 256² views (dense: ~650 ms at 2048²).
 
 use std::sync::Arc;
 
@@ -129,14 +129,29 @@ struct Work {
 #[inline]
 fn parents(i: usize, n: usize) -> (usize, usize) {
     let c = i / 2;
-    (
-        c,
-        if i % 2 == 1 {
-            (c + 1) % n
-        } else {
-            (c + n - 1) % n
-        },
-    )
+    // Wrapping without `%`: this runs per site in every pass.
+    let other = if i % 2 == 1 {
+        if c + 1 == n { 0 } else { c + 1 }
+    } else if c == 0 {
+        n - 1
+    } else {
+        c - 1
+    };
+    (c, other)
+}
+
+/// The fine coordinates (on an axis of `2n`) that read coarse coordinate
+/// `c` (on an axis of `n`), with the weights [`parents`] gives them: the
+/// transpose of the upsampling, as a gather.
+#[inline]
+fn children(c: usize, n: usize) -> [(usize, f32); 4] {
+    let f = 2 * n;
+    [
+        (if c == 0 { f - 1 } else { 2 * c - 1 }, 0.25),
+        (2 * c, 0.75),
+        (2 * c + 1, 0.75),
+        (if 2 * c + 2 == f { 0 } else { 2 * c + 2 }, 0.25),
+    ]
 }
 
 impl Work {
@@ -179,7 +194,7 @@ impl Work {
     /// those depend on; lists them in ascending order (so that every later
     /// pass walks memory forwards).
     fn mark(&mut self, table: &LookupTable) -> Result<()> {
-        for bits in self.need_bits.iter_mut().chain(&mut self.direct_bits) {
+        for bits in &mut self.direct_bits {
             bits.fill(0);
         }
         for (k, taps) in table.taps() {
@@ -190,11 +205,12 @@ impl Work {
                 );
             }
             for &i in taps {
-                set(&mut self.need_bits[k], i as usize);
                 set(&mut self.direct_bits[k], i as usize);
             }
         }
         for k in 0..self.sizes.len() {
+            // Needed: read directly, or (below) by a finer needed site.
+            self.need_bits[k].copy_from_slice(&self.direct_bits[k]);
             if k > 0 {
                 let ((fh, fw), (h, w)) = (self.sizes[k - 1], self.sizes[k]);
                 let bits = &mut self.need_bits[k];
@@ -332,17 +348,22 @@ impl Pyramid {
             let th = &theta[r.clone()];
             let coarse = &coarser[..offs[(k + 2).min(last + 1)] - offs[k + 1]];
             let (ch, cw) = sizes[(k + 1).min(last)];
-            let value = |site: u32, c: usize| -> f32 {
-                let i = at(site, c, hw);
+            // The collapsed value of all three channels of `site` (the
+            // index arithmetic once per site, not per channel).
+            let value = |site: u32| -> [f32; 3] {
                 if k == last {
-                    return th[i];
+                    return [0, 1, 2].map(|c| th[at(site, c, hw)]);
                 }
                 let (m, local) = (site as usize / (3 * hw), site as usize % (3 * hw));
-                let plane = &coarse[(3 * m + c) * ch * cw..][..ch * cw];
                 let ((y0, y1), (x0, x1)) = (parents(local / w, ch), parents(local % w, cw));
-                // The same operations, in the same order, as upsample_add.
-                let row = |y: usize| 0.75 * plane[y * cw + x0] + 0.25 * plane[y * cw + x1];
-                th[i] + (0.75 * row(y0) + 0.25 * row(y1))
+                let chw = ch * cw;
+                let base = 3 * m * chw;
+                [0, 1, 2].map(|c| {
+                    let plane = &coarse[base + c * chw..][..chw];
+                    // The same operations, in the same order, as upsample_add.
+                    let row = |y: usize| 0.75 * plane[y * cw + x0] + 0.25 * plane[y * cw + x1];
+                    th[at(site, c, hw)] + (0.75 * row(y0) + 0.25 * row(y1))
+                })
             };
             let direct = &direct_bits[k];
             let (acc_k, tex_k, dtex_k) = (
@@ -352,7 +373,7 @@ impl Pyramid {
             );
             need[k].par_chunks(SITES_PER_TASK).for_each(|sites| {
                 for &site in sites {
-                    let x = [0, 1, 2].map(|c| value(site, c));
+                    let x = value(site);
                     let read = is_set(direct, site as usize);
                     for c in 0..3 {
                         let i = at(site, c, hw);
@@ -403,26 +424,36 @@ impl Pyramid {
         else {
             candle_core::bail!("pyramid: descend before view")
         };
+        let planes = 3 * self.materials;
         adam.step_lazy(0, |theta, m, v, update| {
-            // Plane by plane: one task streams through a plane's θ, moments
-            // and gradient (measured faster than tasks that take all three
-            // channels of a chunk of sites: fewer memory streams at once).
+            let (th, m, v) = (Disjoint::new(theta), Disjoint::new(m), Disjoint::new(v));
             for (k, &(h, w)) in sizes.iter().enumerate() {
-                let (hw, r) = (h * w, offs[k]..offs[k + 1]);
-                let need = &need[k];
-                theta[r.clone()]
-                    .par_chunks_mut(hw)
-                    .zip(m[r.clone()].par_chunks_mut(hw))
-                    .zip(v[r.clone()].par_chunks_mut(hw))
-                    .zip(acc[r].par_chunks(hw))
-                    .enumerate()
-                    .for_each(|(p, (((th, m), v), g))| {
-                        let mat = p / 3;
-                        for &site in of_material(need, mat, hw) {
-                            let l = site as usize - 3 * mat * hw;
-                            update.apply(&mut th[l], &mut m[l], &mut v[l], g[l]);
+                let hw = h * w;
+                // Tasks of one plane's sites each: one task streams through
+                // one plane's θ, moments and gradient (measured faster than
+                // all three channels at once: fewer memory streams), and
+                // chunks keep both cores busy (three planes would not).
+                let tasks: Vec<(usize, &[u32])> = (0..planes)
+                    .flat_map(|p| {
+                        of_material(&need[k], p / 3, hw)
+                            .chunks(SITES_PER_TASK)
+                            .map(move |sites| (p, sites))
+                    })
+                    .collect();
+                tasks.par_iter().for_each(|&(p, sites)| {
+                    let plane = offs[k] + (p % 3) * hw;
+                    for &site in sites {
+                        let i = plane + site as usize;
+                        // SAFETY: a (plane, site) pair belongs to one task.
+                        unsafe {
+                            let (mut t, mut mm, mut vv) = (th.get(i), m.get(i), v.get(i));
+                            update.apply(&mut t, &mut mm, &mut vv, acc[i]);
+                            th.set(i, t);
+                            m.set(i, mm);
+                            v.set(i, vv);
                         }
-                    });
+                    }
+                });
             }
         })
     }
@@ -443,6 +474,7 @@ impl Pyramid {
             offs,
             need,
             direct,
+            need_bits,
             acc,
             tex,
             dtex,
@@ -475,33 +507,36 @@ impl Pyramid {
         // The finest level is read directly wherever it is needed: dL/dθ_0 = dL/dacc_0.
         through_color(0, &mut acc[..offs[1]]);
         // Fine to coarse: dL/dacc_{k+1} = Uᵀ dL/dacc_k at the needed sites,
-        // plane by plane (a coarse site gathers from up to 16 fine ones, so
-        // the fine sites' scatter cannot be split among tasks), plus the
+        // as a gather (each coarse site sums the up to 16 needed fine sites
+        // that read it, so tasks never write the same entry), plus the
         // level's own share.
         for k in 0..sizes.len() - 1 {
             let ((fh, fw), (ch, cw)) = (sizes[k], sizes[k + 1]);
             let (fhw, chw) = (fh * fw, ch * cw);
             let (fine, coarse) = acc[offs[k]..offs[k + 2]].split_at_mut(offs[k + 1] - offs[k]);
-            let (nf, nc) = (&need[k], &need[k + 1]);
-            coarse
-                .par_chunks_mut(chw)
-                .zip(fine.par_chunks(fhw))
-                .enumerate()
-                .for_each(|(p, (c, f))| {
-                    let m = p / 3;
-                    for &site in of_material(nc, m, chw) {
-                        c[site as usize - 3 * m * chw] = 0.0;
+            let (fine_bits, out) = (&need_bits[k], Disjoint::new(coarse));
+            need[k + 1].par_chunks(SITES_PER_TASK).for_each(|sites| {
+                for &site in sites {
+                    let (m, local) = (site as usize / (3 * chw), site as usize % (3 * chw));
+                    let (ys, xs) = (children(local / cw, ch), children(local % cw, cw));
+                    let mut g = [0.0f32; 3];
+                    for (fy, wy) in ys {
+                        for (fx, wx) in xs {
+                            let fsite = 3 * m * fhw + fy * fw + fx;
+                            // Fine sites no one needs have no gradient (and stale entries).
+                            if is_set(fine_bits, fsite) {
+                                for (c, g) in g.iter_mut().enumerate() {
+                                    *g += (wy * wx) * fine[fsite + c * fhw];
+                                }
+                            }
+                        }
                     }
-                    for &site in of_material(nf, m, fhw) {
-                        let l = site as usize - 3 * m * fhw;
-                        let ((y0, y1), (x0, x1)) = (parents(l / fw, ch), parents(l % fw, cw));
-                        let g = f[l];
-                        c[y0 * cw + x0] += 0.5625 * g;
-                        c[y0 * cw + x1] += 0.1875 * g;
-                        c[y1 * cw + x0] += 0.1875 * g;
-                        c[y1 * cw + x1] += 0.0625 * g;
+                    for (c, g) in g.into_iter().enumerate() {
+                        // SAFETY: sites are distinct; each task writes only its own.
+                        unsafe { out.set(at(site, c, chw), g) };
                     }
-                });
+                }
+            });
             if !direct[k + 1].is_empty() {
                 through_color(k + 1, coarse);
             }
@@ -654,6 +689,29 @@ mod tests {
     fn random(n: usize, seed: u64) -> Vec<f32> {
         let mut r = crate::rng::SplitMix(seed);
         (0..n).map(|_| r.uniform() - 0.5).collect()
+    }
+
+    #[test]
+    fn children_are_exactly_the_fine_texels_whose_parents_name_them() {
+        // The gather-form adjoint must see every (fine, weight) pair the
+        // forward's parents give a coarse texel, wrapping included.
+        for n in [1, 2, 3, 8] {
+            for c in 0..n {
+                let mut want: Vec<(usize, f32)> = (0..2 * n)
+                    .flat_map(|i| {
+                        let (p0, p1) = parents(i, n);
+                        [(p0, 0.75), (p1, 0.25)].into_iter().filter(|&(p, _)| p == c).map(move |(_, w)| (i, w))
+                    })
+                    .collect();
+                let mut got = children(c, n).to_vec();
+                // Merge duplicates (n = 1: one coarse texel is both parents).
+                for v in [&mut want, &mut got] {
+                    v.sort_by(|a, b| a.0.cmp(&b.0));
+                    v.dedup_by(|a, b| a.0 == b.0 && { b.1 += a.1; true });
+                }
+                assert_eq!(got, want, "n = {n}, c = {c}");
+            }
+        }
     }
 
     #[test]
