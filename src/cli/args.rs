@@ -168,7 +168,7 @@ pub struct StyleArgs {
     pub lr_end: f64,
 
     /// Content weight at the last step, as a fraction of --content-weight (linear; 1 = constant).
-    #[arg(long, value_name = "X", default_value_t = 0.3, allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", default_value_t = 0.6, allow_negative_numbers = true)]
     pub content_end: f32,
 
     /// Seed of the views and the initial texture (same seed, same result on the same machine).
@@ -183,7 +183,8 @@ pub struct StyleArgs {
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
 
-    /// Longer side the painting is scaled down to before its Grams are taken, in pixels (64–4096).
+    /// Longer side the painting is scaled down to before its Grams are taken, in pixels (64–4096):
+    /// the stroke scale. Smaller paints larger strokes and swirls on the object, larger finer ones.
     #[arg(long, value_name = "PIXELS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(64..=4096))]
     pub style_size: u32,
 
@@ -339,7 +340,7 @@ mod tests {
         let a = c.style;
         assert_eq!((a.steps, a.texture_size, a.render_size, a.samples, a.param), (200, 512, 256, 2, ParamKind::Pyramid));
         assert_eq!((a.style_weight, a.content_weight, a.gram_decay, a.lr, a.seed), (1.0, 0.5, 0.95, 0.06, 0));
-        assert_eq!((a.lr_end, a.content_end, a.start_render_size), (0.2, 0.3, None));
+        assert_eq!((a.lr_end, a.content_end, a.start_render_size), (0.2, 0.6, None));
         let a = parse(&[
             "m.obj", "--style", "s.jpg", "--steps", "10", "--texture-size", "64", "--render-size", "64", "--param", "pixel",
             "--lr", "0.1", "--seed", "3", "--gram-decay", "0", "--content-weight", "0", "--weights", "w.safetensors",
