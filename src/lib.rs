@@ -11,6 +11,7 @@ pub mod camera;
 pub mod checkpoint;
 pub mod cli;
 pub mod conventions;
+mod disjoint;
 pub mod export;
 pub mod gpu;
 pub mod image_io;

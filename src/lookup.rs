@@ -15,6 +15,7 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use glam::Vec2;
 
 use crate::conventions::uv_to_texel;
+use crate::disjoint::Disjoint;
 use crate::image_io::Image;
 use crate::raster::RasterFrame;
 
@@ -232,14 +233,12 @@ impl LookupTable {
         // per entry: balanced on any core count, taps read once.
         let rows = self.row_start.len() - 1;
         let per_task = rows.div_ceil(4 * rayon::current_num_threads()).max(1);
-        let dst = SendPtr(out.as_mut_ptr());
+        let dst = Disjoint::new(&mut out);
         (0..rows).into_par_iter().step_by(per_task).for_each(|r0| {
-            let dst = &dst;
             let r1 = (r0 + per_task).min(rows);
             let entries = self.row_start[r0] as usize..self.row_start[r1] as usize;
             for e in entries {
                 let (p, taps, w) = (self.pixel[e] as usize, &self.texel[e], &self.weight[e]);
-                assert!(p < n);
                 let (start, hw) = levels[self.level.get(e).copied().unwrap_or(0) as usize];
                 for c in 0..3 {
                     let off = start + c * hw;
@@ -247,9 +246,9 @@ impl LookupTable {
                     for i in 0..4 {
                         v += w[i] * tex[taps[i] as usize + off];
                     }
-                    // SAFETY: in bounds (checked), and pixel p lies in this
-                    // task's rows, which no other task writes.
-                    unsafe { *dst.0.add(c * n + p) += v };
+                    // SAFETY: pixel p lies in this task's rows, which no
+                    // other task writes.
+                    unsafe { dst.add(c * n + p, v) };
                 }
             }
         });
@@ -262,11 +261,9 @@ impl LookupTable {
     pub fn scatter(&self, grad_image: &[f32], grad_tex: &mut [f32], levels: &[(usize, usize)]) {
         use rayon::prelude::*;
         let n = (self.width * self.height) as usize;
-        let len = grad_tex.len();
-        let out = SendPtr(grad_tex.as_mut_ptr());
+        let out = Disjoint::new(grad_tex);
         // One task per channel: channels live in separate planes of every level.
         (0..3).into_par_iter().for_each(|c| {
-            let out = &out;
             let src = &grad_image[c * n..(c + 1) * n];
             for (e, ((&p, taps), w)) in self
                 .pixel
@@ -279,11 +276,9 @@ impl LookupTable {
                 let off = start + c * hw;
                 let gp = src[p as usize];
                 for i in 0..4 {
-                    let j = taps[i] as usize + off;
-                    assert!(j < len);
-                    // SAFETY: in bounds (checked), and index j is in channel
-                    // c's plane, which no other task writes.
-                    unsafe { *out.0.add(j) += w[i] * gp };
+                    // SAFETY: the index is in channel c's plane, which no
+                    // other task writes.
+                    unsafe { out.add(taps[i] as usize + off, w[i] * gp) };
                 }
             }
         });
@@ -308,10 +303,6 @@ impl LookupTable {
     }
 }
 
-/// A pointer that tasks writing disjoint indices share (see [`LookupTable::scatter`]).
-struct SendPtr(*mut f32);
-// SAFETY: only dereferenced at indices no two tasks share.
-unsafe impl Sync for SendPtr {}
 
 /// The level of detail of each triangle of `mesh` seen through `view_proj`
 /// at `size`: log₂ of the texels (of a `tex_width × tex_height` texture) per

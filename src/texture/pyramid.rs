@@ -28,6 +28,7 @@ use rayon::prelude::*;
 
 use super::fft::color_matrix;
 use crate::adam::Adam;
+use crate::disjoint::Disjoint;
 use crate::lookup::LookupTable;
 
 /// Coarsest level side: stop halving below this many texels.
@@ -258,39 +259,6 @@ fn of_material(need: &[u32], m: usize, hw: usize) -> &[u32] {
 
 /// Sites per parallel task.
 const SITES_PER_TASK: usize = 4096;
-
-/// A buffer that parallel tasks write at indices no two tasks share: each
-/// task owns a chunk of a list of distinct sites and touches only their
-/// entries. (Splitting the slice instead would need one piece per site.)
-#[derive(Clone, Copy)]
-struct Disjoint(*mut f32, usize);
-
-// SAFETY: the pointer is only dereferenced through `get`/`set`, whose callers
-// guarantee that no two threads use the same index at once.
-unsafe impl Send for Disjoint {}
-unsafe impl Sync for Disjoint {}
-
-impl Disjoint {
-    fn new(buf: &mut [f32]) -> Disjoint {
-        Disjoint(buf.as_mut_ptr(), buf.len())
-    }
-
-    /// # Safety
-    /// No other thread writes index `i` during the parallel section.
-    #[inline]
-    unsafe fn get(&self, i: usize) -> f32 {
-        assert!(i < self.1);
-        unsafe { *self.0.add(i) }
-    }
-
-    /// # Safety
-    /// No other thread reads or writes index `i` during the parallel section.
-    #[inline]
-    unsafe fn set(&self, i: usize, v: f32) {
-        assert!(i < self.1);
-        unsafe { *self.0.add(i) = v }
-    }
-}
 
 /// Where channel `c` of `site` lies in a `[materials, 3, h, w]` buffer of
 /// `hw = h · w` texels per plane.
