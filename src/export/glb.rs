@@ -19,7 +19,7 @@ use crate::mesh::Mesh;
 
 /// Appends `bytes` to the binary chunk, 4-byte aligned, as a buffer view.
 fn view(root: &mut json::Root, bin: &mut Vec<u8>, bytes: &[u8], target: Option<json::buffer::Target>) -> json::Index<json::buffer::View> {
-    while bin.len() % 4 != 0 {
+    while !bin.len().is_multiple_of(4) {
         bin.push(0);
     }
     let offset = bin.len();
@@ -129,7 +129,7 @@ pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], file_name: Stri
                 roughness_factor: json::material::StrengthFactor(1.0),
                 ..Default::default()
             },
-            extensions: Some(json::extensions::material::Material { unlit: Some(Default::default()), ..Default::default() }),
+            extensions: Some(json::extensions::material::Material { unlit: Some(Default::default()) }),
             ..Default::default()
         });
         primitives.push(json::mesh::Primitive {

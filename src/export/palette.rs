@@ -85,7 +85,7 @@ pub fn reduce(mesh: &Mesh, textures: &[Image], n: usize) -> Palette {
         *bins.entry(to_u8(*c)).or_default() += a.max(f32::MIN_POSITIVE) as f64;
     }
     let mut points: Vec<([u8; 3], Vec3, f64)> = bins.into_iter().map(|(c, w)| (c, lab(to_f32(c)), w)).collect();
-    points.sort_by(|a, b| a.0.cmp(&b.0)); // deterministic whatever the hash order
+    points.sort_by_key(|p| p.0); // deterministic whatever the hash order
     let centres = kmeans(&points, n.min(points.len()));
 
     // Final colours are 8-bit (what the MTL and the hex codes say).
