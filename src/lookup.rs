@@ -303,7 +303,6 @@ impl LookupTable {
     }
 }
 
-
 /// The level of detail of each triangle of `mesh` seen through `view_proj`
 /// at `size`: log₂ of the texels (of a `tex_width × tex_height` texture) per
 /// sample, from the ratio of the triangle's texture area to its screen area

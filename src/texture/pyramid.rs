@@ -409,9 +409,8 @@ impl Pyramid {
                     })
                     .collect();
                 tasks.par_iter().for_each(|&(p, sites)| {
-                    let plane = offs[k] + (p % 3) * hw;
                     for &site in sites {
-                        let i = plane + site as usize;
+                        let i = offs[k] + at(site, p % 3, hw);
                         // SAFETY: a (plane, site) pair belongs to one task.
                         unsafe {
                             let (mut t, mut mm, mut vv) = (th.get(i), m.get(i), v.get(i));
