@@ -24,7 +24,7 @@ use texstyle::mesh::Mesh;
 use texstyle::raster::{cpu, RasterMesh, ViewSize};
 use texstyle::texture::pyramid::level_sizes;
 use texstyle::texture::{ParamKind, TextureParam};
-use texstyle::vgg::Backend;
+use texstyle::vgg::{Backend, Precision};
 
 const WARMUP: usize = 3;
 
@@ -67,7 +67,7 @@ fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         steps - WARMUP
     );
-    let net = vgg_bench(&[256], 1, 5, Backend::Fast)?[0].fwdbwd_ms;
+    let net = vgg_bench(&[256], 1, 5, Backend::Fast, Precision::best())?[0].fwdbwd_ms;
     println!("network: VGG16 style fwd+bwd at 256²: {net:.1} ms");
     for kind in [ParamKind::Pyramid, ParamKind::Fft] {
         for &size in &sizes {

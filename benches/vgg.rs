@@ -6,7 +6,8 @@
 //! `cargo bench --bench vgg`. Env: `VGG_BENCH_SIZES` (default "256 512"), `VGG_BENCH_ITERS`
 //! (default 5), `VGG_BENCH_WARMUP` (default 2), `VGG_BENCH_ROUNDS` (default 2),
 //! `VGG_BENCH_TORCH=0` to skip the baseline,
-//! `VGG_BENCH_BACKEND=generic` for the candle-ops path.
+//! `VGG_BENCH_BACKEND=generic` for the candle-ops path, `VGG_BENCH_PRECISION=f32` for f32 conv
+//! products where the default run would use bf16 (CPUs with AVX512-BF16).
 //! What an AVX2-only machine runs, on an AVX-512 one: `TEXSTYLE_VGG_ISA=avx2
 //! ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 cargo bench --bench vgg --no-default-features`
 //! (the variables reach the baseline too; `--no-default-features` drops the gemm crate's
@@ -18,7 +19,7 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use texstyle::cli::bench::run as bench_cmd;
-use texstyle::vgg::Backend;
+use texstyle::vgg::{Backend, Precision};
 
 fn env_usize(k: &str, d: usize) -> usize {
     std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
@@ -35,7 +36,11 @@ fn main() -> anyhow::Result<()> {
         _ => Backend::Fast,
     };
     if let Ok(size) = std::env::var("VGG_BENCH_CHILD") {
-        bench_cmd(&[size.parse()?], warmup, iters, backend)?;
+        let precision = match std::env::var("VGG_BENCH_PRECISION").as_deref() {
+            Ok("f32") => Precision::F32,
+            _ => Precision::best(),
+        };
+        bench_cmd(&[size.parse()?], warmup, iters, backend, precision)?;
         return Ok(());
     }
     let sizes: Vec<usize> = std::env::var("VGG_BENCH_SIZES")

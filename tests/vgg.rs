@@ -7,7 +7,7 @@ use texstyle::loss::{gram, gram_backward, ContentTerm, Objective, StyleTerm, STY
 use texstyle::rng::SplitMix;
 use texstyle::vgg::ops::{maxpool, Act};
 use texstyle::vgg::weights::{self, Arch, Preprocess, VggWeights, WeightsError};
-use texstyle::vgg::{generic, layers, Backend, Layer, Vgg, VggError};
+use texstyle::vgg::{generic, layers, Backend, Layer, Precision, Vgg, VggError};
 
 fn rand_act(rng: &mut SplitMix, h: usize, w: usize, c: usize) -> Act {
     Act::from_chw(c, h, w, &(0..h * w * c).map(|_| rng.normal()).collect::<Vec<_>>())
@@ -481,4 +481,50 @@ fn fast_convs_match_candle_conv2d_on_vgg_shapes() {
         eprintln!("{cin}->{cout} {name}: max error {err:.2e} of the largest output");
         assert!(err <= tol, "{cin}->{cout} {name}: error {err:.2e} > {tol:.0e}");
     }
+}
+
+/// bf16 conv products against f32 on the real network and the whole style + content objective
+/// (128² views of smooth colour fields with fine noise, targets from another such image): the
+/// loss within 3 % and the image gradient pointing the same way (cosine > 0.98). On a CPU
+/// without AVX512-BF16 texstyle never builds the bf16 network, so there is nothing to compare.
+#[test]
+fn bf16_network_stays_near_f32_on_real_weights() {
+    if !texstyle::vgg::ops::simd::bf16_supported() {
+        eprintln!("no AVX512-BF16 on this CPU: the bf16 network is never built here, nothing to test");
+        return;
+    }
+    let path = weights::default_weights_path().unwrap();
+    let load = |p| Vgg::load_with(None, &Device::Cpu, p).unwrap_or_else(|e| panic!("real VGG16 weights needed at {}: {e}", path.display()));
+    let (exact, bf16) = (load(Precision::F32), load(Precision::Bf16));
+    assert_eq!((exact.precision(), bf16.precision()), (Precision::F32, Precision::Bf16));
+    let s = 128;
+    let picture = |seed: u64| {
+        let mut rng = SplitMix(seed);
+        let (fx, fy) = (rng.uniform() * 0.2 + 0.05, rng.uniform() * 0.2 + 0.05);
+        let v: Vec<f32> = (0..3 * s * s)
+            .map(|i| {
+                let (c, y, x) = (i / (s * s), (i / s) % s, i % s);
+                let smooth = 0.5 + 0.3 * ((x as f32 * fx + c as f32).sin() * (y as f32 * fy).cos());
+                (smooth + 0.1 * rng.normal()).clamp(0.0, 1.0)
+            })
+            .collect();
+        Tensor::from_vec(v, (1, 3, s, s), &Device::Cpu).unwrap()
+    };
+    let (img, target) = (picture(1), picture(2));
+    let style = layers(&STYLE_LAYERS).unwrap();
+    let content: Layer = "relu4_2".parse().unwrap();
+    let obj = Objective {
+        style: style.iter().zip(grams(&exact, &target, &style)).map(|(l, t)| StyleTerm { layer: *l, target: t.get(0).unwrap(), weight: 1e3 }).collect(),
+        content: Some(ContentTerm { layer: content, target: exact.features(&picture(3), &[content]).unwrap().remove(0), weight: 1e-6 }),
+    };
+    let (pe, ge) = obj.loss_and_grad(&exact, &img).unwrap();
+    let (pb, gb) = obj.loss_and_grad(&bf16, &img).unwrap();
+    let rel = (pb.total - pe.total).abs() / pe.total;
+    let v = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (a, b) = (v(&ge), v(&gb));
+    let dot = |p: &[f32], q: &[f32]| p.iter().zip(q).map(|(x, y)| *x as f64 * *y as f64).sum::<f64>();
+    let cos = dot(&a, &b) / (dot(&a, &a) * dot(&b, &b)).sqrt();
+    eprintln!("bf16 vs f32: loss {} vs {} ({rel:.2e}), gradient cosine {cos:.5}", pb.total, pe.total);
+    assert!(rel < 3e-2 && cos > 0.98, "loss {rel:.2e} apart, gradient cosine {cos:.5}");
+    assert!(rel > 0.0, "the bf16 network gave f32's loss bit for bit: it did not run in bf16");
 }

@@ -9,7 +9,7 @@ use super::report::peak_rss_mb;
 use crate::loss::{gram, Objective, StyleTerm, STYLE_LAYERS};
 use crate::rng::SplitMix;
 use crate::vgg::weights::{Arch, Preprocess, VggWeights};
-use crate::vgg::{layers, Backend, Vgg};
+use crate::vgg::{layers, Backend, Precision, Vgg};
 
 /// One size's timings.
 #[derive(Debug, Clone)]
@@ -29,11 +29,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// against random target Grams, forward alone and forward + gradient to the input. Random
 /// weights (cost does not depend on them). Medians over `iters` after `warmup`; prints one line
 /// per size.
-pub fn run(sizes: &[usize], warmup: usize, iters: usize, backend: Backend) -> anyhow::Result<Vec<BenchResult>> {
+pub fn run(sizes: &[usize], warmup: usize, iters: usize, backend: Backend, precision: Precision) -> anyhow::Result<Vec<BenchResult>> {
     // A median needs at least one timed run.
     anyhow::ensure!(iters >= 1, "bench vgg: --iters {iters}: use at least 1 timed run");
     let dev = Device::Cpu;
-    let vgg = Vgg::from_weights(&VggWeights::random(Arch::Vgg16, Preprocess::TorchvisionRgb, 0), &dev, backend)?;
+    let vgg = Vgg::from_weights_with(&VggWeights::random(Arch::Vgg16, Preprocess::TorchvisionRgb, 0), &dev, backend, precision)?;
     let style = layers(&STYLE_LAYERS)?;
     let mut out = Vec::new();
     for &s in sizes {
@@ -75,9 +75,10 @@ pub fn run(sizes: &[usize], warmup: usize, iters: usize, backend: Backend) -> an
             Ok(())
         })?;
         println!(
-            "texstyle-vgg16 size={s} threads={} backend={backend:?} isa={:?} fwd_ms={fwd_ms:.1} fwdbwd_ms={fwdbwd_ms:.1} peak_rss_mb={:.0}",
+            "texstyle-vgg16 size={s} threads={} backend={backend:?} isa={:?} precision={:?} fwd_ms={fwd_ms:.1} fwdbwd_ms={fwdbwd_ms:.1} peak_rss_mb={:.0}",
             rayon::current_num_threads(),
             crate::vgg::ops::simd::isa(),
+            vgg.precision(),
             peak_rss_mb()
         );
         out.push(BenchResult { size: s, fwd_ms, fwdbwd_ms });

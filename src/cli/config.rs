@@ -5,11 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::args::{Layout, RenderArgs, StyleArgs, UvArg};
+use super::args::{Layout, PrecisionArg, RenderArgs, StyleArgs, UvArg};
 use super::{BadInput, CliError, Exit};
 use crate::camera::CameraRange;
 use crate::export;
 use crate::optim;
+use crate::vgg::Precision;
 
 /// Held-out views the style loss is measured on before and after a run.
 pub const EVAL_VIEWS: usize = 4;
@@ -33,6 +34,8 @@ pub struct StyleConfig {
     pub weights: Option<PathBuf>,
     /// Longer side of the painting before its Grams are taken, in pixels.
     pub style_size: u32,
+    /// The network's conv products (`--precision`, resolved for this CPU).
+    pub precision: crate::vgg::Precision,
     pub cpu: bool,
     pub optim: optim::Config,
     /// The exports asked for (checked against the mesh by `export::Plan`).
@@ -104,7 +107,8 @@ impl StyleConfig {
             UvArg::Keep => crate::mesh::UvChoice::Keep,
             UvArg::Auto => crate::mesh::UvChoice::Auto,
         });
-        Ok(StyleConfig { mesh, style, out, weights: a.weights, style_size: a.style_size, cpu: a.view.cpu, optim, export, checkpoint_every, resume, uv })
+        let precision = precision(a.precision)?;
+        Ok(StyleConfig { mesh, style, out, weights: a.weights, style_size: a.style_size, precision, cpu: a.view.cpu, optim, export, checkpoint_every, resume, uv })
     }
 
     /// What must match for a checkpoint to be resumed: every option that
@@ -118,6 +122,7 @@ impl StyleConfig {
             format!("style={}", file_hash(&self.style)?),
             format!("weights={}", self.weights.as_ref().map_or("cache".into(), |w| w.display().to_string())),
             format!("--style-size={}", self.style_size),
+            format!("--precision={:?}", self.precision),
             format!("--steps={}", c.steps),
             format!("--texture-size={}", c.texture_size),
             format!("--render-size={}", c.render_size),
@@ -207,6 +212,17 @@ impl RenderConfig {
             out: a.out,
         })
     }
+}
+
+
+/// `--precision`, resolved for this CPU.
+pub fn precision(p: PrecisionArg) -> Result<Precision, CliError> {
+    Ok(match p {
+        PrecisionArg::Auto => Precision::best(),
+        PrecisionArg::F32 => Precision::F32,
+        PrecisionArg::Bf16 if Precision::best() == Precision::Bf16 => Precision::Bf16,
+        PrecisionArg::Bf16 => return Err(bad("--precision bf16 needs a CPU with AVX512-BF16 (AMD Zen 4, Intel Sapphire Rapids or later), which this one lacks: use --precision f32 or auto".into())),
+    })
 }
 
 #[cfg(test)]

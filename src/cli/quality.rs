@@ -35,7 +35,7 @@ use crate::mesh::Mesh;
 use crate::optim::{self, Checkpoints};
 use crate::preview::{contact_sheet, render_views, SHEET_GAP};
 use crate::raster::{Raster, RasterMesh, ViewSize};
-use crate::vgg::Vgg;
+use crate::vgg::{Precision, Vgg};
 
 /// The judge's views: this many, this size, anti-aliased, from this seed
 /// (not any recipe's training or held-out seed).
@@ -69,7 +69,7 @@ pub fn builtin_recipe(name: &str) -> Option<Recipe> {
 pub const V1_DEFAULTS: &[&str] = &[
     "--steps", "300", "--render-size", "256", "--texture-size", "512", "--param", "fft", "--lr", "0.05",
     "--content-weight", "0.5", "--gram-decay", "0.95", "--samples", "1", "--style-size", "512", "--lr-end", "1",
-    "--content-end", "1",
+    "--content-end", "1", "--precision", "f32",
 ];
 
 /// `NAME` (built in) or `NAME=OPTIONS` (whitespace-separated style-transfer options).
@@ -178,7 +178,9 @@ pub fn run(recipes: &[Recipe], pairings: &[Pairing], at: &[f64], out: &Path, cpu
         return Err(bad("bench quality: give at least one --recipe and one --pair".into()));
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let vgg = Vgg::load(None, &Device::Cpu).context("loading the VGG weights")?;
+    // The judge always scores in f32, whatever the recipes train with.
+    let judge_vgg = Vgg::load(None, &Device::Cpu).context("loading the VGG weights")?;
+    let mut bf16_vgg: Option<Vgg> = None;
     let mut at: Vec<f64> = at.iter().copied().filter(|t| *t > 0.0).collect();
     at.sort_by(f64::total_cmp);
     let mut scores = Vec::new();
@@ -189,11 +191,18 @@ pub fn run(recipes: &[Recipe], pairings: &[Pairing], at: &[f64], out: &Path, cpu
         let mut sheet: Vec<Image> = Vec::new();
         for recipe in recipes {
             let cfg = recipe_config(recipe, pairing)?;
+            if cfg.precision == Precision::Bf16 && bf16_vgg.is_none() {
+                bf16_vgg = Some(Vgg::load_with(None, &Device::Cpu, Precision::Bf16).context("loading the VGG weights")?);
+            }
+            let vgg = match cfg.precision {
+                Precision::Bf16 => bf16_vgg.as_ref().expect("loaded above"),
+                Precision::F32 => &judge_vgg,
+            };
             let mut mesh = Mesh::load(&cfg.mesh)?;
             mesh.prepare_uvs(cfg.uv, cfg.optim.texture_size)?;
             let mut raster = super::open_raster(cpu, &RasterMesh::from_mesh(&mesh))?;
             if judge.is_none() {
-                let j = Judge::new(&vgg, &mut raster, &mesh, &painting)?;
+                let j = Judge::new(&judge_vgg, &mut raster, &mesh, &painting)?;
                 sheet.extend(j.originals.iter().cloned());
                 judge = Some(j);
             }
@@ -211,13 +220,13 @@ pub fn run(recipes: &[Recipe], pairings: &[Pairing], at: &[f64], out: &Path, cpu
                 };
                 let mut ck = Checkpoints { every: 0, fingerprint: String::new(), resume: resume.take(), save: Some(&mut save) };
                 let pause = at.get(next).copied();
-                let outcome = optim::optimize_resumable(&mesh, &mut raster, &vgg, &style, &optim_cfg, &mut ck, &mut |s| match pause {
+                let outcome = optim::optimize_resumable(&mesh, &mut raster, vgg, &style, &optim_cfg, &mut ck, &mut |s| match pause {
                     Some(t) if s.seconds >= t && s.step < optim_cfg.steps => ControlFlow::Break(()),
                     _ => ControlFlow::Continue(()),
                 })
                 .with_context(|| format!("recipe {} on {}", recipe.name, pairing.name()))?;
                 let last = outcome.log.last().cloned().unwrap_or_default();
-                let (s, c, views) = judge.score(&vgg, &mut raster, &mesh, &outcome.textures)?;
+                let (s, c, views) = judge.score(&judge_vgg, &mut raster, &mesh, &outcome.textures)?;
                 let score = Score { pairing: pairing.name(), recipe: recipe.name.clone(), step: last.step, seconds: last.seconds, style: s, content: c };
                 println!("{} {} {} {:.1} {:.4} {:.4}", score.pairing, score.recipe, score.step, score.seconds, score.style, score.content);
                 scores.push(score);

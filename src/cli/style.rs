@@ -32,11 +32,11 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
     check_memory(&cfg, &mesh)?;
     let outputs = prepare_outputs(&cfg, &mesh)?;
     let painting = load_painting(&cfg)?;
-    let vgg = Vgg::load(cfg.weights.as_deref(), &network_device()).context("loading the VGG weights")?;
+    let vgg = Vgg::load_with(cfg.weights.as_deref(), &network_device(), cfg.precision).context("loading the VGG weights")?;
     let fingerprint = cfg.fingerprint(&mesh)?;
     let resume = load_checkpoint(&cfg, &outputs, &fingerprint)?;
     let mut raster = super::open_raster(cfg.cpu, &RasterMesh::from_mesh(&mesh))?;
-    report::banner(&cfg, &mesh, &painting, &raster.name(), &device_name(vgg.device()));
+    report::banner(&cfg, &mesh, &painting, &raster.name(), &device_name(&vgg));
     report::checkpoints(&outputs, cfg.checkpoint_every, resume.as_ref().map(|c| c.step));
     for note in plan.notes() {
         eprintln!("texstyle: {note}");
@@ -165,11 +165,11 @@ fn network_device() -> Device {
     Device::Cpu
 }
 
-fn device_name(d: &Device) -> String {
-    if d.is_cpu() {
-        "CPU".to_string()
-    } else {
-        format!("{d:?}")
+fn device_name(vgg: &Vgg) -> String {
+    match (vgg.device(), vgg.precision()) {
+        (d, _) if !d.is_cpu() => format!("{d:?}"),
+        (_, crate::vgg::Precision::Bf16) => "CPU, bf16 conv products".to_string(),
+        _ => "CPU".to_string(),
     }
 }
 

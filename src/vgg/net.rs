@@ -27,6 +27,8 @@ impl ConvImpl {
 }
 
 struct FastConv {
+    /// GEMMs in bf16 ([`super::Precision::Bf16`]).
+    bf16: bool,
     cin: usize,
     cout: usize,
     /// A 2×2 max-pool follows this conv's ReLU (last conv of a block).
@@ -42,9 +44,12 @@ struct FastConv {
 
 impl FastConv {
     fn fwd(&self) -> &ConvImpl {
+        let bf16 = self.bf16;
         self.built(&self.fwd, |w, b, cin, cout| {
             if cin < 16 {
                 ConvImpl::Direct(DirectConv::new(w, Some(b), cout, cin))
+            } else if bf16 {
+                ConvImpl::Wino(WinogradConv::with_bf16(tile_for(cin, cout), w, Some(b), cout, cin))
             } else {
                 ConvImpl::Wino(WinogradConv::new(tile_for(cin, cout), w, Some(b), cout, cin))
             }
@@ -52,9 +57,12 @@ impl FastConv {
     }
 
     fn bwd(&self) -> &ConvImpl {
+        let bf16 = self.bf16;
         self.built(&self.bwd, |w, _, cin, cout| {
             if cin < 16 {
                 ConvImpl::Direct(DirectConv::backward_of(w, cout, cin))
+            } else if bf16 {
+                ConvImpl::Wino(WinogradConv::backward_of_bf16(tile_for(cin, cout), w, cout, cin))
             } else {
                 ConvImpl::Wino(WinogradConv::backward_of(tile_for(cin, cout), w, cout, cin))
             }
@@ -165,11 +173,12 @@ impl Drop for FastTrace<'_> {
 }
 
 impl FastNet {
-    pub fn new(w: &VggWeights) -> Self {
+    pub fn new(w: &VggWeights, precision: super::Precision) -> Self {
         let convs = w
             .convs
             .iter()
             .map(|c| FastConv {
+                bf16: precision == super::Precision::Bf16,
                 cin: c.keys.in_channels,
                 cout: c.keys.out_channels,
                 pool_after: c.keys.pool_after,
