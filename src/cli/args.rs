@@ -120,9 +120,14 @@ pub struct StyleArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Optimization steps, one random view each (1–100000).
-    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub steps: u32,
+    /// Optimization steps, one random view each (1–100000) [default: the preset's, 200].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub steps: Option<u32>,
+
+    /// A measured recipe: default (200 steps, about a minute on 2 cores) or long (400 steps,
+    /// about twice the time, for a better result: README, Quality). --steps overrides it.
+    #[arg(long, value_enum, default_value_t = Preset::Default)]
+    pub preset: Preset,
 
     /// Width and height of each learned texture, in texels (16–4096; 4096² needs about 2.7 GB).
     #[arg(long, value_name = "TEXELS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=4096))]
@@ -231,6 +236,24 @@ pub struct ExportArgs {
     #[arg(long, value_name = "N", default_value_t = crate::export::DEFAULT_MAX_TRIANGLES as u64,
           value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub max_triangles: u64,
+}
+
+/// `--preset`: a measured recipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// 200 steps.
+    Default,
+    /// 400 steps (every schedule stretches over them).
+    Long,
+}
+
+impl Preset {
+    pub fn steps(self) -> u32 {
+        match self {
+            Preset::Default => 200,
+            Preset::Long => 400,
+        }
+    }
 }
 
 /// `--precision`: the network's conv products.
@@ -355,7 +378,9 @@ mod tests {
         let c = parse(&["m.obj", "--style", "s.jpg"]).unwrap();
         assert!(c.command.is_none());
         let a = c.style;
-        assert_eq!((a.steps, a.texture_size, a.render_size, a.samples, a.param), (200, 512, 256, 2, ParamKind::Pyramid));
+        assert_eq!((a.steps, a.preset.steps(), a.texture_size, a.render_size, a.samples, a.param), (None, 200, 512, 256, 2, ParamKind::Pyramid));
+        assert_eq!(parse(&["m.obj", "--style", "s.jpg", "--preset", "long"]).unwrap().style.preset.steps(), 400);
+        assert!(parse(&["m.obj", "--style", "s.jpg", "--preset", "forever"]).is_err());
         assert_eq!((a.style_weight, a.content_weight, a.gram_decay, a.lr, a.seed), (1.0, 0.5, 0.95, 0.06, 0));
         assert_eq!((a.lr_end, a.content_end, a.start_render_size), (0.2, 0.6, None));
         let a = parse(&[
@@ -364,7 +389,7 @@ mod tests {
         ])
         .unwrap()
         .style;
-        assert_eq!((a.steps, a.texture_size, a.render_size, a.param, a.seed), (10, 64, 64, ParamKind::Pixel, 3));
+        assert_eq!((a.steps, a.texture_size, a.render_size, a.param, a.seed), (Some(10), 64, 64, ParamKind::Pixel, 3));
         assert_eq!(a.weights.unwrap(), PathBuf::from("w.safetensors"));
         assert!(parse(&["m.obj"]).is_err(), "--style is required");
         assert!(parse(&["--style", "s.jpg"]).is_err(), "MESH is required");
