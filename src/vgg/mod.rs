@@ -38,6 +38,8 @@ pub enum VggError {
     Shape { what: String, expected: String, got: Vec<usize> },
     #[error("vgg: the fast backend runs on the CPU only; use Backend::Generic on {0:?}")]
     FastNeedsCpu(String),
+    #[error("vgg: bf16 conv products need a CPU with AVX512-BF16 (AMD Zen 4, Intel Sapphire Rapids or later), which this one lacks: use Precision::F32")]
+    Bf16Unsupported,
 }
 
 pub type Result<T> = std::result::Result<T, VggError>;
@@ -178,7 +180,9 @@ impl Vgg {
     }
 
     pub fn from_weights_with(w: &VggWeights, device: &Device, backend: Backend, precision: Precision) -> Result<Self> {
-        assert!(precision == Precision::F32 || ops::simd::bf16_supported(), "bf16 GEMMs need AVX512-BF16");
+        if backend == Backend::Fast && precision == Precision::Bf16 && !ops::simd::bf16_supported() {
+            return Err(VggError::Bf16Unsupported);
+        }
         let table = w.convs.iter().map(|c| c.keys.clone()).collect();
         let net = match backend {
             Backend::Fast => {
