@@ -143,14 +143,19 @@ pub struct WinogradConv {
     pub tile: Tile,
     pub cin: usize,
     pub cout: usize,
-    /// Kernel level the weights were packed for.
+    /// Kernel level of the transforms (and of `u`'s f32 panels).
     isa: Isa,
-    /// `[α², cin, cout]`, each `[cin, cout]` packed in column panels for `isa`
-    /// ([`simd::pack_panels`]): the GEMM right-hand sides. Empty when `ub` is used.
-    u: Vec<f32>,
-    /// The same in bf16 ([`simd::pack_panels_bf16`]), when the GEMMs run in bf16 ([`simd::bf16`]).
-    ub: Vec<u16>,
+    u: Packed,
     bias: Option<Vec<f32>>,
+}
+
+/// The GEMM right-hand sides `U`: `[α², cin, cout]`, each `[cin, cout]` packed in column panels.
+#[derive(Debug, Clone)]
+enum Packed {
+    /// f32, for the conv's `isa` ([`simd::pack_panels`]).
+    F32(Vec<f32>),
+    /// bf16 pairs ([`simd::pack_panels_bf16`]), for the AVX512-BF16 kernel.
+    Bf16(Vec<u16>),
 }
 
 /// `G g Gᵀ` of every `[cout, cin]` kernel, as `[α², cin, cout]`, each `[cin, cout]` packed for
@@ -353,7 +358,7 @@ impl WinogradConv {
         assert_eq!(weight.len(), cout * cin * 9);
         let bias = bias.map(|b| b.to_vec());
         let u = transform_weights(tile.g(), weight, cout, cin, isa);
-        WinogradConv { tile, cin, cout, isa, u, ub: Vec::new(), bias }
+        WinogradConv { tile, cin, cout, isa, u: Packed::F32(u), bias }
     }
 
     /// A conv whose GEMMs take bf16 operands (the CPU must have AVX512-BF16:
@@ -367,7 +372,7 @@ impl WinogradConv {
         // Unpacked f32 first (the portable level's layout is plain [cin, cout]), then packed in bf16.
         let u = transform_weights(tile.g(), weight, cout, cin, Isa::Portable);
         let ub = u.chunks_exact(cin * cout).flat_map(|x| simd::pack_panels_bf16(x, cin, cout)).collect();
-        WinogradConv { tile, cin, cout, isa: Isa::Avx512, u: Vec::new(), ub, bias }
+        WinogradConv { tile, cin, cout, isa: Isa::Avx512, u: Packed::Bf16(ub), bias }
     }
 
     /// The input gradient's conv: kernel flipped, channels swapped, no bias.
@@ -469,33 +474,19 @@ impl WinogradConv {
         let mp = SendPtr(m.as_mut_ptr());
         let one = |xi: usize| {
             let mp = mp;
-            if !self.ub.is_empty() {
-                BF16_SCRATCH.with(|s| {
+            let (a, c) = (unsafe { v.as_ptr().add(xi * nt * cin) }, unsafe { mp.0.add(xi * nt * cout) });
+            // SAFETY (both arms): each ξ writes its own [nt, cout] slab of M; operands are in
+            // bounds; the weights were packed for a kernel this CPU runs (bf16 ones are built
+            // only where it has AVX512-BF16).
+            match &self.u {
+                Packed::F32(u) => unsafe { simd::gemm_packed(self.isa, nt, cout, cin, a, cin, u.as_ptr().add(xi * cin * cout), c, cout) },
+                Packed::Bf16(u) => BF16_SCRATCH.with(|s| {
                     let mut s = s.borrow_mut();
                     if s.len() < nt * cin {
                         s.resize(nt * cin, 0);
                     }
-                    // SAFETY: as below; `ub` exists only where the CPU has AVX512-BF16.
-                    unsafe {
-                        simd::gemm_bf16(nt, cout, cin, v.as_ptr().add(xi * nt * cin), cin, self.ub.as_ptr().add(xi * cin * cout), mp.0.add(xi * nt * cout), cout, &mut s)
-                    }
-                });
-                return;
-            }
-            // SAFETY: each ξ writes its own [nt, cout] slab of M; operands are in bounds; the
-            // weights were packed for self.isa, which this CPU runs.
-            unsafe {
-                simd::gemm_packed(
-                    self.isa,
-                    nt,
-                    cout,
-                    cin,
-                    v.as_ptr().add(xi * nt * cin),
-                    cin,
-                    self.u.as_ptr().add(xi * cin * cout),
-                    mp.0.add(xi * nt * cout),
-                    cout,
-                );
+                    unsafe { simd::gemm_bf16(nt, cout, cin, a, cin, u.as_ptr().add(xi * cin * cout), c, cout, &mut s) }
+                }),
             }
         };
         if par {

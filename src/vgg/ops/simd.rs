@@ -187,6 +187,12 @@ mod x86 {
             ap = ap.add(aks);
             bp = bp.add(ldb);
         }
+        store512(&acc, c, ldc);
+    }
+
+    /// The `MR × 16·NV` accumulators of a micro-kernel into C (rows `ldc` apart).
+    #[inline(always)]
+    unsafe fn store512<const MR: usize, const NV: usize>(acc: &[[__m512; NV]; MR], c: *mut f32, ldc: usize) {
         for (r, row) in acc.iter().enumerate() {
             for (v, x) in row.iter().enumerate() {
                 _mm512_storeu_ps(c.add(r * ldc + 16 * v), *x);
@@ -295,7 +301,8 @@ mod x86 {
     }
 
     /// [`kernel512`] on bf16 pairs: `k2` steps of two `k` each; A's pair broadcast as one 32-bit
-    /// lane, B rows of `16·NV` column pairs.
+    /// lane, B rows of `16·NV` column pairs. `aks` and `ACC` only match [`rows!`]'s call shape:
+    /// A's pairs are contiguous and C is always overwritten.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     unsafe fn kernel_bf16<const MR: usize, const NV: usize, const ACC: bool>(
@@ -308,6 +315,7 @@ mod x86 {
         c: *mut f32,
         ldc: usize,
     ) {
+        debug_assert!(!ACC, "the bf16 kernel overwrites C");
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         let (mut ap, mut bp) = (a, b);
         for _ in 0..k2 {
@@ -325,11 +333,7 @@ mod x86 {
             ap = ap.add(2);
             bp = bp.add(ldb);
         }
-        for (r, row) in acc.iter().enumerate() {
-            for (v, x) in row.iter().enumerate() {
-                _mm512_storeu_ps(c.add(r * ldc + 16 * v), *x);
-            }
-        }
+        store512(&acc, c, ldc);
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
