@@ -5,10 +5,13 @@
 //!
 //!     cargo bench --bench texture
 //!
-//! Views: spot (`meshes/spot`, in the repository), 256² with 2×2 samples,
+//! Views: spot (`meshes/spot`, in the repository; `TEXTURE_BENCH_MESH` names
+//! another OBJ, unwrapped at each texture size as the CLI does when it has no
+//! UVs, e.g. `meshes/bunny.obj`), 256² with 2×2 samples,
 //! rasterized by the CPU reference (untimed, as is the lookup table:
 //! mip-mapped for the pyramid, as the default run's); the image gradient is
-//! fixed random numbers. `TEXTURE_BENCH_SIZES` (default
+//! fixed random numbers. `TEXTURE_BENCH_PARAMS` (default "pyramid fft"),
+//! `TEXTURE_BENCH_SIZES` (default
 //! "512 1024 2048"), `TEXTURE_BENCH_STEPS` (default 12, the first 3 untimed).
 //! The network runs with random weights (timing only).
 
@@ -44,33 +47,38 @@ fn main() -> anyhow::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(12)
         .max(WARMUP + 1);
-    let mesh = Mesh::load(concat!(env!("CARGO_MANIFEST_DIR"), "/meshes/spot/spot.obj"))?;
-    let rm = RasterMesh::from_mesh(&mesh);
+    let path = std::env::var("TEXTURE_BENCH_MESH")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/meshes/spot/spot.obj").into());
+    let loaded = Mesh::load(&path)?;
     let view = ViewSize {
         samples: 2,
         ..ViewSize::square(256)
     };
     let mut cams = ViewSampler::new(1, CameraRange::default());
-    let frames: Vec<_> = (0..steps)
-        .map(|_| {
-            let vp = cams.next_camera().view_proj(1.0);
-            (vp, cpu::rasterize(&rm, vp, view))
-        })
-        .collect();
+    let cameras: Vec<_> = (0..steps).map(|_| cams.next_camera().view_proj(1.0)).collect();
     let mut rng = texstyle::rng::SplitMix(7);
     let grad: Vec<f32> = (0..3 * 256 * 256)
         .map(|_| (rng.uniform() - 0.5) * 1e-3)
         .collect();
     let grad = Tensor::from_vec(grad, (1, 3, 256, 256), &Device::Cpu)?;
     println!(
-        "machine: {} cores; spot, views 256² ×2×2 samples, median of {} steps",
+        "machine: {} cores; {path}, views 256² ×2×2 samples, median of {} steps",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         steps - WARMUP
     );
     let net = vgg_bench(&[256], 1, 5, Backend::Fast, Precision::best())?[0].fwdbwd_ms;
     println!("network: VGG16 style fwd+bwd at 256²: {net:.1} ms");
-    for kind in [ParamKind::Pyramid, ParamKind::Fft] {
+    let kinds: Vec<ParamKind> = std::env::var("TEXTURE_BENCH_PARAMS")
+        .unwrap_or_else(|_| "pyramid fft".into())
+        .split_whitespace()
+        .map(|s| clap::ValueEnum::from_str(s, true).map_err(anyhow::Error::msg))
+        .collect::<Result<_, _>>()?;
+    for kind in kinds {
         for &size in &sizes {
+            let mut mesh = loaded.clone();
+            mesh.prepare_uvs(None, size as u32)?;
+            let rm = RasterMesh::from_mesh(&mesh);
+            let frames: Vec<_> = cameras.iter().map(|&vp| (vp, cpu::rasterize(&rm, vp, view))).collect();
             let mut param = TextureParam::new(kind, 1, size, size, 0)?;
             let mut adam = Adam::new(
                 param.vars(),

@@ -15,7 +15,7 @@ pub(crate) struct Disjoint<'a> {
     _borrow: PhantomData<&'a mut [f32]>,
 }
 
-// SAFETY: the pointer is only dereferenced through `get`/`set`/`add`, whose
+// SAFETY: the pointer is only dereferenced through `add` and `slice`, whose
 // callers guarantee that no two threads use the same index at once; the
 // borrow keeps the buffer alive and otherwise untouched meanwhile.
 unsafe impl Send for Disjoint<'_> {}
@@ -26,24 +26,19 @@ impl<'a> Disjoint<'a> {
         Disjoint { ptr: buf.as_mut_ptr(), len: buf.len(), _borrow: PhantomData }
     }
 
+    /// The `len` entries from `start`, to read and write in place.
+    ///
     /// # Safety
-    /// No other thread writes index `i` during the parallel section.
+    /// No other thread reads or writes any of them while the slice lives.
     #[inline]
-    pub(crate) unsafe fn get(&self, i: usize) -> f32 {
-        assert!(i < self.len);
-        unsafe { *self.ptr.add(i) }
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
+        assert!(start <= self.len && len <= self.len - start);
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
     }
 
     /// # Safety
     /// No other thread reads or writes index `i` during the parallel section.
-    #[inline]
-    pub(crate) unsafe fn set(&self, i: usize, v: f32) {
-        assert!(i < self.len);
-        unsafe { *self.ptr.add(i) = v }
-    }
-
-    /// # Safety
-    /// As [`Disjoint::set`].
     #[inline]
     pub(crate) unsafe fn add(&self, i: usize, v: f32) {
         assert!(i < self.len);

@@ -14,6 +14,7 @@ pub mod conventions;
 mod disjoint;
 pub mod export;
 pub mod gpu;
+mod hugepages;
 pub mod image_io;
 pub mod lookup;
 pub mod loss;

@@ -59,7 +59,9 @@ const INIT_SIGMA: f32 = 0.01;
 /// every machine.
 fn normal(n: usize, sigma: f32, seed: u64) -> Vec<f32> {
     let mut rng = crate::rng::SplitMix(seed);
-    (0..n).map(|_| rng.normal() * sigma).collect()
+    let mut v = crate::hugepages::zeroed(n);
+    v.iter_mut().for_each(|x| *x = rng.normal() * sigma);
+    v
 }
 
 impl TextureParam {

@@ -103,6 +103,7 @@ impl Pyramid {
 /// The sparse step's buffers, reused from view to view. Every level-sized
 /// buffer is θ-shaped: level k's `[materials, 3, h_k, w_k]` at `offs[k]`.
 struct Work {
+    materials: usize,
     sizes: Vec<(usize, usize)>,
     /// Start of each level in θ and in the buffers below.
     offs: Vec<usize>,
@@ -111,17 +112,19 @@ struct Work {
     /// channels, named by its channel-0 index in the level's layout
     /// (`material · 3hw + y · w + x`).
     need: Vec<Vec<u32>>,
-    /// Per level, the sites the view reads directly (a subset of `need`).
-    direct: Vec<Vec<u32>>,
-    /// Per level, one bit per channel-0 index: in `need`, in `direct`.
+    /// Per level, one bit per channel-0 index: in `need`, read by the view
+    /// directly, and read by a finer needed site (a parent). Only the words
+    /// of the channel-0 planes are ever set, cleared or scanned.
     need_bits: Vec<Vec<u64>>,
     direct_bits: Vec<Vec<u64>>,
+    parent_bits: Vec<Vec<u64>>,
     /// The collapsed levels at the needed sites, then (in `descend`) dL/dθ
     /// there. Other entries are stale.
     acc: Vec<f32>,
-    /// The texture of each level (colour, sigmoid) at its direct sites.
+    /// The texture of each level (colour, sigmoid) at the needed sites
+    /// (the view reads it at the direct ones).
     tex: Vec<f32>,
-    /// dL/d`tex` at the direct sites (zeroed by `view`).
+    /// dL/d`tex` at the needed sites (zeroed by `view`; zero but at the direct ones).
     dtex: Vec<f32>,
 }
 
@@ -155,6 +158,56 @@ fn children(c: usize, n: usize) -> [(usize, f32); 4] {
     ]
 }
 
+/// The ascending site list `sites` as runs of consecutive sites
+/// `(first, count)`. A view's sites come in long runs along texel rows, so
+/// the passes below do their index arithmetic once per run and step through
+/// a run's texels, and memory, in order.
+fn runs(sites: &[u32]) -> impl Iterator<Item = (u32, usize)> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let first = *sites.get(i)?;
+        let mut n = 1;
+        while i + n < sites.len() && sites[i + n] == first + n as u32 {
+            n += 1;
+        }
+        i += n;
+        Some((first, n))
+    })
+}
+
+/// Splits a run of `count` sites from `first`, on a level of `h × w`
+/// texels per plane, into its pieces on one texel row: `f(first site,
+/// material, y, x, count)`, the coordinates without a division per site. (A
+/// run never leaves its material's channel-0 plane: the next index is a
+/// channel-1 texel.)
+#[inline]
+fn segments(first: u32, count: usize, h: usize, w: usize, mut f: impl FnMut(u32, usize, usize, usize, usize)) {
+    let hw = h * w;
+    let (m, local) = (first as usize / (3 * hw), first as usize % (3 * hw));
+    let (mut y, mut x) = (local / w, local % w);
+    let (mut site, mut left) = (first, count);
+    while left > 0 {
+        let n = left.min(w - x);
+        f(site, m, y, x, n);
+        (site, left, x, y) = (site + n as u32, left - n, 0, y + 1);
+    }
+}
+
+/// The word ranges of a level's bit sets that hold its channel-0 planes
+/// (`hw` texels per plane): the only bits sites ever set. Ascending and
+/// disjoint (neighbouring ranges merged where tiny planes share a word).
+fn site_words(materials: usize, hw: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out: Vec<std::ops::Range<usize>> = Vec::with_capacity(materials);
+    for m in 0..materials {
+        let r = 3 * m * hw / 64..((3 * m + 1) * hw).div_ceil(64);
+        match out.last_mut() {
+            Some(last) if last.end >= r.start => last.end = r.end,
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
 impl Work {
     fn new(planes: usize, height: usize, width: usize) -> Work {
         let sizes = level_sizes(height, width);
@@ -171,12 +224,13 @@ impl Work {
         let n = *offs.last().unwrap();
         Work {
             need: sizes.iter().map(|_| Vec::new()).collect(),
-            direct: sizes.iter().map(|_| Vec::new()).collect(),
+            materials: planes / 3,
             need_bits: bits(),
             direct_bits: bits(),
-            acc: vec![0.0; n],
-            tex: vec![0.0; n],
-            dtex: vec![0.0; n],
+            parent_bits: bits(),
+            acc: crate::hugepages::zeroed(n),
+            tex: crate::hugepages::zeroed(n),
+            dtex: crate::hugepages::zeroed(n),
             sizes,
             offs,
         }
@@ -195,8 +249,11 @@ impl Work {
     /// those depend on; lists them in ascending order (so that every later
     /// pass walks memory forwards).
     fn mark(&mut self, table: &LookupTable) -> Result<()> {
-        for bits in &mut self.direct_bits {
-            bits.fill(0);
+        for (k, &(h, w)) in self.sizes.iter().enumerate() {
+            for r in site_words(self.materials, h * w) {
+                self.direct_bits[k][r.clone()].fill(0);
+                self.parent_bits[k][r].fill(0);
+            }
         }
         for (k, taps) in table.taps() {
             if k >= self.sizes.len() {
@@ -210,22 +267,38 @@ impl Work {
             }
         }
         for k in 0..self.sizes.len() {
-            // Needed: read directly, or (below) by a finer needed site.
-            self.need_bits[k].copy_from_slice(&self.direct_bits[k]);
+            let (h, w) = self.sizes[k];
             if k > 0 {
-                let ((fh, fw), (h, w)) = (self.sizes[k - 1], self.sizes[k]);
-                let bits = &mut self.need_bits[k];
-                for &site in &self.need[k - 1] {
-                    let site = site as usize;
-                    let (m, local) = (site / (3 * fh * fw), site % (3 * fh * fw));
-                    let ((y0, y1), (x0, x1)) = (parents(local / fw, h), parents(local % fw, w));
-                    for (y, x) in [(y0, x0), (y0, x1), (y1, x0), (y1, x1)] {
-                        set(bits, m * 3 * h * w + y * w + x);
-                    }
+                // The parents of the finer level's needed sites.
+                let (fh, fw) = self.sizes[k - 1];
+                let bits = &mut self.parent_bits[k];
+                for (first, count) in runs(&self.need[k - 1]) {
+                    segments(first, count, fh, fw, |_, m, y, x, n| {
+                        // Fine texels x..x+n read the coarse columns
+                        // x/2 − [x even] ..= (x+n−1)/2 + [x+n−1 odd], wrapping.
+                        let last = x + n - 1;
+                        let lo = (x / 2) as isize - (x % 2 == 0) as isize;
+                        let hi = last / 2 + last % 2;
+                        let (y0, y1) = parents(y, h);
+                        for row in [y0, y1] {
+                            let base = m * 3 * h * w + row * w;
+                            set_range(bits, base + lo.max(0) as usize, base + hi.min(w - 1) + 1);
+                            if lo < 0 {
+                                set(bits, base + w - 1);
+                            }
+                            if hi == w {
+                                set(bits, base);
+                            }
+                        }
+                    });
                 }
             }
-            list_marked(&self.need_bits[k], &mut self.need[k]);
-            list_marked(&self.direct_bits[k], &mut self.direct[k]);
+            // Needed: read directly, or by a finer needed site.
+            let words = site_words(self.materials, h * w);
+            for j in words.iter().cloned().flatten() {
+                self.need_bits[k][j] = self.direct_bits[k][j] | self.parent_bits[k][j];
+            }
+            list_marked(&self.need_bits[k], &words, &mut self.need[k]);
         }
         Ok(())
     }
@@ -236,10 +309,23 @@ fn set(bits: &mut [u64], i: usize) {
     bits[i / 64] |= 1 << (i % 64);
 }
 
-/// The indices of the set bits, ascending, into `out`.
-fn list_marked(bits: &[u64], out: &mut Vec<u32>) {
+/// Sets bits `from..to`, a word at a time.
+#[inline]
+fn set_range(bits: &mut [u64], from: usize, to: usize) {
+    let mut i = from;
+    while i < to {
+        let (word, bit) = (i / 64, i % 64);
+        let n = (64 - bit).min(to - i);
+        bits[word] |= (u64::MAX >> (64 - n)) << bit;
+        i += n;
+    }
+}
+
+/// The indices of the set bits in the words `ranges` (ascending), ascending, into `out`.
+fn list_marked(bits: &[u64], ranges: &[std::ops::Range<usize>], out: &mut Vec<u32>) {
     out.clear();
-    for (j, &word) in bits.iter().enumerate() {
+    for j in ranges.iter().cloned().flatten() {
+        let word = bits[j];
         let mut w = word;
         while w != 0 {
             out.push((j * 64) as u32 + w.trailing_zeros());
@@ -259,6 +345,67 @@ fn of_material(need: &[u32], m: usize, hw: usize) -> &[u32] {
 
 /// Sites per parallel task.
 const SITES_PER_TASK: usize = 4096;
+
+/// Sites per block of the forward's vectorized colour and sigmoid.
+const BLOCK: usize = 64;
+
+/// `e^x` to within 2 ulp (Cephes' `expf`: `x = k·ln 2 + r`, a degree-5
+/// polynomial for `e^r`), in plain arithmetic so that a loop over it
+/// vectorizes; libm's `expf` is a call per element.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    // Bounds that keep 2^k a normal number; NaN passes through.
+    let x = x.clamp(-87.0, 88.0);
+    // Round to nearest by the 1.5·2²³ shift (no SSE4.1 rounding needed).
+    const SHIFT: f32 = 12_582_912.0;
+    let k = (x * std::f32::consts::LOG2_E + SHIFT) - SHIFT;
+    // ln 2 in two parts, so k·ln 2 is exact to f32.
+    let r = (x - k * 0.693_359_4) - k * -2.121_944_4e-4;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 0.166_666_65)
+        * r
+        + 0.5;
+    (p * r * r + r + 1.0) * f32::from_bits(((k as i32 + 127) << 23) as u32)
+}
+
+/// `out[c] = σ(Σ_d color[c][d] · v[d])` for each element: the texture of
+/// collapsed values (the colour matrix, then the sigmoid).
+#[inline(always)]
+fn color_sigmoid_body(color: &[[f32; 3]; 3], v: [&[f32]; 3], out: [&mut [f32]; 3]) {
+    let n = v[0].len();
+    let (v0, v1, v2) = (&v[0][..n], &v[1][..n], &v[2][..n]);
+    let [o0, o1, o2] = out;
+    let (o0, o1, o2) = (&mut o0[..n], &mut o1[..n], &mut o2[..n]);
+    for j in 0..n {
+        let x = [v0[j], v1[j], v2[j]];
+        let z = |c: usize| color[c][0] * x[0] + color[c][1] * x[1] + color[c][2] * x[2];
+        o0[j] = 1.0 / (1.0 + exp(-z(0)));
+        o1[j] = 1.0 / (1.0 + exp(-z(1)));
+        o2[j] = 1.0 / (1.0 + exp(-z(2)));
+    }
+}
+
+/// The adjoint of [`color_sigmoid_body`] at its output `t`, given the
+/// output's gradient `dt`: `out[d] = Σ_c color[c][d] · dt[c] · t[c](1 − t[c])
+/// + below[d]` for each element.
+#[inline(always)]
+fn color_sigmoid_adjoint_body(color: &[[f32; 3]; 3], t: [&[f32]; 3], dt: [&[f32]; 3], below: [&[f32]; 3], out: [&mut [f32]; 3]) {
+    let n = t[0].len();
+    let (t, dt, below) = (t.map(|s| &s[..n]), dt.map(|s| &s[..n]), below.map(|s| &s[..n]));
+    let [o0, o1, o2] = out;
+    let (o0, o1, o2) = (&mut o0[..n], &mut o1[..n], &mut o2[..n]);
+    for j in 0..n {
+        let u = [0, 1, 2].map(|c| dt[c][j] * (t[c][j] * (1.0 - t[c][j])));
+        let own = |d: usize| color[0][d] * u[0] + color[1][d] * u[1] + color[2][d] * u[2];
+        o0[j] = below[0][j] + own(0);
+        o1[j] = below[1][j] + own(1);
+        o2[j] = below[2][j] + own(2);
+    }
+}
+
+crate::vgg::ops::simd::multiversion!(fn color_sigmoid_adjoint(color: &[[f32; 3]; 3], t: [&[f32]; 3], dt: [&[f32]; 3], below: [&[f32]; 3], out: [&mut [f32]; 3]) => color_sigmoid_adjoint_body);
+
+crate::vgg::ops::simd::multiversion!(fn color_sigmoid(color: &[[f32; 3]; 3], v: [&[f32]; 3], out: [&mut [f32]; 3]) => color_sigmoid_body);
 
 /// Where channel `c` of `site` lies in a `[materials, 3, h, w]` buffer of
 /// `hw = h · w` texels per plane.
@@ -298,7 +445,6 @@ impl Pyramid {
             sizes,
             offs,
             need,
-            direct_bits,
             acc,
             tex,
             dtex,
@@ -306,7 +452,7 @@ impl Pyramid {
         } = work;
         let color = self.color3;
         // Coarse to fine: acc_k = θ_k + up(acc_{k+1}) at the needed sites,
-        // and at the direct ones the level's texture.
+        // and the level's texture there.
         let last = sizes.len() - 1;
         for k in (0..=last).rev() {
             let (h, w) = sizes[k];
@@ -316,49 +462,56 @@ impl Pyramid {
             let th = &theta[r.clone()];
             let coarse = &coarser[..offs[(k + 2).min(last + 1)] - offs[k + 1]];
             let (ch, cw) = sizes[(k + 1).min(last)];
-            // The collapsed value of all three channels of `site` (the
-            // index arithmetic once per site, not per channel).
-            let value = |site: u32| -> [f32; 3] {
-                if k == last {
-                    return [0, 1, 2].map(|c| th[at(site, c, hw)]);
-                }
-                let (m, local) = (site as usize / (3 * hw), site as usize % (3 * hw));
-                let ((y0, y1), (x0, x1)) = (parents(local / w, ch), parents(local % w, cw));
-                let chw = ch * cw;
-                let base = 3 * m * chw;
-                [0, 1, 2].map(|c| {
-                    let plane = &coarse[base + c * chw..][..chw];
-                    // The same operations, in the same order, as upsample_add.
-                    let row = |y: usize| 0.75 * plane[y * cw + x0] + 0.25 * plane[y * cw + x1];
-                    th[at(site, c, hw)] + (0.75 * row(y0) + 0.25 * row(y1))
-                })
-            };
-            let direct = &direct_bits[k];
             let (acc_k, tex_k, dtex_k) = (
                 Disjoint::new(this),
                 Disjoint::new(&mut tex[r.clone()]),
                 Disjoint::new(&mut dtex[r]),
             );
             need[k].par_chunks(SITES_PER_TASK).for_each(|sites| {
-                for &site in sites {
-                    let x = value(site);
-                    let read = is_set(direct, site as usize);
-                    for c in 0..3 {
-                        let i = at(site, c, hw);
-                        // SAFETY: sites are distinct; each task writes only its own.
-                        unsafe {
-                            // The finest level's collapse has no reader.
-                            if k > 0 {
-                                acc_k.set(i, x[c]);
+                let mut v = [[0.0f32; BLOCK]; 3];
+                for (first, count) in runs(sites) {
+                    segments(first, count, h, w, |site, m, y, x, n| {
+                        for b in (0..n).step_by(BLOCK) {
+                            let (s0, x0, len) = (site + b as u32, x + b, BLOCK.min(n - b));
+                            // The collapsed values of the block's sites.
+                            for (c, v) in v.iter_mut().enumerate() {
+                                let (th, v) = (&th[at(s0, c, hw)..][..len], &mut v[..len]);
+                                if k == last {
+                                    v.copy_from_slice(th);
+                                    continue;
+                                }
+                                let ((y0, y1), chw) = (parents(y, ch), ch * cw);
+                                let plane = &coarse[(3 * m + c) * chw..][..chw];
+                                let (r0, r1) = (&plane[y0 * cw..][..cw], &plane[y1 * cw..][..cw]);
+                                for (j, v) in v.iter_mut().enumerate() {
+                                    let (p0, p1) = parents(x0 + j, cw);
+                                    // The same operations, in the same order, as upsample_add.
+                                    let (a, b) = (0.75 * r0[p0] + 0.25 * r0[p1], 0.75 * r1[p0] + 0.25 * r1[p1]);
+                                    *v = th[j] + (0.75 * a + 0.25 * b);
+                                }
                             }
-                            if read {
-                                let z =
-                                    color[c][0] * x[0] + color[c][1] * x[1] + color[c][2] * x[2];
-                                tex_k.set(i, 1.0 / (1.0 + (-z).exp()));
-                                dtex_k.set(i, 0.0);
+                            // Written at every needed site (contiguous, so
+                            // vectorized): entries no one reads are harmless.
+                            // SAFETY: sites are distinct; each task writes only its own.
+                            unsafe {
+                                let (i0, i1, i2) = (at(s0, 0, hw), at(s0, 1, hw), at(s0, 2, hw));
+                                // The finest level's collapse has no reader.
+                                if k > 0 {
+                                    for (c, i) in [i0, i1, i2].into_iter().enumerate() {
+                                        acc_k.slice(i, len).copy_from_slice(&v[c][..len]);
+                                    }
+                                }
+                                for i in [i0, i1, i2] {
+                                    dtex_k.slice(i, len).fill(0.0);
+                                }
+                                color_sigmoid(
+                                    &color,
+                                    [&v[0][..len], &v[1][..len], &v[2][..len]],
+                                    [tex_k.slice(i0, len), tex_k.slice(i1, len), tex_k.slice(i2, len)],
+                                );
                             }
                         }
-                    }
+                    });
                 }
             });
         }
@@ -409,16 +562,11 @@ impl Pyramid {
                     })
                     .collect();
                 tasks.par_iter().for_each(|&(p, sites)| {
-                    for &site in sites {
-                        let i = offs[k] + at(site, p % 3, hw);
+                    for (first, count) in runs(sites) {
+                        let i = offs[k] + at(first, p % 3, hw);
                         // SAFETY: a (plane, site) pair belongs to one task.
-                        unsafe {
-                            let (mut t, mut mm, mut vv) = (th.get(i), m.get(i), v.get(i));
-                            update.apply(&mut t, &mut mm, &mut vv, acc[i]);
-                            th.set(i, t);
-                            m.set(i, mm);
-                            v.set(i, vv);
-                        }
+                        let (th, m, v) = unsafe { (th.slice(i, count), m.slice(i, count), v.slice(i, count)) };
+                        update.apply_all(th, m, v, &acc[i..i + count]);
                     }
                 });
             }
@@ -440,8 +588,8 @@ impl Pyramid {
             sizes,
             offs,
             need,
-            direct,
             need_bits,
+            parent_bits,
             acc,
             tex,
             dtex,
@@ -450,63 +598,65 @@ impl Pyramid {
         // dL/dtex at the direct sites (zeroed by `view`): the lookup's scatter.
         table.scatter(&g, dtex, &layout);
         let color = self.color3;
-        // Level k's own share, through its sigmoid and colour matrix
-        // (transposed), added into (k > 0) or written as (k = 0) dL/dacc_k.
-        let through_color = |k: usize, acc_k: &mut [f32]| {
-            let hw = sizes[k].0 * sizes[k].1;
+        // Fine to coarse, level by level: dL/dacc_k at the needed sites is
+        // the level's own share (dL/dtex back through its sigmoid and
+        // colour matrix; zero where the view does not read the level, as
+        // `view` zeroed dtex at every needed site) plus, for k > 0, Uᵀ
+        // dL/dacc_{k−1}: a gather (each coarse site sums the up to 16
+        // needed fine sites that read it, so tasks never write the same
+        // entry). At the finest level it is dL/dθ_0.
+        for k in 0..sizes.len() {
+            let (h, w) = sizes[k];
+            let hw = h * w;
             let r = offs[k]..offs[k + 1];
-            let (t, dt, out) = (&tex[r.clone()], &dtex[r], Disjoint::new(acc_k));
-            direct[k].par_chunks(SITES_PER_TASK).for_each(|sites| {
-                for &site in sites {
-                    let u = [0, 1, 2].map(|c| {
-                        let i = at(site, c, hw);
-                        dt[i] * (t[i] * (1.0 - t[i]))
-                    });
-                    for d in 0..3 {
-                        let i = at(site, d, hw);
-                        let v = color[0][d] * u[0] + color[1][d] * u[1] + color[2][d] * u[2];
-                        // SAFETY: sites are distinct; each task touches only its own.
-                        unsafe { out.set(i, if k == 0 { v } else { out.get(i) + v }) };
-                    }
-                }
-            });
-        };
-        // The finest level is read directly wherever it is needed: dL/dθ_0 = dL/dacc_0.
-        through_color(0, &mut acc[..offs[1]]);
-        // Fine to coarse: dL/dacc_{k+1} = Uᵀ dL/dacc_k at the needed sites,
-        // as a gather (each coarse site sums the up to 16 needed fine sites
-        // that read it, so tasks never write the same entry), plus the
-        // level's own share.
-        for k in 0..sizes.len() - 1 {
-            let ((fh, fw), (ch, cw)) = (sizes[k], sizes[k + 1]);
-            let (fhw, chw) = (fh * fw, ch * cw);
-            let (fine, coarse) = acc[offs[k]..offs[k + 2]].split_at_mut(offs[k + 1] - offs[k]);
-            let (fine_bits, out) = (&need_bits[k], Disjoint::new(coarse));
-            need[k + 1].par_chunks(SITES_PER_TASK).for_each(|sites| {
-                for &site in sites {
-                    let (m, local) = (site as usize / (3 * chw), site as usize % (3 * chw));
-                    let (ys, xs) = (children(local / cw, ch), children(local % cw, cw));
-                    let mut g = [0.0f32; 3];
-                    for (fy, wy) in ys {
-                        for (fx, wx) in xs {
-                            let fsite = 3 * m * fhw + fy * fw + fx;
-                            // Fine sites no one needs have no gradient (and stale entries).
-                            if is_set(fine_bits, fsite) {
-                                for (c, g) in g.iter_mut().enumerate() {
-                                    *g += (wy * wx) * fine[fsite + c * fhw];
+            let (t, dt) = (&tex[r.clone()], &dtex[r.clone()]);
+            let (finer, this) = acc[..offs[k + 1]].split_at_mut(offs[k]);
+            let fine = if k > 0 { &finer[offs[k - 1]..] } else { &finer[..0] };
+            let (fh, fw) = if k > 0 { sizes[k - 1] } else { (0, 0) };
+            let fhw = fh * fw;
+            let (fine_bits, parent) = (&need_bits[k.saturating_sub(1)], &parent_bits[k]);
+            let out = Disjoint::new(this);
+            need[k].par_chunks(SITES_PER_TASK).for_each(|sites| {
+                let mut below = [[0.0f32; BLOCK]; 3];
+                for (first, count) in runs(sites) {
+                    segments(first, count, h, w, |site, m, y, x, n| {
+                        for b in (0..n).step_by(BLOCK) {
+                            let (s0, x0, len) = (site + b as u32, x + b, BLOCK.min(n - b));
+                            for (j, x) in (x0..x0 + len).enumerate() {
+                                let mut g = [0.0f32; 3];
+                                // Sites no finer needed site reads get nothing from below.
+                                if k > 0 && is_set(parent, (s0 + j as u32) as usize) {
+                                    for (fy, wy) in children(y, h) {
+                                        for (fx, wx) in children(x, w) {
+                                            let fsite = 3 * m * fhw + fy * fw + fx;
+                                            // Fine sites no one needs have no gradient (and stale entries).
+                                            if is_set(fine_bits, fsite) {
+                                                for (c, g) in g.iter_mut().enumerate() {
+                                                    *g += (wy * wx) * fine[fsite + c * fhw];
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                                for c in 0..3 {
+                                    below[c][j] = g[c];
                                 }
                             }
+                            let i = [0, 1, 2].map(|c| at(s0, c, hw));
+                            // SAFETY: sites are distinct; each task writes only its own.
+                            unsafe {
+                                color_sigmoid_adjoint(
+                                    &color,
+                                    i.map(|i| &t[i..i + len]),
+                                    i.map(|i| &dt[i..i + len]),
+                                    [&below[0][..len], &below[1][..len], &below[2][..len]],
+                                    [out.slice(i[0], len), out.slice(i[1], len), out.slice(i[2], len)],
+                                );
+                            }
                         }
-                    }
-                    for (c, g) in g.into_iter().enumerate() {
-                        // SAFETY: sites are distinct; each task writes only its own.
-                        unsafe { out.set(at(site, c, chw), g) };
-                    }
+                    });
                 }
             });
-            if !direct[k + 1].is_empty() {
-                through_color(k + 1, coarse);
-            }
         }
         Ok(())
     }
@@ -656,6 +806,106 @@ mod tests {
     fn random(n: usize, seed: u64) -> Vec<f32> {
         let mut r = crate::rng::SplitMix(seed);
         (0..n).map(|_| r.uniform() - 0.5).collect()
+    }
+
+    #[test]
+    fn exp_is_within_a_few_ulp_of_libm() {
+        let mut worst = 0.0f64;
+        for i in 0..=200_000 {
+            let x = -87.0 + 175.0 * i as f32 / 200_000.0;
+            let want = (x as f64).exp();
+            worst = worst.max(((exp(x) as f64 - want) / want).abs());
+        }
+        assert!(worst < 4e-7, "worst relative error {worst:e}");
+        assert!(exp(f32::NAN).is_nan());
+        assert!(exp(-1e4) >= 0.0 && exp(1e4).is_finite());
+    }
+
+    #[test]
+    fn set_range_sets_exactly_the_range() {
+        for (from, to) in [(0, 0), (3, 4), (0, 64), (5, 64), (63, 65), (10, 190), (64, 128)] {
+            let mut bits = vec![0u64; 4];
+            set_range(&mut bits, from, to);
+            for i in 0..256 {
+                assert_eq!(is_set(&bits, i), (from..to).contains(&i), "{from}..{to}: bit {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn runs_and_segments_cover_each_site_once_with_its_coordinates() {
+        // Two materials of 4 × 6 texels per plane; channel-0 sites only.
+        let (h, w) = (4, 6);
+        let sites: Vec<u32> = [0, 1, 2, 5, 6, 7, 8, 17, 18, 19, 20, 23, 72, 73, 80, 95]
+            .into_iter()
+            .collect();
+        let mut seen = Vec::new();
+        for (first, count) in runs(&sites) {
+            segments(first, count, h, w, |site, m, y, x, n| {
+                assert!(x + n <= w, "a segment stays on its row");
+                for j in 0..n {
+                    seen.push((site + j as u32, m, y, x + j));
+                }
+            });
+        }
+        let want: Vec<_> = sites
+            .iter()
+            .map(|&s| {
+                let (m, local) = (s as usize / (3 * h * w), s as usize % (3 * h * w));
+                (s, m, local / w, local % w)
+            })
+            .collect();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn mark_needs_what_the_view_reads_and_every_parent_of_it() {
+        // Smooth views (long runs, rows read end to end) of a two-material
+        // mip-mapped texture, and thin strips at the edges whose parents
+        // exist only by wrapping, against a per-site brute force.
+        use crate::raster::{FramePixel, RasterFrame};
+        let (m, h, w, px) = (2, 64, 128, 48u32);
+        type Uv = fn(f32, f32) -> (f32, f32);
+        let views: [(Uv, [f32; 2]); 3] = [
+            (|x, y| (x * 1.3 - 0.15, y * 1.1 - 0.05), [0.3, 1.6]),
+            // Fine columns 126–127 and rows 62–63 only.
+            (|x, y| (0.9895 + 0.005 * x, 0.009 + 0.013 * y), [0.0, 0.0]),
+            // Fine columns 0–1 and rows 0–1 only.
+            (|x, y| (0.005 + 0.006 * x, 0.978 + 0.013 * y), [0.0, 0.0]),
+        ];
+        for (view, (uv, lods)) in views.into_iter().enumerate() {
+            let pixels = (0..px * px * 4)
+                .map(|i| {
+                    let (x, y) = ((i % (2 * px)) as f32, (i / (2 * px)) as f32);
+                    let (u, v) = uv(x / (2 * px) as f32, y / (2 * px) as f32);
+                    FramePixel { u, v, depth: 0.5, tri: 1 + (x > y) as u32 }
+                })
+                .collect();
+            let frame = RasterFrame { width: px, height: px, samples: 2, pixels };
+            let table = LookupTable::with_mips(&frame, &[0, 1], m, w as u32, h as u32, &lods, 3);
+            let mut work = Work::new(3 * m, h, w);
+            work.mark(&table).unwrap();
+            let sizes = level_sizes(h, w);
+            let mut want: Vec<std::collections::BTreeSet<u32>> = sizes.iter().map(|_| Default::default()).collect();
+            for (k, taps) in table.taps() {
+                want[k].extend(taps);
+            }
+            for k in 1..sizes.len() {
+                let ((fh, fw), (ch, cw)) = (sizes[k - 1], sizes[k]);
+                for site in want[k - 1].clone() {
+                    let (mat, local) = (site as usize / (3 * fh * fw), site as usize % (3 * fh * fw));
+                    let ((y0, y1), (x0, x1)) = (parents(local / fw, ch), parents(local % fw, cw));
+                    for (y, x) in [(y0, x0), (y0, x1), (y1, x0), (y1, x1)] {
+                        want[k].insert((mat * 3 * ch * cw + y * cw + x) as u32);
+                    }
+                }
+            }
+            for k in 0..sizes.len() {
+                let want: Vec<u32> = want[k].iter().copied().collect();
+                assert!(!want.is_empty());
+                assert_eq!(work.need[k], want, "view {view}, level {k}");
+            }
+        }
     }
 
     #[test]
