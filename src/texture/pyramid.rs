@@ -445,6 +445,7 @@ impl Pyramid {
             sizes,
             offs,
             need,
+            parent_bits,
             acc,
             tex,
             dtex,
@@ -462,6 +463,7 @@ impl Pyramid {
             let th = &theta[r.clone()];
             let coarse = &coarser[..offs[(k + 2).min(last + 1)] - offs[k + 1]];
             let (ch, cw) = sizes[(k + 1).min(last)];
+            let parent = &parent_bits[k];
             let (acc_k, tex_k, dtex_k) = (
                 Disjoint::new(this),
                 Disjoint::new(&mut tex[r.clone()]),
@@ -495,10 +497,17 @@ impl Pyramid {
                             // SAFETY: sites are distinct; each task writes only its own.
                             unsafe {
                                 let (i0, i1, i2) = (at(s0, 0, hw), at(s0, 1, hw), at(s0, 2, hw));
-                                // The finest level's collapse has no reader.
+                                // Only parents' collapsed values have a reader
+                                // (the finer level): at level 1 about one
+                                // needed site in ten.
                                 if k > 0 {
                                     for (c, i) in [i0, i1, i2].into_iter().enumerate() {
-                                        acc_k.slice(i, len).copy_from_slice(&v[c][..len]);
+                                        let out = acc_k.slice(i, len);
+                                        for j in 0..len {
+                                            if is_set(parent, (s0 + j as u32) as usize) {
+                                                out[j] = v[c][j];
+                                            }
+                                        }
                                     }
                                 }
                                 for i in [i0, i1, i2] {
