@@ -3,8 +3,9 @@
 //! The texture side's buffers (θ, Adam's moments, the pyramid's work
 //! buffers: ~64 MB each at 2048²) are read and written at a view's sites,
 //! scattered over the whole buffer, so with 4 KiB pages most accesses miss
-//! the TLB. With 2 MiB pages the sparse passes took 0.86× the time
-//! (`cargo bench --bench texture`, plain bunny at 2048²). Kernels that give
+//! the TLB. With 2 MiB pages the sparse passes took 0.82× the time
+//! (`cargo bench --bench texture`, plain bunny at 2048², three alternating
+//! runs). Kernels that give
 //! huge pages only on request (`madvise`, the usual default) need the
 //! advice; elsewhere it is a no-op.
 

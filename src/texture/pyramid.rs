@@ -18,8 +18,12 @@
 //!   depend on), the gradient flows back to exactly those, and Adam updates
 //!   only them (lazily). With mip-mapped tables (coarse levels for minified
 //!   samples) a step's texture side grows with the view far more than with
-//!   the texel count: `cargo bench --bench texture` measured 7 ms at 512²,
-//!   33–41 ms at 2048² and 75 ms at 4096² for 256² views (dense: ~650 ms at 2048²).
+//!   the texel count: `cargo bench --bench texture` measured 8 ms at 512²,
+//!   25–36 ms at 2048² and 38–48 ms at 4096² for spot's 256² views (dense:
+//!   ~650 ms at 2048²). The sites a view needs come in long runs along texel
+//!   rows, so every pass walks row segments: index arithmetic once per
+//!   segment, memory in order, the colour and sigmoid (and their adjoint)
+//!   vectorized over blocks of sites.
 
 use std::sync::Arc;
 
