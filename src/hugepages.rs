@@ -5,9 +5,8 @@
 //! scattered over the whole buffer, so with 4 KiB pages most accesses miss
 //! the TLB. With 2 MiB pages the sparse passes took 0.82× the time
 //! (`cargo bench --bench texture`, plain bunny at 2048², three alternating
-//! runs). Kernels that give
-//! huge pages only on request (`madvise`, the usual default) need the
-//! advice; elsewhere it is a no-op.
+//! runs). Kernels that give huge pages only on request (`madvise`, the
+//! usual default) need the advice; elsewhere it is a no-op.
 
 /// `n` zeros, on huge pages where the OS grants them. The advice is given
 /// before the first write, so the pages are huge from the first fault on.
