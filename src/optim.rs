@@ -285,8 +285,14 @@ impl State {
                 var.shape(),
                 var.device(),
             )?)?;
-            m.push(ck.floats(&format!("adam_m.{i}"), n)?.to_vec());
-            v.push(ck.floats(&format!("adam_v.{i}"), n)?.to_vec());
+            // Into huge-page buffers, as fresh moments are (see `hugepages`).
+            let moments = |name: &str| -> Result<Vec<f32>> {
+                let mut b = crate::hugepages::zeroed(n);
+                b.copy_from_slice(ck.floats(&format!("{name}.{i}"), n)?);
+                Ok(b)
+            };
+            m.push(moments("adam_m")?);
+            v.push(moments("adam_v")?);
         }
         self.adam.set_state(AdamState {
             step: ck.scalar("adam_step")?,
