@@ -261,8 +261,8 @@ impl LookupTable {
     pub fn scatter(&self, grad_image: &[f32], grad_tex: &mut [f32], levels: &[(usize, usize)]) {
         use rayon::prelude::*;
         let n = (self.width * self.height) as usize;
-        // Where entry e's taps start in `grad_tex` (channel 0 of its level).
-        let start = |e: usize| levels[self.level.get(e).copied().unwrap_or(0) as usize].0;
+        // Entry e's level in `grad_tex`: where its channel 0 starts, texels per plane.
+        let level = |e: usize| levels[self.level.get(e).copied().unwrap_or(0) as usize];
         // Tasks own ranges of channel-0 texels (all three channels of each):
         // a texel's sums stay in one task, in entry order, so the result
         // does not depend on the split. Every task reads the whole table
@@ -272,7 +272,7 @@ impl LookupTable {
         let tasks = rayon::current_num_threads().clamp(1, 8);
         let mut sample: Vec<usize> = (0..self.texel.len())
             .step_by((self.texel.len() / 4096).max(1))
-            .map(|e| start(e) + self.texel[e][0] as usize)
+            .map(|e| level(e).0 + self.texel[e][0] as usize)
             .collect();
         sample.sort_unstable();
         let bound = |t: usize| match t {
@@ -290,7 +290,7 @@ impl LookupTable {
                 .zip(&self.weight)
                 .enumerate()
             {
-                let (first, hw) = levels[self.level.get(e).copied().unwrap_or(0) as usize];
+                let (first, hw) = level(e);
                 let p = p as usize;
                 let g = [grad_image[p], grad_image[n + p], grad_image[2 * n + p]];
                 for i in 0..4 {

@@ -338,6 +338,28 @@ fn list_marked(bits: &[u64], ranges: &[std::ops::Range<usize>], out: &mut Vec<u3
     }
 }
 
+/// Runs `f(scratch, first site, material, y, x, count)` in parallel over
+/// the ascending site list `need` of a level of `h × w` texels per plane, in
+/// blocks of at most [`BLOCK`] consecutive sites on one texel row; each task
+/// has its own scratch rows, one per channel.
+fn for_blocks(
+    need: &[u32],
+    h: usize,
+    w: usize,
+    f: impl Fn(&mut [[f32; BLOCK]; 3], u32, usize, usize, usize, usize) + Sync,
+) {
+    need.par_chunks(SITES_PER_TASK).for_each(|sites| {
+        let mut scratch = [[0.0f32; BLOCK]; 3];
+        for (first, count) in runs(sites) {
+            segments(first, count, h, w, |site, m, y, x, n| {
+                for b in (0..n).step_by(BLOCK) {
+                    f(&mut scratch, site + b as u32, m, y, x + b, BLOCK.min(n - b));
+                }
+            });
+        }
+    });
+}
+
 /// The part of the ascending site list `need` in material `m` (`hw` texels per plane).
 #[inline]
 fn of_material(need: &[u32], m: usize, hw: usize) -> &[u32] {
@@ -473,58 +495,50 @@ impl Pyramid {
                 Disjoint::new(&mut tex[r.clone()]),
                 Disjoint::new(&mut dtex[r]),
             );
-            need[k].par_chunks(SITES_PER_TASK).for_each(|sites| {
-                let mut v = [[0.0f32; BLOCK]; 3];
-                for (first, count) in runs(sites) {
-                    segments(first, count, h, w, |site, m, y, x, n| {
-                        for b in (0..n).step_by(BLOCK) {
-                            let (s0, x0, len) = (site + b as u32, x + b, BLOCK.min(n - b));
-                            // The collapsed values of the block's sites.
-                            for (c, v) in v.iter_mut().enumerate() {
-                                let (th, v) = (&th[at(s0, c, hw)..][..len], &mut v[..len]);
-                                if k == last {
-                                    v.copy_from_slice(th);
-                                    continue;
+            for_blocks(&need[k], h, w, |v, s0, m, y, x0, len| {
+                // The collapsed values of the block's sites.
+                for (c, v) in v.iter_mut().enumerate() {
+                    let (th, v) = (&th[at(s0, c, hw)..][..len], &mut v[..len]);
+                    if k == last {
+                        v.copy_from_slice(th);
+                        continue;
+                    }
+                    let ((y0, y1), chw) = (parents(y, ch), ch * cw);
+                    let plane = &coarse[(3 * m + c) * chw..][..chw];
+                    let (r0, r1) = (&plane[y0 * cw..][..cw], &plane[y1 * cw..][..cw]);
+                    for (j, v) in v.iter_mut().enumerate() {
+                        let (p0, p1) = parents(x0 + j, cw);
+                        // The same operations, in the same order, as upsample_add.
+                        let (a, b) = (0.75 * r0[p0] + 0.25 * r0[p1], 0.75 * r1[p0] + 0.25 * r1[p1]);
+                        *v = th[j] + (0.75 * a + 0.25 * b);
+                    }
+                }
+                let i = [0, 1, 2].map(|c| at(s0, c, hw));
+                // SAFETY: sites are distinct; each task writes only its own.
+                unsafe {
+                    // Only parents' collapsed values have a reader (the
+                    // finer level): at level 1 about one needed site in ten.
+                    if k > 0 {
+                        for (c, &i) in i.iter().enumerate() {
+                            let out = acc_k.slice(i, len);
+                            for j in 0..len {
+                                if is_set(parent, (s0 + j as u32) as usize) {
+                                    out[j] = v[c][j];
                                 }
-                                let ((y0, y1), chw) = (parents(y, ch), ch * cw);
-                                let plane = &coarse[(3 * m + c) * chw..][..chw];
-                                let (r0, r1) = (&plane[y0 * cw..][..cw], &plane[y1 * cw..][..cw]);
-                                for (j, v) in v.iter_mut().enumerate() {
-                                    let (p0, p1) = parents(x0 + j, cw);
-                                    // The same operations, in the same order, as upsample_add.
-                                    let (a, b) = (0.75 * r0[p0] + 0.25 * r0[p1], 0.75 * r1[p0] + 0.25 * r1[p1]);
-                                    *v = th[j] + (0.75 * a + 0.25 * b);
-                                }
-                            }
-                            // Written at every needed site (contiguous, so
-                            // vectorized): entries no one reads are harmless.
-                            // SAFETY: sites are distinct; each task writes only its own.
-                            unsafe {
-                                let (i0, i1, i2) = (at(s0, 0, hw), at(s0, 1, hw), at(s0, 2, hw));
-                                // Only parents' collapsed values have a reader
-                                // (the finer level): at level 1 about one
-                                // needed site in ten.
-                                if k > 0 {
-                                    for (c, i) in [i0, i1, i2].into_iter().enumerate() {
-                                        let out = acc_k.slice(i, len);
-                                        for j in 0..len {
-                                            if is_set(parent, (s0 + j as u32) as usize) {
-                                                out[j] = v[c][j];
-                                            }
-                                        }
-                                    }
-                                }
-                                for i in [i0, i1, i2] {
-                                    dtex_k.slice(i, len).fill(0.0);
-                                }
-                                color_sigmoid(
-                                    &color,
-                                    [&v[0][..len], &v[1][..len], &v[2][..len]],
-                                    [tex_k.slice(i0, len), tex_k.slice(i1, len), tex_k.slice(i2, len)],
-                                );
                             }
                         }
-                    });
+                    }
+                    // The texture and its zeroed gradient at every needed
+                    // site (contiguous, so vectorized): entries the view
+                    // does not read are harmless.
+                    for &i in &i {
+                        dtex_k.slice(i, len).fill(0.0);
+                    }
+                    color_sigmoid(
+                        &color,
+                        [&v[0][..len], &v[1][..len], &v[2][..len]],
+                        i.map(|i| tex_k.slice(i, len)),
+                    );
                 }
             });
         }
@@ -629,45 +643,37 @@ impl Pyramid {
             let fhw = fh * fw;
             let (fine_bits, parent) = (&need_bits[k.saturating_sub(1)], &parent_bits[k]);
             let out = Disjoint::new(this);
-            need[k].par_chunks(SITES_PER_TASK).for_each(|sites| {
-                let mut below = [[0.0f32; BLOCK]; 3];
-                for (first, count) in runs(sites) {
-                    segments(first, count, h, w, |site, m, y, x, n| {
-                        for b in (0..n).step_by(BLOCK) {
-                            let (s0, x0, len) = (site + b as u32, x + b, BLOCK.min(n - b));
-                            for (j, x) in (x0..x0 + len).enumerate() {
-                                let mut g = [0.0f32; 3];
-                                // Sites no finer needed site reads get nothing from below.
-                                if k > 0 && is_set(parent, (s0 + j as u32) as usize) {
-                                    for (fy, wy) in children(y, h) {
-                                        for (fx, wx) in children(x, w) {
-                                            let fsite = 3 * m * fhw + fy * fw + fx;
-                                            // Fine sites no one needs have no gradient (and stale entries).
-                                            if is_set(fine_bits, fsite) {
-                                                for (c, g) in g.iter_mut().enumerate() {
-                                                    *g += (wy * wx) * fine[fsite + c * fhw];
-                                                }
-                                            }
-                                        }
+            for_blocks(&need[k], h, w, |below, s0, m, y, x0, len| {
+                for (j, x) in (x0..x0 + len).enumerate() {
+                    let mut g = [0.0f32; 3];
+                    // Sites no finer needed site reads get nothing from below.
+                    if k > 0 && is_set(parent, (s0 + j as u32) as usize) {
+                        for (fy, wy) in children(y, h) {
+                            for (fx, wx) in children(x, w) {
+                                let fsite = 3 * m * fhw + fy * fw + fx;
+                                // Fine sites no one needs have no gradient (and stale entries).
+                                if is_set(fine_bits, fsite) {
+                                    for (c, g) in g.iter_mut().enumerate() {
+                                        *g += (wy * wx) * fine[fsite + c * fhw];
                                     }
                                 }
-                                for c in 0..3 {
-                                    below[c][j] = g[c];
-                                }
-                            }
-                            let i = [0, 1, 2].map(|c| at(s0, c, hw));
-                            // SAFETY: sites are distinct; each task writes only its own.
-                            unsafe {
-                                color_sigmoid_adjoint(
-                                    &color,
-                                    i.map(|i| &t[i..i + len]),
-                                    i.map(|i| &dt[i..i + len]),
-                                    [&below[0][..len], &below[1][..len], &below[2][..len]],
-                                    [out.slice(i[0], len), out.slice(i[1], len), out.slice(i[2], len)],
-                                );
                             }
                         }
-                    });
+                    }
+                    for c in 0..3 {
+                        below[c][j] = g[c];
+                    }
+                }
+                let i = [0, 1, 2].map(|c| at(s0, c, hw));
+                // SAFETY: sites are distinct; each task writes only its own.
+                unsafe {
+                    color_sigmoid_adjoint(
+                        &color,
+                        i.map(|i| &t[i..i + len]),
+                        i.map(|i| &dt[i..i + len]),
+                        [&below[0][..len], &below[1][..len], &below[2][..len]],
+                        i.map(|i| out.slice(i, len)),
+                    );
                 }
             });
         }
