@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod conventions;
 mod disjoint;
+pub mod error;
 pub mod export;
 pub mod gpu;
 mod hugepages;
