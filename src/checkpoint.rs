@@ -7,12 +7,22 @@
 //! the view RNG's position, and the run's fingerprint, a `key=value` line per
 //! option and input-file hash. Resuming compares fingerprints line by line,
 //! so a mismatch names the option or file that changed.
+//!
+//! `State` is what of the optimization loop goes into a checkpoint, and
+//! under which names.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
+
+use crate::adam::{Adam, AdamState};
+use crate::camera::ViewSampler;
+use crate::loss::GramMemory;
+use crate::optim::StepLog;
+use crate::texture::TextureParam;
 
 /// The file inside the checkpoint folder.
 pub const FILE: &str = "checkpoint.safetensors";
@@ -34,10 +44,44 @@ pub struct Checkpoint {
     pub bytes: BTreeMap<String, Vec<u8>>,
 }
 
-/// The reason a checkpoint cannot be used (exit code 2).
+/// Why a checkpoint cannot be used. Each is the user's to fix (resume with
+/// the same inputs, or delete the folder): [`CheckpointError::blame`].
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct CheckpointError(pub String);
+pub enum CheckpointError {
+    #[error("{}: cannot read the checkpoint: {error} (delete the folder to start over)", path.display())]
+    Unreadable { path: PathBuf, error: std::io::Error },
+    #[error("{}: not a readable checkpoint: {error} (delete the folder to start over)", path.display())]
+    Damaged { path: PathBuf, error: safetensors::SafeTensorError },
+    #[error("{}: {error} (delete the folder to start over)", path.display())]
+    BadHeader { path: PathBuf, error: safetensors::SafeTensorError },
+    #[error("{}: not a texstyle checkpoint of this version (delete the folder to start over)", path.display())]
+    OtherFormat { path: PathBuf },
+    #[error("{}: metadata {key} is missing or not a number (delete the folder to start over)", path.display())]
+    BadMetadata { path: PathBuf, key: String },
+    #[error("{}: unexpected entry {name} (delete the folder to start over)", path.display())]
+    UnexpectedEntry { path: PathBuf, name: String },
+    /// Made by other options or inputs; `diffs` names each (`key: old then, new now`).
+    #[error(
+        "{}: the checkpoint was made by a different run ({}); resume with the same mesh, painting and options, \
+         or delete the folder to start over",
+        dir.display(),
+        diffs.join("; ")
+    )]
+    OtherRun { dir: PathBuf, diffs: Vec<String> },
+    #[error("checkpoint: {name} is missing")]
+    Missing { name: String },
+    #[error("checkpoint: {name} holds {found} values, expected {expected}")]
+    WrongLength { name: String, found: usize, expected: usize },
+    #[error("checkpoint: the seen-texel flags do not match the texture size")]
+    SeenSize,
+}
+
+impl CheckpointError {
+    /// Whose problem it is: always the input's (a checkpoint is one of the user's files).
+    pub fn blame(&self) -> crate::error::Blame {
+        crate::error::Blame::Input
+    }
+}
 
 impl Checkpoint {
     /// `dir/checkpoint.safetensors`, replaced atomically.
@@ -68,16 +112,16 @@ impl Checkpoint {
     /// Reads `dir/checkpoint.safetensors`.
     pub fn load(dir: &Path) -> Result<Checkpoint> {
         let path = dir.join(FILE);
-        let bad = |what: String| CheckpointError(format!("{}: {what} (delete the folder to start over)", path.display()));
-        let buf = std::fs::read(&path).map_err(|e| bad(format!("cannot read the checkpoint: {e}")))?;
-        let st = safetensors::SafeTensors::deserialize(&buf).map_err(|e| bad(format!("not a readable checkpoint: {e}")))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&buf).map_err(|e| bad(e.to_string()))?;
+        let p = || path.clone();
+        let buf = std::fs::read(&path).map_err(|error| CheckpointError::Unreadable { path: p(), error })?;
+        let st = safetensors::SafeTensors::deserialize(&buf).map_err(|error| CheckpointError::Damaged { path: p(), error })?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&buf).map_err(|error| CheckpointError::BadHeader { path: p(), error })?;
         let meta = header.metadata().clone().unwrap_or_default();
         if meta.get("format").map(String::as_str) != Some(&format!("texstyle-checkpoint-{VERSION}")) {
-            bail!(bad("not a texstyle checkpoint of this version".into()));
+            bail!(CheckpointError::OtherFormat { path: p() });
         }
         let num = |k: &str| -> Result<u64> {
-            Ok(meta.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| bad(format!("metadata {k} is missing or not a number")))?)
+            Ok(meta.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| CheckpointError::BadMetadata { path: p(), key: k.to_string() })?)
         };
         let mut ck = Checkpoint { step: num("step")?, fingerprint: meta.get("fingerprint").cloned().unwrap_or_default(), ..Default::default() };
         for k in meta.keys().filter_map(|k| k.strip_prefix("scalar.")) {
@@ -92,7 +136,7 @@ impl Checkpoint {
                 (Some(("b", k)), Dtype::U8) => {
                     ck.bytes.insert(k.to_string(), view.data().to_vec());
                 }
-                _ => bail!(bad(format!("unexpected entry {name}"))),
+                _ => bail!(CheckpointError::UnexpectedEntry { path: p(), name: name.clone() }),
             }
         }
         Ok(ck)
@@ -112,25 +156,121 @@ impl Checkpoint {
             .filter(|k| saved.get(k) != now.get(k))
             .map(|k| format!("{k}: {} then, {} now", saved.get(k).unwrap_or(&"(none)"), now.get(k).unwrap_or(&"(none)")))
             .collect();
-        Err(CheckpointError(format!(
-            "{}: the checkpoint was made by a different run ({}); resume with the same mesh, painting and options, \
-             or delete the folder to start over",
-            dir.display(),
-            diffs.join("; ")
-        )))
+        Err(CheckpointError::OtherRun { dir: dir.to_path_buf(), diffs })
     }
 
     /// The buffer `name`, which must hold `len` values.
     pub fn floats(&self, name: &str, len: usize) -> Result<&[f32], CheckpointError> {
         match self.floats.get(name) {
             Some((_, v)) if v.len() == len => Ok(v),
-            Some((_, v)) => Err(CheckpointError(format!("checkpoint: {name} holds {} values, expected {len}", v.len()))),
-            None => Err(CheckpointError(format!("checkpoint: {name} is missing"))),
+            Some((_, v)) => Err(CheckpointError::WrongLength { name: name.to_string(), found: v.len(), expected: len }),
+            None => Err(CheckpointError::Missing { name: name.to_string() }),
         }
     }
 
     pub fn scalar(&self, name: &str) -> Result<u64, CheckpointError> {
-        self.scalars.get(name).copied().ok_or_else(|| CheckpointError(format!("checkpoint: {name} is missing")))
+        self.scalars.get(name).copied().ok_or_else(|| CheckpointError::Missing { name: name.to_string() })
+    }
+}
+
+/// The names of a run's state in a [`Checkpoint`].
+mod key {
+    pub const VIEWS_RNG: &str = "views_rng";
+    pub const ADAM_STEP: &str = "adam_step";
+    /// The held-out score before the first step, as `f32` bits.
+    pub const EVAL_BEFORE: &str = "eval_before";
+    pub const SEEN: &str = "seen";
+    /// `[steps, StepLog::COLUMNS]`, row by row.
+    pub const LOG: &str = "log";
+
+    /// `name.i`: the `i`th of a list (parameters, moments, Gram layers).
+    pub fn nth(name: &str, i: usize) -> String {
+        format!("{name}.{i}")
+    }
+    pub const PARAM: &str = "param";
+    pub const ADAM_M: &str = "adam_m";
+    pub const ADAM_V: &str = "adam_v";
+    pub const GRAM: &str = "gram";
+    pub const GRAM_COUNT: &str = "gram_count";
+}
+
+/// The optimization loop's state that a checkpoint holds; everything else is
+/// rebuilt from the options, so a resumed run continues with the same bits.
+pub(crate) struct State {
+    pub param: TextureParam,
+    pub adam: Adam,
+    pub memory: GramMemory,
+    pub views: ViewSampler,
+    /// Per texel of every material, whether some view saw it.
+    pub seen: Vec<bool>,
+    pub log: Vec<StepLog>,
+    /// The held-out style score of the initial texture.
+    pub eval_before: f32,
+}
+
+impl State {
+    /// This state as a checkpoint of the run `fingerprint` describes.
+    pub fn save(&self, fingerprint: &str) -> Result<Checkpoint> {
+        let mut ck = Checkpoint { step: self.log.len() as u64, fingerprint: fingerprint.to_string(), ..Default::default() };
+        ck.scalars.insert(key::VIEWS_RNG.into(), self.views.state());
+        ck.scalars.insert(key::ADAM_STEP.into(), self.adam.state().step);
+        ck.scalars.insert(key::EVAL_BEFORE.into(), self.eval_before.to_bits() as u64);
+        let st = self.adam.state();
+        for (i, v) in self.param.vars().iter().enumerate() {
+            let theta = v.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            ck.floats.insert(key::nth(key::PARAM, i), (v.dims().to_vec(), theta));
+            ck.floats.insert(key::nth(key::ADAM_M, i), (vec![st.m[i].len()], st.m[i].clone()));
+            ck.floats.insert(key::nth(key::ADAM_V, i), (vec![st.v[i].len()], st.v[i].clone()));
+        }
+        for (l, (n, shape, values)) in self.memory.state()?.into_iter().enumerate() {
+            ck.scalars.insert(key::nth(key::GRAM_COUNT, l), n as u64);
+            ck.floats.insert(key::nth(key::GRAM, l), (shape, values));
+        }
+        ck.bytes.insert(key::SEEN.into(), self.seen.iter().map(|&b| b as u8).collect());
+        let rows: Vec<f32> = self.log.iter().flat_map(StepLog::to_row).collect();
+        ck.floats.insert(key::LOG.into(), (vec![self.log.len(), StepLog::COLUMNS.len()], rows));
+        Ok(ck)
+    }
+
+    /// Replaces this (freshly built) state with the one `ck` holds.
+    pub fn restore(&mut self, ck: &Checkpoint, device: &Device) -> Result<()> {
+        self.restore_params(ck)?;
+        let layers = self.memory.state()?.len();
+        let grams = (0..layers)
+            .map(|l| {
+                let (shape, values) = ck.floats.get(&key::nth(key::GRAM, l)).cloned().unwrap_or_default();
+                Ok((ck.scalar(&key::nth(key::GRAM_COUNT, l))? as i32, shape, values))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.memory.set_state(grams, device)?;
+        self.views.set_state(ck.scalar(key::VIEWS_RNG)?);
+        self.eval_before = f32::from_bits(ck.scalar(key::EVAL_BEFORE)? as u32);
+        let seen = ck.bytes.get(key::SEEN).filter(|s| s.len() == self.seen.len());
+        let seen = seen.ok_or(CheckpointError::SeenSize)?;
+        self.seen = seen.iter().map(|&b| b != 0).collect();
+        let columns = StepLog::COLUMNS.len();
+        let rows = ck.floats(key::LOG, ck.step as usize * columns)?;
+        self.log = rows.chunks_exact(columns).map(StepLog::from_row).collect();
+        Ok(())
+    }
+
+    /// The parameters θ and Adam's moments and step.
+    fn restore_params(&mut self, ck: &Checkpoint) -> Result<()> {
+        let (mut m, mut v) = (Vec::new(), Vec::new());
+        for (i, var) in self.param.vars().iter().enumerate() {
+            let n = var.elem_count();
+            var.set(&Tensor::from_slice(ck.floats(&key::nth(key::PARAM, i), n)?, var.shape(), var.device())?)?;
+            // Into huge-page buffers, as fresh moments are (see `hugepages`).
+            let moments = |name: &str| -> Result<Vec<f32>> {
+                let mut b = crate::hugepages::zeroed(n);
+                b.copy_from_slice(ck.floats(&key::nth(name, i), n)?);
+                Ok(b)
+            };
+            m.push(moments(key::ADAM_M)?);
+            v.push(moments(key::ADAM_V)?);
+        }
+        self.adam.set_state(AdamState { step: ck.scalar(key::ADAM_STEP)?, m, v })?;
+        Ok(())
     }
 }
 

@@ -10,7 +10,7 @@ use candle_core::Device;
 use texstyle::camera::CameraRange;
 use texstyle::image_io::Image;
 use texstyle::mesh::Mesh;
-use texstyle::optim::{optimize, prepare_style, Config, Outcome};
+use texstyle::optim::{prepare_style, Checkpoints, Config, Outcome, Run};
 use texstyle::raster::{Raster, RasterMesh};
 use texstyle::texture::{tensor_to_image, ParamKind, TextureParam};
 use texstyle::vgg::Vgg;
@@ -58,7 +58,7 @@ fn run(mesh: &Mesh, cfg: &Config) -> Outcome {
     let vgg = Vgg::load(None, &Device::Cpu).expect("VGG16 weights in the cache (run ./setup.sh)");
     let gpu = common::gpu();
     let mut raster = Raster::new(Some(&gpu), &RasterMesh::from_mesh(mesh)).unwrap();
-    optimize(mesh, &mut raster, &vgg, &style_image(), cfg, &mut |_| std::ops::ControlFlow::Continue(())).unwrap()
+    Run::new(mesh, &mut raster, &vgg, &style_image(), cfg, Checkpoints::none()).unwrap().complete().unwrap()
 }
 
 #[test]

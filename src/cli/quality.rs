@@ -17,7 +17,6 @@
 //! the checkpoint path (save, then resume), which gives the same bits as an
 //! uninterrupted run.
 
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -218,13 +217,11 @@ pub fn run(recipes: &[Recipe], pairings: &[Pairing], at: &[f64], out: &Path, cpu
                     saved = Some(c.clone());
                     Ok(())
                 };
-                let mut ck = Checkpoints { every: 0, fingerprint: String::new(), resume: resume.take(), save: Some(&mut save) };
+                let ck = Checkpoints { every: 0, fingerprint: String::new(), resume: resume.take(), save: Some(&mut save) };
                 let pause = at.get(next).copied();
-                let outcome = optim::optimize_resumable(&mesh, &mut raster, vgg, &style, &optim_cfg, &mut ck, &mut |s| match pause {
-                    Some(t) if s.seconds >= t && s.step < optim_cfg.steps => ControlFlow::Break(()),
-                    _ => ControlFlow::Continue(()),
-                })
-                .with_context(|| format!("recipe {} on {}", recipe.name, pairing.name()))?;
+                let outcome = optim::Run::new(&mesh, &mut raster, vgg, &style, &optim_cfg, ck)
+                    .and_then(|run| run.until(|s| pause.is_some_and(|t| s.seconds >= t && s.step < optim_cfg.steps)))
+                    .with_context(|| format!("recipe {} on {}", recipe.name, pairing.name()))?;
                 let last = outcome.log.last().cloned().unwrap_or_default();
                 let (s, c, views) = judge.score(&judge_vgg, &mut raster, &mesh, &outcome.textures)?;
                 let score = Score { pairing: pairing.name(), recipe: recipe.name.clone(), step: last.step, seconds: last.seconds, style: s, content: c };

@@ -2,7 +2,6 @@
 //! on a terminal, plain lines otherwise), the closing summary, the list of
 //! written files, and the per-step CSV log.
 
-use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -104,16 +103,11 @@ pub fn exports(made: &[crate::export::Made], other: &[PathBuf], staging: &std::p
     }
 }
 
-/// `step,style,content,total,seconds,…` one line per step.
+/// `step,style,content,total,seconds,…` ([`StepLog::COLUMNS`]) one line per step.
 pub fn loss_csv(log: &[StepLog]) -> String {
-    let mut s = String::from("step,style,content,total,seconds,texture_ms,raster_ms,lookup_ms,network_ms,optimizer_ms\n");
+    let mut s = StepLog::csv_header();
     for l in log {
-        writeln!(
-            s,
-            "{},{},{},{},{:.3},{:.2},{:.2},{:.2},{:.2},{:.2}",
-            l.step, l.style, l.content, l.total, l.seconds, l.texture_ms, l.raster_ms, l.lookup_ms, l.network_ms, l.optimizer_ms
-        )
-        .unwrap();
+        l.write_csv_row(&mut s);
     }
     s
 }

@@ -2,7 +2,6 @@
 //! steps. Options are checked in [`super::config`]; what the user reads is
 //! [`super::report`].
 
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -204,14 +203,11 @@ fn optimize_with_progress(
     let mut progress = Progress::new(cfg.optim.steps);
     let dir = outputs.partial().join(CHECKPOINT);
     let mut save = |ck: &Checkpoint| ck.save(&dir).map(|_| ());
-    let mut checkpoints = optim::Checkpoints { every: cfg.checkpoint_every, fingerprint, resume, save: Some(&mut save) };
-    let outcome = optim::optimize_resumable(mesh, raster, vgg, painting, &cfg.optim, &mut checkpoints, &mut |s| {
+    let checkpoints = optim::Checkpoints { every: cfg.checkpoint_every, fingerprint, resume, save: Some(&mut save) };
+    let run = optim::Run::new(mesh, raster, vgg, painting, &cfg.optim, checkpoints)?;
+    let outcome = run.until(|s| {
         progress.step(s);
-        if interrupted.load(Ordering::SeqCst) {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
+        interrupted.load(Ordering::SeqCst)
     })?;
     progress.finish();
     Ok(outcome)

@@ -45,6 +45,16 @@ pub enum ParamKind {
     Pyramid,
 }
 
+impl ParamKind {
+    /// The coarsest mip level that textures of `height × width` parameterized
+    /// this way can serve to minified lookups; `None`: only the finest. The
+    /// pyramid's levels are its mips; the others have none.
+    pub fn max_mip_level(self, height: u32, width: u32) -> Option<u32> {
+        (self == ParamKind::Pyramid)
+            .then(|| pyramid::level_sizes(height as usize, width as usize).len() as u32 - 1)
+    }
+}
+
 /// The parameters of all material textures, same size each.
 pub enum TextureParam {
     Pixel(pixel::Pixel),
