@@ -70,8 +70,11 @@ pub struct Checkpoints<'a> {
     /// must be checked by the caller.
     pub resume: Option<Checkpoint>,
     /// Where a checkpoint goes; `None`: nowhere.
-    pub save: Option<&'a mut dyn FnMut(&Checkpoint) -> Result<()>>,
+    pub save: Option<&'a mut SaveFn<'a>>,
 }
+
+/// Writes a checkpoint somewhere (a folder, memory).
+pub type SaveFn<'a> = dyn FnMut(&Checkpoint) -> Result<()> + 'a;
 
 impl<'a> Checkpoints<'a> {
     /// No checkpoints.
@@ -87,7 +90,7 @@ impl<'a> Checkpoints<'a> {
     /// Whether the cadence saves after `step` of `steps` (the last step never:
     /// the run's outputs follow at once).
     fn due(&self, step: usize, steps: usize) -> bool {
-        self.every > 0 && step % self.every == 0 && step < steps
+        self.every > 0 && step.is_multiple_of(self.every) && step < steps
     }
 }
 
