@@ -489,7 +489,7 @@ fn fast_convs_match_candle_conv2d_on_vgg_shapes() {
 /// without AVX512-BF16 texstyle never builds the bf16 network, so there is nothing to compare.
 #[test]
 fn bf16_network_stays_near_f32_on_real_weights() {
-    if !texstyle::vgg::ops::simd::bf16_supported() {
+    if !texstyle::simd::bf16_supported() {
         eprintln!("no AVX512-BF16 on this CPU: the bf16 network is never built here, nothing to test");
         return;
     }

@@ -77,7 +77,7 @@ pub fn run(sizes: &[usize], warmup: usize, iters: usize, backend: Backend, preci
         println!(
             "texstyle-vgg16 size={s} threads={} backend={backend:?} isa={:?} precision={:?} fwd_ms={fwd_ms:.1} fwdbwd_ms={fwdbwd_ms:.1} peak_rss_mb={:.0}",
             rayon::current_num_threads(),
-            crate::vgg::ops::simd::isa(),
+            crate::simd::isa(),
             vgg.precision(),
             peak_rss_mb()
         );

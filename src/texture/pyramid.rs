@@ -429,9 +429,9 @@ fn color_sigmoid_adjoint_body(color: &[[f32; 3]; 3], t: [&[f32]; 3], dt: [&[f32]
     }
 }
 
-crate::vgg::ops::simd::multiversion!(fn color_sigmoid_adjoint(color: &[[f32; 3]; 3], t: [&[f32]; 3], dt: [&[f32]; 3], below: [&[f32]; 3], out: [&mut [f32]; 3]) => color_sigmoid_adjoint_body);
+crate::simd::multiversion!(fn color_sigmoid_adjoint(color: &[[f32; 3]; 3], t: [&[f32]; 3], dt: [&[f32]; 3], below: [&[f32]; 3], out: [&mut [f32]; 3]) => color_sigmoid_adjoint_body);
 
-crate::vgg::ops::simd::multiversion!(fn color_sigmoid(color: &[[f32; 3]; 3], v: [&[f32]; 3], out: [&mut [f32]; 3]) => color_sigmoid_body);
+crate::simd::multiversion!(fn color_sigmoid(color: &[[f32; 3]; 3], v: [&[f32]; 3], out: [&mut [f32]; 3]) => color_sigmoid_body);
 
 /// Where channel `c` of `site` lies in a `[materials, 3, h, w]` buffer of
 /// `hw = h · w` texels per plane.
