@@ -497,8 +497,11 @@ mod tests {
     fn impossible_requests_fail_before_any_work() {
         let mesh = test_mesh::triangles(&["a", "b", "c"]);
         let req = |max_triangles, print_size_mm| Request { formats: vec![Format::Palette(4)], print_size_mm, max_triangles };
-        let e = Plan::new(&mesh, req(2, None), (64, 64)).unwrap_err().to_string();
-        assert!(e.contains("3 triangles, more than --max-triangles 2"), "{e}");
+        let e = Plan::new(&mesh, req(2, None), (64, 64)).unwrap_err();
+        assert!(matches!(e, PlanError::TooManyTriangles { triangles: 3, max: 2, .. }), "{e:?}");
+        assert_eq!(e.blame(), crate::error::Blame::Input);
+        let e = e.to_string();
+        assert!(e.contains("test.obj: the mesh has 3 triangles, more than --max-triangles 2 allows"), "{e}");
         for bad in [0.0, -5.0, f32::NAN, f32::INFINITY, 1e6] {
             assert!(Plan::new(&mesh, req(100, Some(bad)), (64, 64)).is_err(), "{bad}");
         }
