@@ -343,7 +343,7 @@ fn bunny_atlas_has_padded_non_overlapping_charts_that_survive_the_export() {
             seen[i] = true;
         }
     }
-    texstyle::texture::fill::fill_unseen(&mut img, &seen);
+    texstyle::fill::fill_unseen(&mut img, &seen);
     let dir = tempfile::tempdir().unwrap();
     let files = texstyle::export::export(&bunny, std::slice::from_ref(&img), dir.path(), "bunny").unwrap();
     let (models, _) = tobj::load_obj(&files.obj, &tobj::LoadOptions { triangulate: false, ..Default::default() }).unwrap();

@@ -233,6 +233,6 @@ fn bake(mesh: &Mesh, tris: &[usize], size: u32, colour: impl Fn(usize, [f32; 3])
             }
         }
     }
-    crate::texture::fill::fill_unseen(&mut img, &painted);
+    crate::fill::fill_unseen(&mut img, &painted);
     img
 }
