@@ -18,8 +18,22 @@ use texstyle::raster::Raster;
 /// A triangle's three corners as (position, UV), as a file holds them.
 type Corners = [([f32; 3], [f32; 2]); 3];
 
-/// The OBJ's triangles by material name, in file order, as tobj reads them
-/// (UVs as written: tobj does not flip v), and its materials.
+/// Triangles by material, each turned to start at its least corner (winding
+/// kept), in order: polygons split along the same diagonals compare equal
+/// whichever corner each splitter starts from.
+fn canonical(mut by_material: BTreeMap<String, Vec<Corners>>) -> BTreeMap<String, Vec<Corners>> {
+    for tris in by_material.values_mut() {
+        for t in tris.iter_mut() {
+            let first = (0..3).min_by(|&a, &b| t[a].partial_cmp(&t[b]).unwrap()).unwrap();
+            t.rotate_left(first);
+        }
+        tris.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    }
+    by_material
+}
+
+/// The OBJ's triangles by material name as tobj reads them (UVs as written:
+/// tobj does not flip v), [`canonical`], and its materials.
 fn obj_triangles(path: &Path) -> (BTreeMap<String, Vec<Corners>>, Vec<tobj::Material>) {
     let (models, mats) = load_obj(path);
     let mut by_material: BTreeMap<String, Vec<Corners>> = BTreeMap::new();
@@ -35,10 +49,10 @@ fn obj_triangles(path: &Path) -> (BTreeMap<String, Vec<Corners>>, Vec<tobj::Mate
         });
         by_material.entry(name).or_default().extend(corners);
     }
-    (by_material, mats)
+    (canonical(by_material), mats)
 }
 
-/// The mesh's triangles by material name, in order.
+/// The mesh's triangles by material name, [`canonical`].
 fn mesh_triangles(mesh: &Mesh) -> BTreeMap<String, Vec<Corners>> {
     let mut by_material: BTreeMap<String, Vec<Corners>> = BTreeMap::new();
     for (t, tri) in mesh.triangles.iter().enumerate() {
@@ -46,7 +60,7 @@ fn mesh_triangles(mesh: &Mesh) -> BTreeMap<String, Vec<Corners>> {
         let corners = [0, 1, 2].map(|k| (mesh.positions[tri[k] as usize].to_array(), uvs[k].to_array()));
         by_material.entry(mesh.materials[mesh.tri_material[t] as usize].name.clone()).or_default().push(corners);
     }
-    by_material
+    canonical(by_material)
 }
 
 /// The PNG a material of the OBJ at `obj` names, read by the image crate.
