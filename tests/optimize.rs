@@ -70,16 +70,16 @@ fn pixel_parameterization_drops_the_loss_and_leaves_no_texel_at_its_init_value()
 }
 
 /// The default parameterization: a Laplacian pyramid read through mip-mapped lookups, with the
-/// default learning-rate and content schedules and 2×2 supersampling. The texture (256²) is
-/// denser than the 64² views, so most triangles read coarser levels (checked on a view), and 60
-/// steps take the style loss on the held-out views below 0.6 of its start (0.46 measured).
+/// default learning-rate and content schedules and 2×2 supersampling. The texture (128²) is
+/// denser than the 64² views, so many triangles read coarser levels (a third, checked on a view),
+/// and 60 steps take the style loss on the held-out views below 0.6 of its start (0.48 measured).
 #[test]
 fn pyramid_with_mips_drops_the_held_out_style_loss() {
     let mesh = common::load("spot");
     let cfg = Config {
         param: ParamKind::Pyramid,
         mip: true,
-        texture_size: 256,
+        texture_size: 128,
         samples: 2,
         lr: 0.06,
         lr_end: 0.2,
@@ -94,7 +94,7 @@ fn pyramid_with_mips_drops_the_held_out_style_loss() {
     // A level of detail above 0 blends in level 1 (trilinear), from 1 on reads level 1 or coarser.
     let share = |least: f32| lods.iter().filter(|&&l| l > least).count() as f32 / lods.len() as f32;
     eprintln!("triangles reading level 1: {} in part, {} wholly or coarser", share(0.0), share(1.0));
-    assert!(share(0.0) > 0.5, "only {} of the triangles read a coarser level", share(0.0));
+    assert!(share(0.0) > 0.25, "only {} of the triangles read a coarser level", share(0.0));
 
     let out = run(&mesh, &cfg);
     eprintln!("pyramid + mips: held-out style loss {} -> {}", out.eval_before, out.eval_after);
