@@ -15,6 +15,7 @@ pub mod conventions;
 mod disjoint;
 pub mod error;
 pub mod export;
+pub mod fill;
 pub mod gpu;
 mod hugepages;
 pub mod image_io;

@@ -29,7 +29,7 @@ use crate::lookup::{self, LookupTable};
 use crate::loss::{self, GramMemory, StyleTargets};
 use crate::mesh::Mesh;
 use crate::raster::{Raster, RasterMesh, ViewSize};
-use crate::texture::fill::fill_unseen_materials;
+use crate::fill::fill_unseen_materials;
 use crate::texture::{tensor_to_image, ParamKind, TextureParam};
 use crate::vgg::Vgg;
 

@@ -14,10 +14,7 @@ use crate::vgg::Precision;
 
 /// Held-out views the style loss is measured on before and after a run.
 pub const EVAL_VIEWS: usize = 4;
-/// Background of the style transfer's views (the reference's: black).
-pub const STYLE_BACKGROUND: [f32; 3] = [0.0; 3];
-/// Background of `texstyle render` (mid grey, so dark and light textures both show).
-pub const RENDER_BACKGROUND: [f32; 3] = [128.0 / 255.0; 3];
+pub use crate::preview::{RENDER_BACKGROUND, STYLE_BACKGROUND};
 
 /// Marks a bad option value (exit code 2).
 pub fn bad(msg: String) -> CliError {

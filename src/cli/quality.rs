@@ -44,7 +44,7 @@ pub const JUDGE_SIZE: ViewSize = ViewSize { width: 256, height: 256, samples: 2 
 const JUDGE_SEED: u64 = 0x9D6E_0F1E;
 /// The judge's painting size (longer side) and content weight (1: the relative error as is).
 pub const JUDGE_STYLE_SIZE: u32 = 512;
-const JUDGE_BACKGROUND: [f32; 3] = [0.0; 3];
+const JUDGE_BACKGROUND: [f32; 3] = crate::preview::STYLE_BACKGROUND;
 
 /// A named list of style-transfer options, e.g. `fast=--steps 150 --lr 0.1`.
 #[derive(Clone, Debug)]
@@ -244,7 +244,7 @@ pub fn run(recipes: &[Recipe], pairings: &[Pairing], at: &[f64], out: &Path, cpu
                 }
             }
         }
-        let img = contact_sheet(&sheet, JUDGE_VIEWS as u32, SHEET_GAP, [0.5; 3]);
+        let img = contact_sheet(&sheet, JUDGE_VIEWS as u32, SHEET_GAP, crate::preview::SHEET_BACKGROUND);
         img.save_png(&out.join(format!("{}.png", pairing.name())))?;
     }
     let mut csv = String::from("pairing,recipe,step,seconds,style,content\n");

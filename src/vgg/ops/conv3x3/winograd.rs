@@ -185,7 +185,26 @@ mod tests {
     #[test]
     fn winograd_bf16_stays_near_f32() {
         if !simd::bf16_supported() {
-            eprintln!("no AVX512-BF16 on this CPU: bf16 convs are never built here, nothing to test");
+            // Refused at both levels: the conv's constructors assert, the network (which
+            // builds them) returns its typed error before it gets there.
+            let wt = vec![0.5f32; 16 * 16 * 9];
+            let panic_message = |build: &(dyn Fn() + std::panic::RefUnwindSafe)| {
+                let p = std::panic::catch_unwind(build).expect_err("a bf16 conv was built without AVX512-BF16");
+                p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default()
+            };
+            let forward = panic_message(&|| drop(WinogradConv::with_bf16(Tile::F4, &wt, None, 16, 16)));
+            let backward = panic_message(&|| drop(WinogradConv::backward_of_bf16(Tile::F4, &wt, 16, 16)));
+            for msg in [forward, backward] {
+                assert!(msg.contains("no AVX512-BF16"), "panicked with {msg:?}");
+            }
+            use crate::vgg::weights::{Arch, Preprocess, VggWeights};
+            use crate::vgg::{Backend, Precision, Vgg, VggError};
+            let w = VggWeights::random(Arch::Vgg16, Preprocess::TorchvisionRgb, 1);
+            match Vgg::from_weights_with(&w, &candle_core::Device::Cpu, Backend::Fast, Precision::Bf16) {
+                Err(VggError::Bf16Unsupported) => {}
+                Err(e) => panic!("bf16 refused with the wrong error: {e}"),
+                Ok(_) => panic!("a bf16 network was built on a CPU without AVX512-BF16"),
+            }
             return;
         }
         let mut rng = SplitMix(12);
