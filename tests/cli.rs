@@ -296,10 +296,11 @@ fn readme_options_table_matches_the_parser() {
     for arg in cmd.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
         let values = if !arg.get_action().takes_values() {
             None
+        } else if !arg.get_possible_values().is_empty() {
+            // Choices are spelled out, as `--help` lists them.
+            Some(arg.get_possible_values().iter().map(|v| v.get_name().to_string()).collect::<Vec<_>>().join("|"))
         } else if let Some(names) = arg.get_value_names() {
             Some(names.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" "))
-        } else if !arg.get_possible_values().is_empty() {
-            Some(arg.get_possible_values().iter().map(|v| v.get_name().to_string()).collect::<Vec<_>>().join("|"))
         } else {
             Some(arg.get_id().as_str().to_uppercase())
         };
