@@ -30,8 +30,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// weights (cost does not depend on them). Medians over `iters` after `warmup`; prints one line
 /// per size.
 pub fn run(sizes: &[usize], warmup: usize, iters: usize, backend: Backend, precision: Precision) -> anyhow::Result<Vec<BenchResult>> {
-    // A median needs at least one timed run.
-    anyhow::ensure!(iters >= 1, "bench vgg: --iters {iters}: use at least 1 timed run");
+    // A median needs at least one timed run (the command line's --iters range
+    // says so first; this guards the benches that call in directly).
+    anyhow::ensure!(iters >= 1, "bench vgg: {iters} timed runs: a median needs at least 1");
     let dev = Device::Cpu;
     let vgg = Vgg::from_weights_with(&VggWeights::random(Arch::Vgg16, Preprocess::TorchvisionRgb, 0), &dev, backend, precision)?;
     let style = layers(&STYLE_LAYERS)?;

@@ -42,6 +42,16 @@ pub enum VggError {
     Bf16Unsupported,
 }
 
+impl VggError {
+    /// The weights' blame for a weights error; anything else failed while running.
+    pub fn blame(&self) -> crate::error::Blame {
+        match self {
+            VggError::Weights(w) => w.blame(),
+            _ => crate::error::Blame::Run,
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, VggError>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
