@@ -1,11 +1,11 @@
 //! Export benchmark: seconds and bytes per format on a textured mesh, as the
 //! default run exports it (512² texture, budget 1 M triangles, 80 mm print).
 //!
-//!     cargo bench --bench export                       # ../shared's bunny_textured
+//!     cargo bench --bench export                       # spot (meshes/spot)
 //!     cargo bench --bench export -- out/bunny/bunny_textured.obj   # a styled result
 //!
-//! Reads `../shared/assets/meshes/bunny_textured/` unless given a mesh (an
-//! OBJ with its texture, e.g. the output of a style run). The texture is
+//! Reads the in-repo spot unless given a mesh (an OBJ with its texture,
+//! e.g. the output of a style run). The texture is
 //! resized to the default 512² when it is not that size. Times are wall
 //! clock, best of 2, and include the turntable previews of the colour
 //! exports (rendered with the wgpu rasterizer when an adapter exists).
@@ -21,7 +21,7 @@ const ROUNDS: usize = 2;
 
 fn main() {
     let path = std::env::args().skip(1).find(|a| !a.starts_with("--")).map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/meshes/bunny_textured/bunny_textured.obj")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("meshes/spot/spot.obj")
     });
     let mesh = Mesh::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let textures: Vec<Image> = mesh

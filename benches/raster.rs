@@ -7,11 +7,15 @@
 //! views, end to end (camera upload, dispatches, copy back, map), plus the
 //! one-time setup (device, shader compilation, mesh upload).
 //!
-//! Reads its big meshes from `../shared/assets/meshes` (bunny_textured,
-//! blub_128k), which only the project's machines have beside the repository;
-//! the tests never read it.
+//! Meshes: the plain Stanford bunny (`meshes/bunny.obj`, 69,451 triangles)
+//! and a closed bumpy sphere of 128,000 triangles generated into a temporary
+//! folder (the tests' fixture). `RASTER_BENCH_MESHES` (OBJ paths, separated
+//! by spaces) replaces them.
 
-use std::path::Path;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::PathBuf;
 use std::time::Instant;
 
 use texstyle::camera::{CameraRange, ViewSampler};
@@ -28,15 +32,20 @@ fn stats(mut ms: Vec<f64>) -> (f64, f64) {
 }
 
 fn main() {
-    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/assets/meshes");
+    let generated = tempfile::tempdir().expect("a temporary folder");
+    let meshes: Vec<PathBuf> = match std::env::var("RASTER_BENCH_MESHES") {
+        Ok(list) => list.split_whitespace().map(PathBuf::from).collect(),
+        Err(_) => vec![common::repo("meshes/bunny.obj"), common::write_bumpy_sphere(generated.path(), 256, 251)],
+    };
     let t0 = Instant::now();
     let gpu = Gpu::new().expect("the raster benchmark needs a wgpu adapter (lavapipe is enough)");
     let device_ms = t0.elapsed().as_secs_f64() * 1e3;
     println!("adapter: {}", gpu.describe());
     println!("threads: {} (rayon, CPU reference)", rayon::current_num_threads());
     println!("setup: device {device_ms:.1} ms");
-    for name in ["bunny_textured", "blub_128k"] {
-        let mesh = Mesh::load(assets.join(format!("{name}/{name}.obj"))).expect("mesh loads");
+    for path in &meshes {
+        let name = path.file_stem().unwrap_or_default().to_string_lossy();
+        let mesh = Mesh::load(path).unwrap_or_else(|e| panic!("{e}"));
         let rm = RasterMesh::from_mesh(&mesh);
         let t = Instant::now();
         let mut r = Rasterizer::new(&gpu, &rm).expect("rasterizer");

@@ -1,11 +1,12 @@
 //! VGG16 style-loss step, fwd and fwd+bwd (gradient to the input), at 256² and 512², next to the
 //! PyTorch baseline run in the same invocation so the ratios share the machine's conditions.
-//! The baseline is `../shared/tools/torch-vgg-baseline/run`, which only the project's machines
-//! have beside the repository (`VGG_BENCH_TORCH=0` runs without it); the tests never read it.
+//! The baseline runs when `VGG_BENCH_TORCH` names its runner (a script that takes `--sizes`,
+//! `--threads`, `--warmup`, `--iters` and prints a `torch-vgg16 …` line, e.g. the project
+//! machines' `../shared/tools/torch-vgg-baseline/run`); without it, texstyle's side alone.
 //!
 //! `cargo bench --bench vgg`. Env: `VGG_BENCH_SIZES` (default "256 512"), `VGG_BENCH_ITERS`
 //! (default 5), `VGG_BENCH_WARMUP` (default 2), `VGG_BENCH_ROUNDS` (default 2),
-//! `VGG_BENCH_TORCH=0` to skip the baseline,
+//! `VGG_BENCH_TORCH=PATH` for the baseline,
 //! `VGG_BENCH_BACKEND=generic` for the candle-ops path, `VGG_BENCH_PRECISION=f32` for f32 conv
 //! products where the default run would use bf16 (CPUs with AVX512-BF16).
 //! What an AVX2-only machine runs, on an AVX-512 one: `TEXSTYLE_VGG_ISA=avx2
@@ -50,8 +51,10 @@ fn main() -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "0".into());
     println!("machine: {} cores, RAYON_NUM_THREADS={threads}", std::thread::available_parallelism().map_or(0, |n| n.get()));
-    let torch = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/tools/torch-vgg-baseline/run");
-    let with_torch = std::env::var("VGG_BENCH_TORCH").as_deref() != Ok("0") && std::path::Path::new(torch).exists();
+    let torch = std::env::var("VGG_BENCH_TORCH").ok().filter(|p| p != "0");
+    if let Some(t) = torch.as_deref().filter(|t| !std::path::Path::new(t).exists()) {
+        anyhow::bail!("VGG_BENCH_TORCH={t}: no such file");
+    }
     // The machine is shared and noisy: alternate the two sides per size for a few rounds and keep
     // each side's best median, so both see similar conditions.
     let rounds = env_usize("VGG_BENCH_ROUNDS", 2);
@@ -67,7 +70,7 @@ fn main() -> anyhow::Result<()> {
             if let Some(l) = text.lines().find(|l| l.starts_with("texstyle-vgg16")) {
                 ours = Some(best(ours, parse(l)));
             }
-            if with_torch {
+            if let Some(torch) = &torch {
                 let mut cmd = Command::new(torch);
                 cmd.args(["--sizes", &s.to_string(), "--threads", &threads]);
                 cmd.args(["--warmup", &warmup.to_string(), "--iters", &iters.to_string()]);

@@ -222,7 +222,7 @@ fn apply_all_body(s: &Update, th: &mut [f32], m: &mut [f32], v: &mut [f32], g: &
     }
 }
 
-crate::vgg::ops::simd::multiversion!(fn apply_all(s: &Update, th: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) => apply_all_body);
+crate::simd::multiversion!(fn apply_all(s: &Update, th: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) => apply_all_body);
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,8 @@
 //! [`mesh`] → [`camera`] → [`raster`] (UV frame) → [`lookup`] (texture
 //! through the frame) → [`vgg`] (features, gradient to the image) and
 //! [`loss`] (what is compared, and how) → [`texture`] → [`export`].
-//! [`conventions`] states the coordinate systems once.
+//! [`conventions`] states the coordinate systems once; [`simd`] is the vector-instruction
+//! plumbing (levels, per-level compilation, shared kernels) that several steps use.
 
 pub mod adam;
 pub mod camera;
@@ -14,6 +15,7 @@ pub mod conventions;
 mod disjoint;
 pub mod error;
 pub mod export;
+pub mod fill;
 pub mod gpu;
 mod hugepages;
 pub mod image_io;
@@ -25,5 +27,6 @@ pub mod preview;
 pub mod publish;
 pub mod raster;
 pub mod rng;
+pub mod simd;
 pub mod texture;
 pub mod vgg;

@@ -65,7 +65,7 @@ fn gram_cpu(x: &Tensor) -> candle_core::Result<Option<Tensor>> {
     let v = &v[start..end];
     let mut out = Vec::with_capacity(b * n * n);
     for bi in 0..b {
-        match crate::vgg::ops::simd::gram_xtx(&v[bi * k * n..][..k * n], k, n) {
+        match crate::simd::gram_xtx(&v[bi * k * n..][..k * n], k, n) {
             Some(g) => out.extend(g),
             None => return Ok(None),
         }

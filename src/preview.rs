@@ -9,26 +9,45 @@ use crate::lookup;
 use crate::mesh::Mesh;
 use crate::raster::{Raster, RasterMesh, ViewSize};
 
+// Background colours, one name each; the CLI's `--background` help names
+// the first two in hex (000000, 808080).
+
+/// The style transfer's views (the reference's: black); the quality judge
+/// renders its views the same way.
+pub const STYLE_BACKGROUND: [f32; 3] = [0.0; 3];
+/// `texstyle render`'s (808080: mid grey, so dark and light textures both show).
+pub const RENDER_BACKGROUND: [f32; 3] = [128.0 / 255.0; 3];
+/// The preview sheets' (before/after, the colour exports', the quality
+/// judge's): a neutral grey.
+pub const SHEET_BACKGROUND: [f32; 3] = [0.5; 3];
+
 /// Pixels between and around the tiles of a contact sheet.
 pub const SHEET_GAP: u32 = 4;
 
-/// The style transfer's before/after sheet: this many turntable views per row
-/// (top: original texture, bottom: learned), each this size, supersampled,
-/// seen from this elevation, on a neutral grey.
-pub const BEFORE_AFTER_VIEWS: usize = 8;
-pub const BEFORE_AFTER_SIZE: ViewSize = ViewSize { width: 256, height: 256, samples: 2 };
-pub const BEFORE_AFTER_ELEVATION_DEG: f32 = 20.0;
-const BEFORE_AFTER_BACKGROUND: [f32; 3] = [0.5; 3];
+/// The turntable every preview sheet shows (the style transfer's
+/// before/after, the colour exports'): this many views around the vertical
+/// axis, one row of the sheet…
+pub const TURNTABLE_VIEWS: usize = 8;
+/// …each this size (256², 2×2 samples per pixel)…
+pub const TURNTABLE_SIZE: ViewSize = ViewSize { width: 256, height: 256, samples: 2 };
+/// …seen from this elevation above the horizon, in degrees.
+pub const TURNTABLE_ELEVATION_DEG: f32 = 20.0;
 
-/// The before/after sheet of `mesh` with its own textures and with `learned` (one per material).
+/// The preview turntable around `mesh`, framed to fit it.
+pub fn turntable_cameras(mesh: &RasterMesh) -> Vec<Camera> {
+    turntable_fitting(TURNTABLE_VIEWS, TURNTABLE_ELEVATION_DEG, mesh.radius(), CameraRange::default().fov_y_deg.0)
+}
+
+/// The before/after sheet of `mesh` with its own textures and with `learned`
+/// (one per material): the turntable with the original textures on top, the
+/// learned ones below.
 pub fn before_after(raster: &mut Raster, mesh: &Mesh, learned: &[Image]) -> Result<Image> {
-    let radius = RasterMesh::from_mesh(mesh).radius();
-    let cams = turntable_fitting(BEFORE_AFTER_VIEWS, BEFORE_AFTER_ELEVATION_DEG, radius, CameraRange::default().fov_y_deg.0);
-    let (size, grey) = (BEFORE_AFTER_SIZE, BEFORE_AFTER_BACKGROUND);
+    let cams = turntable_cameras(&RasterMesh::from_mesh(mesh));
+    let (size, grey) = (TURNTABLE_SIZE, SHEET_BACKGROUND);
     let before = render_views(raster, mesh, &[], &cams, size, grey)?;
     let learned: Vec<Option<&Image>> = learned.iter().map(Some).collect();
     let after = render_views(raster, mesh, &learned, &cams, size, grey)?;
-    Ok(contact_sheet(&[before, after].concat(), BEFORE_AFTER_VIEWS as u32, SHEET_GAP, grey))
+    Ok(contact_sheet(&[before, after].concat(), TURNTABLE_VIEWS as u32, SHEET_GAP, grey))
 }
 
 /// Renders `mesh` from each camera. `textures[m]` overrides material `m`'s
@@ -89,5 +108,13 @@ mod tests {
         assert_eq!(sheet.pixel(1, 4), [1.0; 3]);
         assert_eq!(sheet.pixel(4, 4), [1.0, 0.0, 0.0]); // empty slot
         assert_eq!(sheet.pixel(0, 0), [1.0, 0.0, 0.0]); // gap
+    }
+
+    /// The `--background` help states the defaults in hex.
+    #[test]
+    fn default_backgrounds_are_the_hex_the_help_states() {
+        let hex = |c: [f32; 3]| c.map(|v| format!("{:02x}", (v * 255.0).round() as u8)).concat();
+        assert_eq!(hex(STYLE_BACKGROUND), "000000");
+        assert_eq!(hex(RENDER_BACKGROUND), "808080");
     }
 }

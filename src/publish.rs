@@ -50,13 +50,41 @@ impl Drop for OutputSet {
     }
 }
 
-/// The reason an output folder cannot be used, for the CLI's exit code 2.
+/// The reason an output folder cannot be used (each message says what to do instead).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct OutputError(pub String);
+pub enum OutputError {
+    /// `OUT` is not a folder name, is a file, or lies under one.
+    #[error("{0}")]
+    NotAFolder(String),
+    /// A file the run reads lies in `OUT` or `OUT.partial`.
+    #[error("{0}")]
+    HoldsAnInput(String),
+    /// `OUT` holds files texstyle did not write.
+    #[error("{0}")]
+    Foreign(String),
+    /// `OUT.partial` belongs to a run still going.
+    #[error("{0}")]
+    Busy(String),
+    /// `OUT.partial` holds an interrupted run's checkpoint (and this run does not resume it).
+    #[error("{0}")]
+    Interrupted(String),
+    /// `--resume` without an `OUT.partial`.
+    #[error("{0}")]
+    NothingToResume(String),
+    /// `OUT.partial` cannot be created or written.
+    #[error("{0}")]
+    NotWritable(String),
+}
 
-fn refuse<T>(msg: String) -> Result<T> {
-    Err(OutputError(msg).into())
+impl OutputError {
+    /// Every refusal is about the folder the user chose.
+    pub fn blame(&self) -> crate::error::Blame {
+        crate::error::Blame::Input
+    }
+}
+
+fn refuse<T>(kind: fn(String) -> OutputError, msg: String) -> Result<T> {
+    Err(kind(msg).into())
 }
 
 /// `OUT.partial` beside `OUT`.
@@ -73,11 +101,11 @@ impl OutputSet {
     pub fn prepare(out: &Path, inputs: &[&Path], resume: bool) -> Result<OutputSet> {
         let out = absolute(out)?;
         if out.file_name().is_none() {
-            return refuse(format!("--out {}: not a folder name (name a folder, e.g. --out texstyle-out/run1)", out.display()));
+            return refuse(OutputError::NotAFolder, format!("--out {}: not a folder name (name a folder, e.g. --out texstyle-out/run1)", out.display()));
         }
         if let Some(file) = out.ancestors().find(|a| a.exists() && !a.is_dir()) {
             let what = if file == out { "is a file, not a folder" } else { "lies under a file" };
-            return refuse(format!(
+            return refuse(OutputError::NotAFolder, format!(
                 "--out {}: {what} ({}); choose a folder path, e.g. --out {}",
                 out.display(),
                 file.display(),
@@ -96,10 +124,10 @@ impl OutputSet {
         if partial.exists() {
             claim_stale(&partial, resume)?;
         } else if resume {
-            return refuse(format!("--resume: {} does not exist (nothing to resume)", partial.display()));
+            return refuse(OutputError::NothingToResume, format!("--resume: {} does not exist (nothing to resume)", partial.display()));
         }
         create_writable(&partial).map_err(|e| {
-            OutputError(format!("--out {}: cannot write beside it ({e:#}); choose a writable folder", out.display()))
+            OutputError::NotWritable(format!("--out {}: cannot write beside it ({e:#}); choose a writable folder", out.display()))
         })?;
         let _ = fs::remove_dir_all(partial.join(SET));
         fs::write(partial.join(LOCK), std::process::id().to_string())
@@ -174,7 +202,7 @@ fn check_not_inside(input: &Path, dir: &Path) -> Result<()> {
     let Ok(canon) = input.canonicalize() else { return Ok(()) };
     let inside = canon.starts_with(dir) || (dir.is_dir() && same_file_in(dir, &canon));
     if inside {
-        return refuse(format!(
+        return refuse(OutputError::HoldsAnInput, format!(
             "--out {}: the run reads {} from there, and publishing the output would replace it; \
              choose another output folder, e.g. --out {}",
             dir.display(),
@@ -213,7 +241,7 @@ fn check_only_ours(out: &Path) -> Result<()> {
         .filter(|n| n != MANIFEST && !listed.contains(n))
         .collect();
     if let Some(first) = foreign.first() {
-        return refuse(format!(
+        return refuse(OutputError::Foreign, format!(
             "--out {}: the folder holds {} file(s) texstyle did not write (e.g. {first}); a run replaces its whole \
              output folder, so choose a new or empty one, e.g. --out {}",
             out.display(),
@@ -242,7 +270,7 @@ pub fn remove_stale_temporaries(dir: &Path) {
 fn claim_stale(partial: &Path, resume: bool) -> Result<()> {
     let owner = fs::read_to_string(partial.join(LOCK)).ok().and_then(|s| s.trim().parse::<u32>().ok());
     if let Some(pid) = owner.filter(|&p| p != std::process::id() && process_alive(p)) {
-        return refuse(format!(
+        return refuse(OutputError::Busy, format!(
             "--out: {} belongs to a run still going (process {pid}); wait for it or choose another --out",
             partial.display()
         ));
@@ -251,7 +279,7 @@ fn claim_stale(partial: &Path, resume: bool) -> Result<()> {
         return Ok(());
     }
     if partial.join(CHECKPOINT).exists() {
-        return refuse(format!(
+        return refuse(OutputError::Interrupted, format!(
             "--out: {} holds the checkpoint of an interrupted run; continue it with `--resume {}` \
              (same options), or delete that folder to start over",
             partial.display(),

@@ -243,3 +243,101 @@ fn bench_quality_judges_pauses_and_finals_and_pausing_does_not_change_the_result
     let sheet = Image::load(&paused_dir.path().join(format!("spot_x_{}.png", Path::new(&style).file_stem().unwrap().to_str().unwrap()))).unwrap();
     assert_eq!((sheet.width, sheet.height), (6 * 260 + 4, 3 * 260 + 4));
 }
+
+/// One row of the README's options table: the option as typed, what it means, its default.
+struct Row {
+    option: String,
+    meaning: String,
+    default: String,
+}
+
+/// The rows of the table under "### Options" (`\|` inside a cell is a `|`).
+fn readme_options() -> Vec<Row> {
+    let readme = std::fs::read_to_string(common::repo("README.md")).unwrap();
+    let table = readme.split("\n### Options\n").nth(1).expect("README has ### Options");
+    let table = table.split("\n### ").next().unwrap();
+    table
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<String> =
+                l.replace("\\|", "\u{0}").split(" | ").map(|c| c.trim_matches(|c| c == '|' || c == ' ').replace('\u{0}', "|")).collect();
+            assert_eq!(cells.len(), 3, "README options row with other than 3 cells: {l}");
+            let plain = |c: &str| c.replace('`', "");
+            Row { option: plain(&cells[0]), meaning: cells[1].clone(), default: plain(&cells[2]) }
+        })
+        .collect()
+}
+
+/// The numeric ranges a help text states, such as `16–4096`.
+fn ranges(text: &str) -> Vec<String> {
+    let parts: Vec<&str> = text.split('–').collect();
+    let number = |s: &str, from_end: bool| -> String {
+        let digit = |c: &char| c.is_ascii_digit() || *c == '−';
+        if from_end {
+            let n: String = s.chars().rev().take_while(digit).collect();
+            n.chars().rev().collect()
+        } else {
+            s.chars().take_while(digit).collect()
+        }
+    };
+    parts.windows(2).map(|w| (number(w[0], true), number(w[1], false))).filter(|(a, b)| !a.is_empty() && !b.is_empty()).map(|(a, b)| format!("{a}–{b}")).collect()
+}
+
+/// The README's options table is `texstyle --help` in other words: every option of the style
+/// transfer has a row, spelled as the parser spells it (value names or choices), with the same
+/// default and the ranges its help states; no row names an option the parser does not have.
+#[test]
+fn readme_options_table_matches_the_parser() {
+    use clap::CommandFactory;
+    let rows = readme_options();
+    let cmd = texstyle::cli::Cli::command();
+    let mut expected = Vec::new();
+    for arg in cmd.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
+        let values = if !arg.get_action().takes_values() {
+            None
+        } else if !arg.get_possible_values().is_empty() {
+            // Choices are spelled out, as `--help` lists them.
+            Some(arg.get_possible_values().iter().map(|v| v.get_name().to_string()).collect::<Vec<_>>().join("|"))
+        } else if let Some(names) = arg.get_value_names() {
+            Some(names.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" "))
+        } else {
+            Some(arg.get_id().as_str().to_uppercase())
+        };
+        let option = match (arg.get_long(), values) {
+            (Some(long), Some(v)) => format!("--{long} {v}"),
+            (Some(long), None) => format!("--{long}"),
+            (None, v) => v.unwrap_or_default(),
+        };
+        let help = arg.get_long_help().or(arg.get_help()).map(|h| h.to_string()).unwrap_or_default();
+        let default = if !arg.get_action().takes_values() {
+            None // a switch: off unless given
+        } else if !arg.get_default_values().is_empty() {
+            Some(arg.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>().join(","))
+        } else {
+            help.split_once("[default: ").map(|(_, d)| d.trim_end_matches(['.', ']']).to_string())
+        };
+        let row = rows.iter().find(|r| r.option == option).unwrap_or_else(|| panic!("README options table: no row `{option}`"));
+        if let Some(default) = default {
+            assert_eq!(row.default, default, "README options table, `{option}`: default");
+        }
+        for range in ranges(&help) {
+            assert!(row.meaning.contains(&range), "README options table, `{option}`: the range {range} is missing");
+        }
+        expected.push(option);
+    }
+    for r in &rows {
+        assert!(expected.contains(&r.option), "README options table: `{}` is no option of texstyle (now {expected:?})", r.option);
+    }
+}
+
+/// The help speaks of the product, not of its history or of folders outside a user's clone.
+#[test]
+fn help_names_no_issue_and_no_folder_outside_the_clone() {
+    for args in [&["--help"][..], &["render", "--help"], &["bench", "vgg", "--help"], &["bench", "quality", "--help"], &["weights", "fetch", "--help"]] {
+        let o = texstyle(args, &[]);
+        let help = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && help.contains("Usage"), "{args:?}: {help}");
+        assert!(!help.to_lowercase().contains("issue") && !help.contains("../shared"), "{args:?}: {help}");
+    }
+}

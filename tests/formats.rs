@@ -1,4 +1,4 @@
-//! The meshes users have (issue 7): STL, PLY and glTF/GLB read with their
+//! The meshes users have: STL, PLY and glTF/GLB read with their
 //! geometry, UVs, colours and textures; every malformed file refused with
 //! one clear error; meshes without UVs unwrapped into a valid atlas that
 //! survives the export round trip. Fixtures are generated here from the
@@ -343,7 +343,7 @@ fn bunny_atlas_has_padded_non_overlapping_charts_that_survive_the_export() {
             seen[i] = true;
         }
     }
-    texstyle::texture::fill::fill_unseen(&mut img, &seen);
+    texstyle::fill::fill_unseen(&mut img, &seen);
     let dir = tempfile::tempdir().unwrap();
     let files = texstyle::export::export(&bunny, std::slice::from_ref(&img), dir.path(), "bunny").unwrap();
     let (models, _) = tobj::load_obj(&files.obj, &tobj::LoadOptions { triangulate: false, ..Default::default() }).unwrap();
@@ -486,19 +486,7 @@ fn spot_as_glb_with_its_texture_is_styled_end_to_end() {
 #[test]
 fn each_material_gets_its_own_atlas_and_quads_stay_in_one_chart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut obj = String::from("mtllib cube.mtl\n");
-    for z in [-1, 1] {
-        for y in [-1, 1] {
-            for x in [-1, 1] {
-                obj += &format!("v {x} {y} {z}\n");
-            }
-        }
-    }
-    for (i, f) in [[1, 3, 4, 2], [5, 6, 8, 7], [1, 2, 6, 5], [3, 7, 8, 4], [1, 5, 7, 3], [2, 4, 8, 6]].iter().enumerate() {
-        obj += &format!("usemtl {}\nf {} {} {} {}\n", ["red", "blue"][i % 2], f[0], f[1], f[2], f[3]);
-    }
-    write(dir.path(), "cube.mtl", b"newmtl red\nKd 1 0 0\nnewmtl blue\nKd 0 0 1\n");
-    let mut m = Mesh::load(write(dir.path(), "cube.obj", obj.as_bytes())).unwrap();
+    let mut m = Mesh::load(common::write_two_material_cube(dir.path(), false)).unwrap();
     assert_eq!((m.materials.len(), m.triangles.len()), (2, 12));
     let r = m.prepare_uvs(None, 64).unwrap().unwrap();
     assert!(r.charts >= 2, "{r}");

@@ -200,7 +200,7 @@ fn several_materials_each_keep_their_texture() {
     assert_eq!(m.positions.len(), 4);
 }
 
-// Wavefront details that real exporters write (issue 7) and hostile ones (issue 11).
+// Wavefront details that real exporters write, and hostile ones.
 
 #[test]
 fn a_byte_order_mark_does_not_hide_mtllib() {

@@ -1,6 +1,8 @@
 //! VGG: op gradients against finite differences, fast path against candle's ops, weight import
 //! verification on small fixtures, and a real-weights check (needs `texstyle weights fetch`).
 
+mod common;
+
 use candle_core::{Device, Tensor};
 use texstyle::vgg::ops::conv3x3::{DirectConv, Tile, WinogradConv};
 use texstyle::loss::{gram, gram_backward, ContentTerm, Objective, StyleTerm, STYLE_LAYERS};
@@ -486,11 +488,28 @@ fn fast_convs_match_candle_conv2d_on_vgg_shapes() {
 /// bf16 conv products against f32 on the real network and the whole style + content objective
 /// (128² views of smooth colour fields with fine noise, targets from another such image): the
 /// loss within 3 % and the image gradient pointing the same way (cosine > 0.98). On a CPU
-/// without AVX512-BF16 texstyle never builds the bf16 network, so there is nothing to compare.
+/// without AVX512-BF16 there is no bf16 network to compare: it checks the refusal instead, typed
+/// in the library and one clear line (exit code 2) from the command.
 #[test]
 fn bf16_network_stays_near_f32_on_real_weights() {
-    if !texstyle::vgg::ops::simd::bf16_supported() {
-        eprintln!("no AVX512-BF16 on this CPU: the bf16 network is never built here, nothing to test");
+    if !texstyle::simd::bf16_supported() {
+        assert_eq!(Precision::best(), Precision::F32);
+        match Vgg::load_with(None, &Device::Cpu, Precision::Bf16) {
+            Err(VggError::Bf16Unsupported) => {}
+            Err(e) => panic!("bf16 refused with the wrong error: {e}"),
+            Ok(_) => panic!("a bf16 network was built on a CPU without AVX512-BF16"),
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (mesh, style, out) = (common::asset_mesh("spot"), common::style_path(), dir.path().join("out"));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_texstyle"))
+            .args([mesh.to_str().unwrap(), "--style", style.to_str().unwrap(), "--precision", "bf16", "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.starts_with("texstyle: error: ") && err.contains("--precision bf16 needs a CPU with AVX512-BF16"), "{err}");
+        assert!(err.contains("--precision f32") && err.lines().count() == 1, "{err}");
+        assert!(!out.exists());
         return;
     }
     let path = weights::default_weights_path().unwrap();

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use super::defaults::{self as d, span};
+use super::recipe::{parse_pairing, parse_recipe, Pairing, Recipe};
 use crate::texture::ParamKind;
 
 /// Restyle the texture of a 3D mesh after a painting.
@@ -58,14 +60,15 @@ pub enum WeightsCommand {
 pub enum BenchCommand {
     /// VGG16 style-loss forward and forward+gradient, as the PyTorch baseline times it.
     Vgg {
-        /// Image sizes, in pixels (16–4096; relu5_1 needs 16).
-        #[arg(long, value_name = "PIXELS", num_args = 1.., default_values_t = [256, 512], value_parser = clap::value_parser!(u32).range(16..=4096))]
+        #[arg(long, value_name = "PIXELS", num_args = 1.., default_values_t = d::BENCH_SIZES,
+              value_parser = clap::value_parser!(u32).range(d::BENCH_SIZE_RANGE),
+              help = format!("Image sizes, in pixels ({}; relu5_1 needs 16)", span(&d::BENCH_SIZE_RANGE)))]
         sizes: Vec<u32>,
-        /// Untimed runs before the timed ones (0–1000).
-        #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=1000))]
+        #[arg(long, value_name = "N", default_value_t = d::BENCH_WARMUP, value_parser = clap::value_parser!(u32).range(d::BENCH_WARMUP_RANGE),
+              help = format!("Untimed runs before the timed ones ({})", span(&d::BENCH_WARMUP_RANGE)))]
         warmup: u32,
-        /// Timed runs per size; the median is reported (1–1000).
-        #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        #[arg(long, value_name = "N", default_value_t = d::BENCH_ITERS, value_parser = clap::value_parser!(u32).range(d::BENCH_ITERS_RANGE),
+              help = format!("Timed runs per size; the median is reported ({})", span(&d::BENCH_ITERS_RANGE)))]
         iters: u32,
         /// The conv products' number format, as for a style run.
         #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
@@ -73,19 +76,19 @@ pub enum BenchCommand {
     },
     /// Judge recipes: held-out style and content loss against wall time, and contact sheets.
     Quality {
-        /// A recipe: `default` (today's defaults), `v1` (the defaults before issue 9), or
+        /// A recipe: `default` (today's defaults), `v1` (texstyle's first defaults), or
         /// NAME=OPTIONS, e.g. 'fast=--steps 150 --lr 0.1'. Repeat to compare [default: v1 and default].
-        #[arg(long = "recipe", value_name = "RECIPE", value_parser = crate::cli::quality::parse_recipe)]
-        recipes: Vec<crate::cli::quality::Recipe>,
-        /// A pairing MESH,IMAGE. Repeat for more [default: the textured bunny × Starry Night
-        /// (../shared/assets, else meshes/bunny.obj) and spot × The Great Wave].
-        #[arg(long = "pair", value_name = "MESH,IMAGE", value_parser = crate::cli::quality::parse_pairing)]
-        pairs: Vec<crate::cli::quality::Pairing>,
+        #[arg(long = "recipe", value_name = "RECIPE", value_parser = parse_recipe)]
+        recipes: Vec<Recipe>,
+        /// A pairing MESH,IMAGE. Repeat for more [default: bunny × Starry Night (the textured
+        /// bunny where a local copy exists, else meshes/bunny.obj) and spot × The Great Wave].
+        #[arg(long = "pair", value_name = "MESH,IMAGE", value_parser = parse_pairing)]
+        pairs: Vec<Pairing>,
         /// Judge the texture also when the loop's wall time passes these seconds.
-        #[arg(long, value_name = "SECONDS", value_delimiter = ',', default_value = "30,60,90,180")]
+        #[arg(long, value_name = "SECONDS", value_delimiter = ',', default_value = d::QUALITY_AT)]
         at: Vec<f64>,
         /// Where quality.csv and the contact sheets go.
-        #[arg(long, value_name = "DIR", default_value = "texstyle-out/bench-quality")]
+        #[arg(long, value_name = "DIR", default_value = d::QUALITY_OUT)]
         out: PathBuf,
         #[command(flatten)]
         view: ViewArgs,
@@ -120,29 +123,29 @@ pub struct StyleArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Optimization steps, one random view each (1–100000) [default: the preset's, 200].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(d::STEPS_RANGE),
+          help = format!("Optimization steps, one random view each ({}) [default: the preset's, {}]", span(&d::STEPS_RANGE), d::STEPS))]
     pub steps: Option<u32>,
 
-    /// A measured recipe: default (200 steps, about a minute on 2 cores) or long (400 steps,
-    /// about twice the time, for a better result: README, Quality). --steps overrides it.
-    #[arg(long, value_enum, default_value_t = Preset::Default)]
+    #[arg(long, value_enum, default_value_t = Preset::Default, help = format!(
+        "A measured recipe: default ({} steps, about a minute on 2 cores) or long ({} steps, about twice the time, \
+         for a better result: README, Quality). --steps overrides it", d::STEPS, d::LONG_STEPS))]
     pub preset: Preset,
 
-    /// Width and height of each learned texture, in texels (16–4096; 4096² needs about 2.7 GB).
-    #[arg(long, value_name = "TEXELS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=4096))]
+    #[arg(long, value_name = "TEXELS", default_value_t = d::TEXTURE_SIZE, value_parser = clap::value_parser!(u32).range(d::TEXTURE_SIZE_RANGE),
+          help = format!("Width and height of each learned texture, in texels ({}; 4096² needs about 2.7 GB)", span(&d::TEXTURE_SIZE_RANGE)))]
     pub texture_size: u32,
 
-    /// Width and height of the views the network sees, in pixels (32–2048).
-    #[arg(long, value_name = "PIXELS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(32..=2048))]
+    #[arg(long, value_name = "PIXELS", default_value_t = d::RENDER_SIZE, value_parser = clap::value_parser!(u32).range(d::RENDER_SIZE_RANGE),
+          help = format!("Width and height of the views the network sees, in pixels ({})", span(&d::RENDER_SIZE_RANGE)))]
     pub render_size: u32,
 
     /// Size the views start at, growing to --render-size over the run (coarse to fine) [default: --render-size].
-    #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(32..=2048))]
+    #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(d::RENDER_SIZE_RANGE))]
     pub start_render_size: Option<u32>,
 
-    /// Supersampling per axis of the views (1–4); 2 anti-aliases edges.
-    #[arg(long, value_name = "K", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=4))]
+    #[arg(long, value_name = "K", default_value_t = d::SAMPLES, value_parser = clap::value_parser!(u32).range(d::SAMPLES_RANGE),
+          help = format!("Supersampling per axis of the views ({}); 2 anti-aliases edges", span(&d::SAMPLES_RANGE)))]
     pub samples: u32,
 
     /// Read every view at the texture's finest level. Default (pyramid): mip-mapped lookups, where a
@@ -152,15 +155,15 @@ pub struct StyleArgs {
     pub no_mip: bool,
 
     /// Weight of the style loss (each layer's error is relative to the painting's Gram).
-    #[arg(long, value_name = "X", default_value_t = 1.0, allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", default_value_t = d::STYLE_WEIGHT, allow_negative_numbers = true)]
     pub style_weight: f32,
 
     /// Weight of the content loss (relative to the content features); 0 = style only.
-    #[arg(long, value_name = "X", default_value_t = 0.5, allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", default_value_t = d::CONTENT_WEIGHT, allow_negative_numbers = true)]
     pub content_weight: f32,
 
     /// Decay of the moving average of Gram matrices across views (0 = no memory, < 1).
-    #[arg(long, value_name = "X", default_value_t = 0.95, allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", default_value_t = d::GRAM_DECAY, allow_negative_numbers = true)]
     pub gram_decay: f32,
 
     /// Texture parameterization.
@@ -168,32 +171,32 @@ pub struct StyleArgs {
     pub param: ParamKind,
 
     /// Adam learning rate.
-    #[arg(long, value_name = "X", default_value_t = 0.06, allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", default_value_t = d::LR, allow_negative_numbers = true)]
     pub lr: f64,
 
     /// Learning rate at the last step, as a fraction of --lr (cosine decay; 1 = constant).
-    #[arg(long, value_name = "X", default_value_t = 0.2, allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", default_value_t = d::LR_END, allow_negative_numbers = true)]
     pub lr_end: f64,
 
     /// Content weight at the last step, as a fraction of --content-weight (linear; 1 = constant).
-    #[arg(long, value_name = "X", default_value_t = 0.6, allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", default_value_t = d::CONTENT_END, allow_negative_numbers = true)]
     pub content_end: f32,
 
     /// Seed of the views and the initial texture (same seed, same result on the same machine).
-    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", default_value_t = d::SEED, allow_negative_numbers = true)]
     pub seed: u64,
 
     /// Save the run's state every N steps (and at Ctrl-C) into OUT.partial/, for --resume; 0 = only at Ctrl-C.
-    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    #[arg(long, value_name = "N", default_value_t = d::CHECKPOINT_EVERY, value_parser = clap::value_parser!(u32).range(d::CHECKPOINT_EVERY_RANGE))]
     pub checkpoint_every: u32,
 
     /// Continue an interrupted run from its work folder OUT.partial (same mesh, painting and options).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
 
-    /// Longer side the painting is scaled down to before its Grams are taken, in pixels (64–4096):
-    /// the stroke scale. Smaller paints larger strokes and swirls on the object, larger finer ones.
-    #[arg(long, value_name = "PIXELS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(64..=4096))]
+    #[arg(long, value_name = "PIXELS", default_value_t = d::STYLE_SIZE, value_parser = clap::value_parser!(u32).range(d::STYLE_SIZE_RANGE),
+          help = format!("Longer side the painting is scaled down to before its Grams are taken, in pixels ({}): the stroke scale. \
+                          Smaller paints larger strokes and swirls on the object, larger finer ones", span(&d::STYLE_SIZE_RANGE)))]
     pub style_size: u32,
 
     /// Number format of the network's conv products on the CPU: bf16 (CPUs with AVX512-BF16, such
@@ -220,8 +223,9 @@ pub struct StyleArgs {
 /// What the style transfer writes (see the README's "where will you print?").
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
-    /// Output formats, comma-separated: obj, obj-zip, 3mf, glb, vertex-colors, palette:N (N 2–16 filament colours).
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "obj", value_parser = clap::value_parser!(crate::export::Format))]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = d::EXPORT, value_parser = clap::value_parser!(crate::export::Format),
+          help = format!("Output formats, comma-separated: obj, obj-zip, 3mf, glb, vertex-colors, palette:N (N {} filament colours)",
+                         span(&crate::export::palette::SIZES)))]
     pub export: Vec<crate::export::Format>,
 
     /// Also zip the OBJ, MTL and PNGs into one file for upload (same as adding obj-zip).
@@ -232,26 +236,25 @@ pub struct ExportArgs {
     #[arg(long, value_name = "MM", allow_negative_numbers = true)]
     pub print_size: Option<f32>,
 
-    /// Most triangles in any exported file; the colour exports subdivide up to it (1–100000000).
-    #[arg(long, value_name = "N", default_value_t = crate::export::DEFAULT_MAX_TRIANGLES as u64,
-          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    #[arg(long, value_name = "N", default_value_t = d::MAX_TRIANGLES, value_parser = clap::value_parser!(u64).range(d::MAX_TRIANGLES_RANGE),
+          help = format!("Most triangles in any exported file; the colour exports subdivide up to it ({})", span(&d::MAX_TRIANGLES_RANGE)))]
     pub max_triangles: u64,
 }
 
 /// `--preset`: a measured recipe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Preset {
-    /// 200 steps.
+    #[value(help = format!("{} steps", d::STEPS))]
     Default,
-    /// 400 steps (every schedule stretches over them).
+    #[value(help = format!("{} steps (every schedule stretches over them)", d::LONG_STEPS))]
     Long,
 }
 
 impl Preset {
     pub fn steps(self) -> u32 {
         match self {
-            Preset::Default => 200,
-            Preset::Long => 400,
+            Preset::Default => d::STEPS,
+            Preset::Long => d::LONG_STEPS,
         }
     }
 }
@@ -293,15 +296,15 @@ pub struct RenderArgs {
     pub texture: Option<PathBuf>,
 
     /// Number of views.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, value_name = "N", default_value_t = d::VIEWS, value_parser = clap::value_parser!(u32).range(d::VIEWS_RANGE))]
     pub views: u32,
 
-    /// Width and height of each view, in pixels (16–4096).
-    #[arg(long, value_name = "PIXELS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=4096))]
+    #[arg(long, value_name = "PIXELS", default_value_t = d::VIEW_SIZE, value_parser = clap::value_parser!(u32).range(d::VIEW_SIZE_RANGE),
+          help = format!("Width and height of each view, in pixels ({})", span(&d::VIEW_SIZE_RANGE)))]
     pub size: u32,
 
-    /// Supersampling per axis: each pixel averages SAMPLES² samples (1–4).
-    #[arg(long, value_name = "SAMPLES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=4))]
+    #[arg(long, value_name = "SAMPLES", default_value_t = d::SAMPLES, value_parser = clap::value_parser!(u32).range(d::SAMPLES_RANGE),
+          help = format!("Supersampling per axis: each pixel averages SAMPLES² samples ({})", span(&d::SAMPLES_RANGE)))]
     pub samples: u32,
 
     /// How the views are placed.
@@ -309,11 +312,11 @@ pub struct RenderArgs {
     pub layout: Layout,
 
     /// Seed of the random views (--layout random).
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = d::SEED)]
     pub seed: u64,
 
-    /// Elevation of turntable views above the horizon, in degrees (−89–89).
-    #[arg(long, value_name = "DEGREES", default_value_t = 20.0, allow_negative_numbers = true)]
+    #[arg(long, value_name = "DEGREES", default_value_t = d::ELEVATION, allow_negative_numbers = true,
+          help = format!("Elevation of turntable views above the horizon, in degrees ({})", span(&d::ELEVATION_RANGE)))]
     pub elevation: f32,
 
     #[command(flatten)]
@@ -353,7 +356,7 @@ mod tests {
     #[test]
     fn render_defaults() {
         let a = render(&["render", "m.obj", "--out", "o"]);
-        assert_eq!((a.views, a.size, a.samples, a.seed, a.layout), (8, 512, 2, 0, Layout::Turntable));
+        assert_eq!((a.views, a.size, a.samples, a.seed, a.layout), (d::VIEWS, d::VIEW_SIZE, d::SAMPLES, d::SEED, Layout::Turntable));
         assert_eq!(a.view.background, None, "the default is the command's (config)");
         assert!(!a.view.cpu && a.texture.is_none());
     }
@@ -378,11 +381,11 @@ mod tests {
         let c = parse(&["m.obj", "--style", "s.jpg"]).unwrap();
         assert!(c.command.is_none());
         let a = c.style;
-        assert_eq!((a.steps, a.preset.steps(), a.texture_size, a.render_size, a.samples, a.param), (None, 200, 512, 256, 2, ParamKind::Pyramid));
-        assert_eq!(parse(&["m.obj", "--style", "s.jpg", "--preset", "long"]).unwrap().style.preset.steps(), 400);
+        assert_eq!((a.steps, a.preset.steps(), a.texture_size, a.render_size, a.samples, a.param), (None, d::STEPS, d::TEXTURE_SIZE, d::RENDER_SIZE, d::SAMPLES, ParamKind::Pyramid));
+        assert_eq!(parse(&["m.obj", "--style", "s.jpg", "--preset", "long"]).unwrap().style.preset.steps(), d::LONG_STEPS);
         assert!(parse(&["m.obj", "--style", "s.jpg", "--preset", "forever"]).is_err());
-        assert_eq!((a.style_weight, a.content_weight, a.gram_decay, a.lr, a.seed), (1.0, 0.5, 0.95, 0.06, 0));
-        assert_eq!((a.lr_end, a.content_end, a.start_render_size), (0.2, 0.6, None));
+        assert_eq!((a.style_weight, a.content_weight, a.gram_decay, a.lr, a.seed), (d::STYLE_WEIGHT, d::CONTENT_WEIGHT, d::GRAM_DECAY, d::LR, d::SEED));
+        assert_eq!((a.lr_end, a.content_end, a.start_render_size), (d::LR_END, d::CONTENT_END, None));
         let a = parse(&[
             "m.obj", "--style", "s.jpg", "--steps", "10", "--texture-size", "64", "--render-size", "64", "--param", "pixel",
             "--lr", "0.1", "--seed", "3", "--gram-decay", "0", "--content-weight", "0", "--weights", "w.safetensors",
@@ -401,7 +404,7 @@ mod tests {
     #[test]
     fn export_options_parse() {
         let a = parse(&["m.obj", "--style", "s.jpg"]).unwrap().style.export;
-        assert_eq!((a.export.as_slice(), a.zip, a.print_size, a.max_triangles), ([Format::Obj].as_slice(), false, None, 1_000_000));
+        assert_eq!((a.export.as_slice(), a.zip, a.print_size, a.max_triangles), ([Format::Obj].as_slice(), false, None, d::MAX_TRIANGLES));
         let a = parse(&["m.obj", "--style", "s.jpg", "--export", "3mf,palette:4,glb", "--zip", "--print-size", "80", "--max-triangles", "5000"])
             .unwrap()
             .style

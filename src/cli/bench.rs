@@ -30,8 +30,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// weights (cost does not depend on them). Medians over `iters` after `warmup`; prints one line
 /// per size.
 pub fn run(sizes: &[usize], warmup: usize, iters: usize, backend: Backend, precision: Precision) -> anyhow::Result<Vec<BenchResult>> {
-    // A median needs at least one timed run.
-    anyhow::ensure!(iters >= 1, "bench vgg: --iters {iters}: use at least 1 timed run");
+    // A median needs at least one timed run (the command line's --iters range
+    // says so first; this guards the benches that call in directly).
+    anyhow::ensure!(iters >= 1, "bench vgg: {iters} timed runs: a median needs at least 1");
     let dev = Device::Cpu;
     let vgg = Vgg::from_weights_with(&VggWeights::random(Arch::Vgg16, Preprocess::TorchvisionRgb, 0), &dev, backend, precision)?;
     let style = layers(&STYLE_LAYERS)?;
@@ -77,7 +78,7 @@ pub fn run(sizes: &[usize], warmup: usize, iters: usize, backend: Backend, preci
         println!(
             "texstyle-vgg16 size={s} threads={} backend={backend:?} isa={:?} precision={:?} fwd_ms={fwd_ms:.1} fwdbwd_ms={fwdbwd_ms:.1} peak_rss_mb={:.0}",
             rayon::current_num_threads(),
-            crate::vgg::ops::simd::isa(),
+            crate::simd::isa(),
             vgg.precision(),
             peak_rss_mb()
         );

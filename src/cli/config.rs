@@ -1,12 +1,15 @@
-//! What the command line means: each typed value checked once (ranges that
-//! clap cannot express, paths that must exist as arguments), command-specific
-//! defaults applied, and the result as plain values with no `Option` left for
-//! later code to unwrap.
+//! What the command line means: every option check in one place (ranges
+//! that clap cannot express, options that must agree with each other, with
+//! the mesh or with the machine), command-specific defaults applied, and the
+//! result as plain values with no `Option` left for later code to unwrap.
+//! Integer ranges are clap's (`args`, from [`super::defaults`]), checked
+//! while parsing and not again here.
 
 use std::path::{Path, PathBuf};
 
 use super::args::{Layout, PrecisionArg, RenderArgs, StyleArgs, UvArg};
-use super::{BadInput, CliError, Exit};
+use super::defaults as d;
+use super::error::{BadInput, CliError};
 use crate::camera::CameraRange;
 use crate::export;
 use crate::optim;
@@ -14,14 +17,16 @@ use crate::vgg::Precision;
 
 /// Held-out views the style loss is measured on before and after a run.
 pub const EVAL_VIEWS: usize = 4;
-/// Background of the style transfer's views (the reference's: black).
-pub const STYLE_BACKGROUND: [f32; 3] = [0.0; 3];
-/// Background of `texstyle render` (mid grey, so dark and light textures both show).
-pub const RENDER_BACKGROUND: [f32; 3] = [128.0 / 255.0; 3];
+pub use crate::preview::{RENDER_BACKGROUND, STYLE_BACKGROUND};
 
-/// Marks a bad option value (exit code 2).
+/// A bad option value (exit code 2).
 pub fn bad(msg: String) -> CliError {
-    CliError { exit: Exit::BadInput, error: BadInput(msg).into() }
+    BadInput::Option(msg).into()
+}
+
+/// A file the command was given that cannot be used as it is (exit code 2).
+pub fn bad_file(msg: String) -> CliError {
+    BadInput::File(msg).into()
 }
 
 /// `texstyle MESH --style IMAGE [options]`, checked.
@@ -76,6 +81,14 @@ impl StyleConfig {
         }
         if !(a.content_end.is_finite() && (0.0..=1.0).contains(&a.content_end)) {
             return Err(bad(format!("--content-end {} is out of range: use a fraction of --content-weight from 0 to 1, e.g. 0.2", a.content_end)));
+        }
+        if let Some(mm) = a.export.print_size {
+            if !(mm.is_finite() && mm > 0.0 && mm <= d::MAX_PRINT_SIZE_MM) {
+                return Err(bad(format!(
+                    "--print-size {mm} is out of range: give the longest side in millimetres, above 0 and up to {}, e.g. 80",
+                    d::MAX_PRINT_SIZE_MM
+                )));
+            }
         }
         let out = resolve_out(a.out, a.resume.as_deref(), &mesh, &style)?;
         let optim = optim::Config {
@@ -196,8 +209,13 @@ pub struct RenderConfig {
 
 impl RenderConfig {
     pub fn from_args(a: RenderArgs) -> Result<RenderConfig, CliError> {
-        if !(-89.0..=89.0).contains(&a.elevation) {
-            return Err(bad(format!("--elevation {} is out of range: use a value between -89 and 89 degrees", a.elevation)));
+        if !d::ELEVATION_RANGE.contains(&a.elevation) {
+            return Err(bad(format!(
+                "--elevation {} is out of range: use a value between {} and {} degrees",
+                a.elevation,
+                d::ELEVATION_RANGE.start(),
+                d::ELEVATION_RANGE.end()
+            )));
         }
         Ok(RenderConfig {
             mesh: a.mesh,
@@ -215,6 +233,42 @@ impl RenderConfig {
     }
 }
 
+/// The export options against the mesh, before the export is planned: every
+/// exported file keeps at least the mesh's own triangles.
+pub fn check_export(request: &export::Request, mesh: &crate::mesh::Mesh) -> Result<(), CliError> {
+    if mesh.triangles.len() > request.max_triangles {
+        return Err(bad(format!(
+            "{}: the mesh has {} triangles, more than --max-triangles {} allows in an exported file (raise --max-triangles to at least {}, or decimate the mesh)",
+            mesh.path.display(),
+            mesh.triangles.len(),
+            request.max_triangles,
+            mesh.triangles.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a run whose estimated peak memory exceeds what the machine has
+/// free (Linux: `MemAvailable`), before anything is allocated.
+pub fn check_memory(cfg: &optim::Config, materials: usize) -> Result<(), CliError> {
+    let need = optim::estimated_peak_bytes(cfg, materials);
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+    });
+    match available {
+        Some(have) if need > have => Err(bad(format!(
+            "--texture-size {} with {} material(s) and views of {}² needs about {:.1} GB of memory, and {:.1} GB are free: \
+             use a smaller --texture-size or --render-size",
+            cfg.texture_size,
+            materials,
+            cfg.render_size,
+            need as f64 / 1e9,
+            have as f64 / 1e9
+        ))),
+        _ => Ok(()),
+    }
+}
 
 /// `--precision`, resolved for this CPU.
 pub fn precision(p: PrecisionArg) -> Result<Precision, CliError> {
@@ -250,11 +304,25 @@ mod tests {
             (&["--lr", "0"], "--lr"),
             (&["--style-weight", "0"], "--style-weight 0"),
             (&["--content-weight", "inf"], "--content-weight"),
+            (&["--print-size", "0"], "--print-size"),
+            (&["--print-size", "-5"], "--print-size"),
+            (&["--print-size", "nan"], "--print-size"),
+            (&["--print-size", "inf"], "--print-size"),
+            (&["--print-size", "1000000"], "--print-size"),
         ] {
             let e = style(bad).unwrap_err();
-            assert_eq!(e.exit, Exit::BadInput, "{bad:?}");
+            assert_eq!(e.exit, super::super::Exit::BadInput, "{bad:?}");
             assert!(e.error.to_string().contains(mention), "{bad:?}: {}", e.error);
         }
+    }
+
+    #[test]
+    fn a_triangle_budget_below_the_mesh_is_refused_naming_the_flag() {
+        let mesh = crate::export::test_mesh::triangles(&["a", "b", "c"]);
+        let req = |max_triangles| export::Request { formats: vec![export::Format::Obj], print_size_mm: None, max_triangles };
+        let e = check_export(&req(2), &mesh).unwrap_err();
+        assert!(e.error.to_string().contains("3 triangles, more than --max-triangles 2"), "{}", e.error);
+        assert!(check_export(&req(3), &mesh).is_ok());
     }
 
     #[test]

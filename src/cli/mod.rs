@@ -1,70 +1,27 @@
-//! The `texstyle` command line: parsing (`args`: what was typed), checking
-//! (`config`: what it means), one file per command, and the style transfer's
-//! report to the user (`report`).
+//! The `texstyle` command line: parsing (`args`: what was typed, with the
+//! typed `recipe`s and the `defaults` it shows), checking (`config`: what it
+//! means), one file per command, the style transfer's report to the user
+//! (`report`), and how a command ends (`error`: exit codes from error kinds).
+//!
+//! Arrows point one way: `error`, `defaults` and `recipe` are leaves; `args`
+//! uses `defaults` and `recipe`; `config` uses `args`; the commands use `config`.
 
 pub mod args;
 pub mod bench;
 pub mod config;
+pub mod defaults;
+pub mod error;
 pub mod quality;
+pub mod recipe;
 mod render;
 pub mod report;
 mod style;
 mod weights;
 
-use std::process::ExitCode;
-
 use crate::raster::{Raster, RasterMesh};
 
 pub use args::{BenchCommand, Cli, Command, WeightsCommand};
-
-/// Process exit codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Exit {
-    Ok = 0,
-    /// Something failed while running (a device error, a write that failed).
-    Failure = 1,
-    /// The input was wrong: a bad mesh, image or option value.
-    BadInput = 2,
-    /// Stopped by Ctrl-C (after writing the result so far, for the style transfer).
-    Interrupted = 130,
-}
-
-impl From<Exit> for ExitCode {
-    fn from(e: Exit) -> ExitCode {
-        ExitCode::from(e as u8)
-    }
-}
-
-/// An error with the exit code it should produce.
-#[derive(Debug)]
-pub struct CliError {
-    pub exit: Exit,
-    pub error: anyhow::Error,
-}
-
-impl<E: Into<anyhow::Error>> From<E> for CliError {
-    fn from(e: E) -> CliError {
-        let error = e.into();
-        // Bad meshes and images are the user's input, not our failure.
-        let bad_input = error.chain().any(|c| {
-            c.is::<crate::mesh::MeshError>()
-                || c.is::<image::ImageError>()
-                || c.is::<BadInput>()
-                || c.is::<crate::publish::OutputError>()
-                || c.is::<crate::checkpoint::CheckpointError>()
-                || c.downcast_ref::<crate::vgg::weights::WeightsError>().is_some_and(weights_are_input)
-                || matches!(c.downcast_ref::<crate::vgg::VggError>(), Some(crate::vgg::VggError::Weights(w)) if weights_are_input(w))
-        });
-        CliError { exit: if bad_input { Exit::BadInput } else { Exit::Failure }, error }
-    }
-}
-
-/// A missing or unusable weights file is the user's to fix (exit 2); a failed
-/// download is not.
-fn weights_are_input(w: &crate::vgg::weights::WeightsError) -> bool {
-    !matches!(w, crate::vgg::weights::WeightsError::Fetch { .. })
-}
+pub use error::{BadInput, CliError, Exit};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -78,8 +35,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Some(Command::Bench(BenchCommand::Quality { recipes, pairs, at, out, view })) => {
-            let recipes = if recipes.is_empty() { ["v1", "default"].iter().filter_map(|n| quality::builtin_recipe(n)).collect() } else { recipes };
-            let pairs = if pairs.is_empty() { quality::default_pairings() } else { pairs };
+            let recipes = if recipes.is_empty() { recipe::default_recipes() } else { recipes };
+            let pairs = if pairs.is_empty() { recipe::default_pairings() } else { pairs };
             quality::run(&recipes, &pairs, &at, &out, view.cpu)?;
             Ok(())
         }
@@ -113,11 +70,6 @@ pub fn one_line_usage_error(rendered: &str) -> String {
 pub fn warn(msg: impl std::fmt::Display) {
     eprintln!("texstyle: warning: {msg}");
 }
-
-/// Marks an error as the user's input being wrong (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
 
 /// The wgpu rasterizer, or the CPU reference with a warning when no usable
 /// adapter exists (or `force_cpu`).

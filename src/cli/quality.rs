@@ -17,7 +17,7 @@
 //! the checkpoint path (save, then resume), which gives the same bits as an
 //! uninterrupted run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use candle_core::Device;
@@ -25,7 +25,8 @@ use clap::Parser;
 
 use super::args::Cli;
 use super::config::{bad, StyleConfig};
-use super::CliError;
+use super::error::CliError;
+use super::recipe::{Pairing, Recipe};
 use crate::camera::{Camera, CameraRange, ViewSampler};
 use crate::checkpoint::Checkpoint;
 use crate::image_io::{image_to_tensor, write_atomic, Image};
@@ -43,76 +44,7 @@ pub const JUDGE_SIZE: ViewSize = ViewSize { width: 256, height: 256, samples: 2 
 const JUDGE_SEED: u64 = 0x9D6E_0F1E;
 /// The judge's painting size (longer side) and content weight (1: the relative error as is).
 pub const JUDGE_STYLE_SIZE: u32 = 512;
-const JUDGE_BACKGROUND: [f32; 3] = [0.0; 3];
-
-/// A named list of style-transfer options, e.g. `fast=--steps 150 --lr 0.1`.
-#[derive(Clone, Debug)]
-pub struct Recipe {
-    pub name: String,
-    pub options: Vec<String>,
-}
-
-/// Recipes by name: `default` is today's defaults (no options); `v1` spells
-/// out the defaults texstyle had before the issue-9 work (300 steps at 256²,
-/// texture 512², FFT, lr 0.05, content 0.5, Gram decay 0.95, 1 sample, painting 512).
-pub fn builtin_recipe(name: &str) -> Option<Recipe> {
-    let options: &[&str] = match name {
-        "default" => &[],
-        "v1" => V1_DEFAULTS,
-        _ => return None,
-    };
-    Some(Recipe { name: name.into(), options: options.iter().map(|s| s.to_string()).collect() })
-}
-
-/// The defaults before issue 9, as options (kept so the bench can always compare against them).
-pub const V1_DEFAULTS: &[&str] = &[
-    "--steps", "300", "--render-size", "256", "--texture-size", "512", "--param", "fft", "--lr", "0.05",
-    "--content-weight", "0.5", "--gram-decay", "0.95", "--samples", "1", "--style-size", "512", "--lr-end", "1",
-    "--content-end", "1", "--precision", "f32",
-];
-
-/// `NAME` (built in) or `NAME=OPTIONS` (whitespace-separated style-transfer options).
-pub fn parse_recipe(s: &str) -> Result<Recipe, String> {
-    match s.split_once('=') {
-        Some((name, opts)) if !name.is_empty() => {
-            Ok(Recipe { name: name.to_string(), options: opts.split_whitespace().map(str::to_string).collect() })
-        }
-        _ => builtin_recipe(s).ok_or_else(|| format!("unknown recipe {s:?}: use `default`, `v1`, or NAME=OPTIONS such as 'fast=--steps 150'")),
-    }
-}
-
-/// One mesh and one painting.
-#[derive(Clone, Debug)]
-pub struct Pairing {
-    pub mesh: PathBuf,
-    pub style: PathBuf,
-}
-
-impl Pairing {
-    pub fn name(&self) -> String {
-        let stem = |p: &Path| p.file_stem().map_or("x".into(), |s| s.to_string_lossy().into_owned());
-        format!("{}_x_{}", stem(&self.mesh), stem(&self.style))
-    }
-}
-
-/// `MESH,IMAGE`.
-pub fn parse_pairing(s: &str) -> Result<Pairing, String> {
-    let (m, i) = s.split_once(',').ok_or_else(|| format!("{s:?}: write a pairing as MESH,IMAGE"))?;
-    Ok(Pairing { mesh: m.into(), style: i.into() })
-}
-
-/// The default pairings: the textured bunny (from `../shared/assets`, on the
-/// project's machines; else the repository's plain bunny, which has no
-/// content texture) × Starry Night, and spot × The Great Wave.
-pub fn default_pairings() -> Vec<Pairing> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let textured = root.join("../shared/assets/meshes/bunny_textured/bunny_textured.obj");
-    let bunny = if textured.exists() { textured } else { root.join("meshes/bunny.obj") };
-    vec![
-        Pairing { mesh: bunny, style: root.join("styles/starry_night.jpg") },
-        Pairing { mesh: root.join("meshes/spot/spot.obj"), style: root.join("styles/great_wave.jpg") },
-    ]
-}
+const JUDGE_BACKGROUND: [f32; 3] = crate::preview::STYLE_BACKGROUND;
 
 /// One judged texture.
 #[derive(Clone, Debug)]
@@ -180,8 +112,7 @@ pub fn run(recipes: &[Recipe], pairings: &[Pairing], at: &[f64], out: &Path, cpu
     // The judge always scores in f32, whatever the recipes train with.
     let judge_vgg = Vgg::load(None, &Device::Cpu).context("loading the VGG weights")?;
     let mut bf16_vgg: Option<Vgg> = None;
-    let mut at: Vec<f64> = at.iter().copied().filter(|t| *t > 0.0).collect();
-    at.sort_by(f64::total_cmp);
+    let at = pauses(at);
     let mut scores = Vec::new();
     println!("pairing recipe step seconds style content");
     for pairing in pairings {
@@ -190,13 +121,7 @@ pub fn run(recipes: &[Recipe], pairings: &[Pairing], at: &[f64], out: &Path, cpu
         let mut sheet: Vec<Image> = Vec::new();
         for recipe in recipes {
             let cfg = recipe_config(recipe, pairing)?;
-            if cfg.precision == Precision::Bf16 && bf16_vgg.is_none() {
-                bf16_vgg = Some(Vgg::load_with(None, &Device::Cpu, Precision::Bf16).context("loading the VGG weights")?);
-            }
-            let vgg = match cfg.precision {
-                Precision::Bf16 => bf16_vgg.as_ref().expect("loaded above"),
-                Precision::F32 => &judge_vgg,
-            };
+            let vgg = network(cfg.precision, &judge_vgg, &mut bf16_vgg)?;
             let mut mesh = Mesh::load(&cfg.mesh)?;
             mesh.prepare_uvs(cfg.uv, cfg.optim.texture_size)?;
             let mut raster = super::open_raster(cpu, &RasterMesh::from_mesh(&mesh))?;
@@ -241,22 +166,46 @@ pub fn run(recipes: &[Recipe], pairings: &[Pairing], at: &[f64], out: &Path, cpu
                 }
             }
         }
-        let img = contact_sheet(&sheet, JUDGE_VIEWS as u32, SHEET_GAP, [0.5; 3]);
+        let img = contact_sheet(&sheet, JUDGE_VIEWS as u32, SHEET_GAP, crate::preview::SHEET_BACKGROUND);
         img.save_png(&out.join(format!("{}.png", pairing.name())))?;
     }
-    let mut csv = String::from("pairing,recipe,step,seconds,style,content\n");
-    for s in &scores {
-        csv += &format!("{},{},{},{:.2},{:.5},{:.5}\n", s.pairing, s.recipe, s.step, s.seconds, s.style, s.content);
-    }
-    write_atomic(&out.join("quality.csv"), csv.as_bytes())?;
+    write_atomic(&out.join("quality.csv"), scores_csv(&scores).as_bytes())?;
     let names: Vec<&str> = recipes.iter().map(|r| r.name.as_str()).collect();
     eprintln!("texstyle: contact sheets in {} (rows: original, {})", out.display(), names.join(", "));
     Ok(scores)
 }
 
+/// The `--at` seconds to pause at: positive, in order.
+fn pauses(at: &[f64]) -> Vec<f64> {
+    let mut at: Vec<f64> = at.iter().copied().filter(|t| *t > 0.0).collect();
+    at.sort_by(f64::total_cmp);
+    at
+}
+
+/// The network a recipe trains with: the judge's (f32), or a bf16 one loaded on first use.
+fn network<'a>(precision: Precision, f32_vgg: &'a Vgg, bf16_vgg: &'a mut Option<Vgg>) -> Result<&'a Vgg> {
+    if precision == Precision::F32 {
+        return Ok(f32_vgg);
+    }
+    if bf16_vgg.is_none() {
+        *bf16_vgg = Some(Vgg::load_with(None, &Device::Cpu, Precision::Bf16).context("loading the VGG weights")?);
+    }
+    Ok(bf16_vgg.as_ref().expect("loaded above"))
+}
+
+/// `quality.csv`: one row per judged texture.
+fn scores_csv(scores: &[Score]) -> String {
+    let mut csv = String::from("pairing,recipe,step,seconds,style,content\n");
+    for s in scores {
+        csv += &format!("{},{},{},{:.2},{:.5},{:.5}\n", s.pairing, s.recipe, s.step, s.seconds, s.style, s.content);
+    }
+    csv
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::recipe::parse_recipe;
     use crate::texture::ParamKind;
 
     #[test]

@@ -45,7 +45,7 @@ pub fn run(a: RenderArgs) -> Result<(), CliError> {
 
     // An output folder that cannot be made is the user's --out to fix (exit 2).
     std::fs::create_dir_all(&a.out).map_err(|e| {
-        super::config::bad(format!("--out {}: cannot create the folder ({e}); choose a writable folder path", a.out.display()))
+        super::config::bad_file(format!("--out {}: cannot create the folder ({e}); choose a writable folder path", a.out.display()))
     })?;
     for (i, img) in images.iter().enumerate() {
         img.save_png(&a.out.join(format!("view_{i:03}.png")))?;

@@ -11,9 +11,9 @@ use anyhow::Context;
 use candle_core::Device;
 
 use super::args::StyleArgs;
-use super::config::{bad, StyleConfig};
+use super::config::{self, bad_file, StyleConfig};
+use super::error::{CliError, Exit};
 use super::report::{self, Progress};
-use super::{CliError, Exit};
 use crate::export::{self, Plan};
 use crate::image_io::{write_atomic, Image};
 use crate::checkpoint::Checkpoint;
@@ -27,8 +27,10 @@ use crate::vgg::Vgg;
 pub fn run(a: StyleArgs) -> Result<(), CliError> {
     let cfg = StyleConfig::from_args(a)?;
     let mesh = load_mesh(&cfg)?;
-    let plan = Plan::new(&mesh, cfg.export.clone(), (cfg.optim.texture_size, cfg.optim.texture_size)).map_err(|e| bad(e.to_string()))?;
-    check_memory(&cfg, &mesh)?;
+    config::check_export(&cfg.export, &mesh)?;
+    // A plan error exits 2 by its kind (`error::blame`).
+    let plan = Plan::new(&mesh, cfg.export.clone(), (cfg.optim.texture_size, cfg.optim.texture_size))?;
+    config::check_memory(&cfg.optim, mesh.materials.len())?;
     let outputs = prepare_outputs(&cfg, &mesh)?;
     let painting = load_painting(&cfg)?;
     let vgg = Vgg::load_with(cfg.weights.as_deref(), &network_device(), cfg.precision).context("loading the VGG weights")?;
@@ -65,28 +67,6 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Refuses a run whose estimated peak memory exceeds what the machine has
-/// free (Linux: `MemAvailable`), before anything is allocated.
-fn check_memory(cfg: &StyleConfig, mesh: &Mesh) -> Result<(), CliError> {
-    let need = optim::estimated_peak_bytes(&cfg.optim, mesh.materials.len());
-    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-        let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
-        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
-    });
-    match available {
-        Some(have) if need > have => Err(bad(format!(
-            "--texture-size {} with {} material(s) and views of {}² needs about {:.1} GB of memory, and {:.1} GB are free: \
-             use a smaller --texture-size or --render-size",
-            cfg.optim.texture_size,
-            mesh.materials.len(),
-            cfg.optim.render_size,
-            need as f64 / 1e9,
-            have as f64 / 1e9
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// The output folder, checked before any work: usable, and not holding
 /// anything this run reads (see [`crate::publish`]).
 fn prepare_outputs(cfg: &StyleConfig, mesh: &Mesh) -> Result<OutputSet, CliError> {
@@ -98,7 +78,7 @@ fn prepare_outputs(cfg: &StyleConfig, mesh: &Mesh) -> Result<OutputSet, CliError
     inputs.extend(mesh.materials.iter().filter_map(|m| m.texture_path.clone()));
     inputs.extend(weights);
     let refs: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
-    OutputSet::prepare(&cfg.out, &refs, cfg.resume).map_err(|e| bad(format!("{e:#}")))
+    OutputSet::prepare(&cfg.out, &refs, cfg.resume).map_err(|e| bad_file(format!("{e:#}")))
 }
 
 /// With `--resume`: the saved state, which must come from the same options and inputs.
@@ -107,10 +87,11 @@ fn load_checkpoint(cfg: &StyleConfig, outputs: &OutputSet, fingerprint: &str) ->
         return Ok(None);
     }
     let dir = outputs.partial().join(CHECKPOINT);
-    let ck = Checkpoint::load(&dir).map_err(|e| bad(format!("{e:#}")))?;
-    ck.check_fingerprint(fingerprint, &dir).map_err(|e| bad(e.to_string()))?;
+    // Any failure to read it (not only a malformed one) is the folder the user named.
+    let ck = Checkpoint::load(&dir).map_err(|e| bad_file(format!("{e:#}")))?;
+    ck.check_fingerprint(fingerprint, &dir)?;
     if ck.step as usize >= cfg.optim.steps {
-        return Err(bad(format!("--resume {}: the checkpoint is already at step {} of {}", outputs.partial().display(), ck.step, cfg.optim.steps)));
+        return Err(bad_file(format!("--resume {}: the checkpoint is already at step {} of {}", outputs.partial().display(), ck.step, cfg.optim.steps)));
     }
     Ok(Some(ck))
 }
@@ -135,7 +116,7 @@ fn load_painting(cfg: &StyleConfig) -> Result<Image, CliError> {
     let painting = Image::load_fit(&cfg.style, max).with_context(|| format!("reading the style image {}", cfg.style.display()))?;
     let short = painting.width.min(painting.height);
     if short < MIN_STYLE_SIDE {
-        return Err(bad(format!(
+        return Err(bad_file(format!(
             "{}: the painting is {}×{} pixels; texstyle needs at least {MIN_STYLE_SIDE}×{MIN_STYLE_SIDE} to see its brush strokes \
              (the network's deepest style layer pools 16×; use a larger image of the painting)",
             cfg.style.display(),

@@ -13,7 +13,7 @@ use glam::Vec3;
 use gltf_json as json;
 use json::validation::{Checked::Valid, USize64};
 
-use super::OutFile;
+use super::{longest_side, Job, OutFile, Produced};
 use crate::image_io::Image;
 use crate::mesh::Mesh;
 
@@ -61,10 +61,16 @@ fn accessor(
     })
 }
 
+/// The `glb` format. glTF is in metres and +Y up: the mesh is only scaled.
+pub(super) fn produce(job: &mut Job) -> Result<Produced> {
+    let s = job.size_mm().map_or(1.0, |mm| mm / 1000.0 / longest_side(job.mesh));
+    let p: Vec<Vec3> = job.mesh.positions.iter().map(|&p| p * s).collect();
+    Ok(Produced::files(vec![file(job.mesh, &p, job.textures, job.names.claim(job.name, "glb"))?]))
+}
+
 /// The GLB file of `mesh` with `positions` (already placed, in metres) and
 /// `textures[m]` for material `m`.
 pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], file_name: String) -> Result<OutFile> {
-    use json::accessor::{ComponentType, Type};
     let mut root = json::Root::default();
     root.asset.generator = Some("texstyle".into());
     root.extensions_used.push("KHR_materials_unlit".into());
@@ -76,62 +82,12 @@ pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], file_name: Stri
     });
     let mut primitives = Vec::new();
     for (m, material) in mesh.materials.iter().enumerate() {
-        // glTF has one index per vertex: split (position, uv) pairs.
-        let mut corner: HashMap<(u32, u32), u32> = HashMap::new();
-        let (mut pos, mut uv, mut idx) = (Vec::<f32>::new(), Vec::<f32>::new(), Vec::<u32>::new());
-        for (t, tri) in mesh.triangles.iter().enumerate() {
-            if mesh.tri_material[t] as usize != m {
-                continue;
-            }
-            for k in 0..3 {
-                let key = (tri[k], mesh.tri_texcoords[t][k]);
-                let i = *corner.entry(key).or_insert_with(|| {
-                    let p = positions[key.0 as usize];
-                    let c = mesh.texcoords[key.1 as usize];
-                    pos.extend([p.x, p.y, p.z]);
-                    uv.extend([c.x, 1.0 - c.y]);
-                    (pos.len() / 3 - 1) as u32
-                });
-                idx.push(i);
-            }
-        }
-        if idx.is_empty() {
+        let corners = Corners::of_material(mesh, positions, m);
+        if corners.idx.is_empty() {
             continue;
         }
-        let n = pos.len() / 3;
-        let bounds = pos.chunks(3).fold((Vec3::splat(f32::INFINITY), Vec3::splat(f32::NEG_INFINITY)), |(lo, hi), p| {
-            let p = Vec3::from_slice(p);
-            (lo.min(p), hi.max(p))
-        });
-        let target = Some(json::buffer::Target::ArrayBuffer);
-        let v = view(&mut root, &mut bin, bytemuck::cast_slice(&pos), target);
-        let positions_acc = accessor(&mut root, v, n, ComponentType::F32, Type::Vec3, Some(bounds));
-        let v = view(&mut root, &mut bin, bytemuck::cast_slice(&uv), target);
-        let uv_acc = accessor(&mut root, v, n, ComponentType::F32, Type::Vec2, None);
-        let v = view(&mut root, &mut bin, bytemuck::cast_slice(&idx), Some(json::buffer::Target::ElementArrayBuffer));
-        let idx_acc = accessor(&mut root, v, idx.len(), ComponentType::U32, Type::Scalar, None);
-
-        let png = view(&mut root, &mut bin, &textures[m].png_bytes()?, None);
-        let image = root.push(json::Image {
-            buffer_view: Some(png),
-            mime_type: Some(json::image::MimeType("image/png".into())),
-            name: Some(material.name.clone()),
-            uri: None,
-            extensions: None,
-            extras: Default::default(),
-        });
-        let texture = root.push(json::Texture { name: None, sampler: Some(sampler), source: image, extensions: None, extras: Default::default() });
-        let mat = root.push(json::Material {
-            name: Some(material.name.clone()),
-            pbr_metallic_roughness: json::material::PbrMetallicRoughness {
-                base_color_texture: Some(json::texture::Info { index: texture, tex_coord: 0, extensions: None, extras: Default::default() }),
-                metallic_factor: json::material::StrengthFactor(0.0),
-                roughness_factor: json::material::StrengthFactor(1.0),
-                ..Default::default()
-            },
-            extensions: Some(json::extensions::material::Material { unlit: Some(Default::default()) }),
-            ..Default::default()
-        });
+        let (positions_acc, uv_acc, idx_acc) = corners.push(&mut root, &mut bin);
+        let mat = unlit_material(&mut root, &mut bin, sampler, &textures[m], &material.name)?;
         primitives.push(json::mesh::Primitive {
             attributes: BTreeMap::from([
                 (Valid(json::mesh::Semantic::Positions), positions_acc),
@@ -153,9 +109,95 @@ pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], file_name: Stri
     let node = root.push(json::Node { mesh: Some(mesh_idx), ..Default::default() });
     let scene = root.push(json::Scene { extensions: None, extras: Default::default(), name: None, nodes: vec![node] });
     root.scene = Some(scene);
+    Ok(OutFile { name: file_name, bytes: container(&root, &bin)? })
+}
 
-    // GLB container: header, JSON chunk (space-padded), BIN chunk (zero-padded).
-    let mut text = json::serialize::to_vec(&root)?;
+/// One material's triangles as glTF vertices: glTF has one index per
+/// vertex, so each (position, uv) pair becomes a vertex of its own.
+struct Corners {
+    pos: Vec<f32>,
+    /// `v` flipped: glTF's UV origin is the top-left.
+    uv: Vec<f32>,
+    idx: Vec<u32>,
+}
+
+impl Corners {
+    fn of_material(mesh: &Mesh, positions: &[Vec3], m: usize) -> Corners {
+        let mut corner: HashMap<(u32, u32), u32> = HashMap::new();
+        let (mut pos, mut uv, mut idx) = (Vec::<f32>::new(), Vec::<f32>::new(), Vec::<u32>::new());
+        for (t, tri) in mesh.triangles.iter().enumerate() {
+            if mesh.tri_material[t] as usize != m {
+                continue;
+            }
+            for (k, &v) in tri.iter().enumerate() {
+                let key = (v, mesh.tri_texcoords[t][k]);
+                let i = *corner.entry(key).or_insert_with(|| {
+                    let p = positions[key.0 as usize];
+                    let c = mesh.texcoords[key.1 as usize];
+                    pos.extend([p.x, p.y, p.z]);
+                    uv.extend([c.x, 1.0 - c.y]);
+                    (pos.len() / 3 - 1) as u32
+                });
+                idx.push(i);
+            }
+        }
+        Corners { pos, uv, idx }
+    }
+
+    /// Appends positions, UVs and indices to the binary chunk; returns their accessors.
+    fn push(&self, root: &mut json::Root, bin: &mut Vec<u8>) -> (json::Index<json::Accessor>, json::Index<json::Accessor>, json::Index<json::Accessor>) {
+        use json::accessor::{ComponentType, Type};
+        let (pos, uv, idx) = (&self.pos, &self.uv, &self.idx);
+        let n = pos.len() / 3;
+        let bounds = pos.chunks(3).fold((Vec3::splat(f32::INFINITY), Vec3::splat(f32::NEG_INFINITY)), |(lo, hi), p| {
+            let p = Vec3::from_slice(p);
+            (lo.min(p), hi.max(p))
+        });
+        let target = Some(json::buffer::Target::ArrayBuffer);
+        let v = view(root, bin, bytemuck::cast_slice(pos), target);
+        let positions_acc = accessor(root, v, n, ComponentType::F32, Type::Vec3, Some(bounds));
+        let v = view(root, bin, bytemuck::cast_slice(uv), target);
+        let uv_acc = accessor(root, v, n, ComponentType::F32, Type::Vec2, None);
+        let v = view(root, bin, bytemuck::cast_slice(idx), Some(json::buffer::Target::ElementArrayBuffer));
+        let idx_acc = accessor(root, v, idx.len(), ComponentType::U32, Type::Scalar, None);
+        (positions_acc, uv_acc, idx_acc)
+    }
+}
+
+/// An unlit material named `name` whose base colour is `texture`, embedded as a PNG.
+fn unlit_material(
+    root: &mut json::Root,
+    bin: &mut Vec<u8>,
+    sampler: json::Index<json::texture::Sampler>,
+    texture: &Image,
+    name: &str,
+) -> Result<json::Index<json::Material>> {
+    let png = view(root, bin, &texture.png_bytes()?, None);
+    let image = root.push(json::Image {
+        buffer_view: Some(png),
+        mime_type: Some(json::image::MimeType("image/png".into())),
+        name: Some(name.to_string()),
+        uri: None,
+        extensions: None,
+        extras: Default::default(),
+    });
+    let texture = root.push(json::Texture { name: None, sampler: Some(sampler), source: image, extensions: None, extras: Default::default() });
+    Ok(root.push(json::Material {
+        name: Some(name.to_string()),
+        pbr_metallic_roughness: json::material::PbrMetallicRoughness {
+            base_color_texture: Some(json::texture::Info { index: texture, tex_coord: 0, extensions: None, extras: Default::default() }),
+            metallic_factor: json::material::StrengthFactor(0.0),
+            roughness_factor: json::material::StrengthFactor(1.0),
+            ..Default::default()
+        },
+        extensions: Some(json::extensions::material::Material { unlit: Some(Default::default()) }),
+        ..Default::default()
+    }))
+}
+
+/// The GLB container: header, JSON chunk (space-padded), BIN chunk (zero-padded).
+fn container(root: &json::Root, bin: &[u8]) -> Result<Vec<u8>> {
+    let mut text = json::serialize::to_vec(root)?;
     while text.len() % 4 != 0 {
         text.push(b' ');
     }
@@ -169,6 +211,6 @@ pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], file_name: Stri
     glb.extend_from_slice(&text);
     glb.extend_from_slice(&(bin.len() as u32).to_le_bytes());
     glb.extend_from_slice(b"BIN\0");
-    glb.extend_from_slice(&bin);
-    Ok(OutFile { name: file_name, bytes: glb })
+    glb.extend_from_slice(bin);
+    Ok(glb)
 }

@@ -1,8 +1,9 @@
 //! The last step of the data path: the learned textures and the mesh as
 //! files other programs read. One seam, [`Format`]: each format is one file
-//! in this folder and one variant, and produces its files in memory
-//! ([`OutFile`]) in the order they must be written, so the whole output set
-//! is staged before anything touches the disk.
+//! in this folder (its `produce` function) and one variant (one arm of
+//! `Format::produce`), and produces its files in memory ([`OutFile`]) in the
+//! order they must be written, so the whole output set is staged before
+//! anything touches the disk.
 //!
 //! - [`obj`]: textured OBJ + MTL + PNG (Blender, full-colour printers), or
 //!   the same zipped for upload (`obj-zip`).
@@ -86,7 +87,11 @@ impl FromStr for Format {
             _ => match s.strip_prefix("palette:").map(str::parse::<u32>) {
                 Some(Ok(n)) if palette::SIZES.contains(&n) => Format::Palette(n),
                 Some(_) => return Err(format!("'{s}': the palette size must be a number from {} to {}, e.g. palette:4", palette::SIZES.start(), palette::SIZES.end())),
-                None => return Err(format!("unknown export '{s}': use obj, obj-zip, 3mf, glb, vertex-colors or palette:N (N from 2 to 16)")),
+                None => return Err(format!(
+                    "unknown export '{s}': use obj, obj-zip, 3mf, glb, vertex-colors or palette:N (N from {} to {})",
+                    palette::SIZES.start(),
+                    palette::SIZES.end()
+                )),
             },
         })
     }
@@ -116,36 +121,50 @@ pub struct Plan {
     pub split: Option<subdivide::Split>,
 }
 
-/// A request that cannot be met with this mesh (the user's input, exit code 2).
+/// A request that cannot be met with this mesh.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PlanError(pub String);
+#[non_exhaustive]
+pub enum PlanError {
+    /// A palette size outside [`palette::SIZES`].
+    #[error("palette:{}: the palette size must be from {} to {}, e.g. palette:4", .0, palette::SIZES.start(), palette::SIZES.end())]
+    PaletteSize(u32),
+    /// The mesh has no texture coordinates to carry a texture.
+    #[error("{}: the mesh has no texture coordinates to export a texture with", .0.display())]
+    NoUvs(PathBuf),
+    /// The mesh has more triangles than an exported file may have (the CLI
+    /// checks `--max-triangles` first, in its own words: `cli::config`).
+    #[error("{}: the mesh has {triangles} triangles, more than the {max} an exported file may have", .path.display())]
+    TooManyTriangles { path: PathBuf, triangles: usize, max: usize },
+}
+
+impl PlanError {
+    /// Whose problem it is: every kind today is the user's request or mesh.
+    pub fn blame(&self) -> crate::error::Blame {
+        match self {
+            PlanError::PaletteSize(_) | PlanError::NoUvs(_) | PlanError::TooManyTriangles { .. } => {
+                crate::error::Blame::Input
+            }
+        }
+    }
+}
 
 impl Plan {
     /// Checks `request` against `mesh` (whose textures will be
     /// `texture_size` texels) and splits the mesh if a format needs it.
+    /// The option values themselves (print size, triangle budget against the
+    /// mesh) are the caller's to check, in its own words (`cli::config`);
+    /// what is refused here is what the exporters cannot do at all.
     pub fn new(mesh: &Mesh, mut request: Request, texture_size: (u32, u32)) -> Result<Plan, PlanError> {
         let mut seen = HashSet::new();
         request.formats.retain(|f| seen.insert(*f));
-        if let Some(mm) = request.print_size_mm {
-            if !(mm.is_finite() && mm > 0.0 && mm <= 10_000.0) {
-                return Err(PlanError(format!("--print-size {mm} is out of range: give the longest side in millimetres, above 0 and up to 10000, e.g. 80")));
-            }
-        }
         if let Some(Format::Palette(n)) = request.formats.iter().find(|f| matches!(f, Format::Palette(n) if !palette::SIZES.contains(n))) {
-            return Err(PlanError(format!("palette:{n}: the palette size must be from 2 to 16, e.g. palette:4")));
+            return Err(PlanError::PaletteSize(*n));
         }
         if !mesh.has_uvs() {
-            return Err(PlanError(format!("{}: the mesh has no texture coordinates to export a texture with", mesh.path.display())));
+            return Err(PlanError::NoUvs(mesh.path.clone()));
         }
         if mesh.triangles.len() > request.max_triangles {
-            return Err(PlanError(format!(
-                "{}: the mesh has {} triangles, more than --max-triangles {} allows in an exported file (raise --max-triangles to at least {}, or decimate the mesh)",
-                mesh.path.display(),
-                mesh.triangles.len(),
-                request.max_triangles,
-                mesh.triangles.len()
-            )));
+            return Err(PlanError::TooManyTriangles { path: mesh.path.clone(), triangles: mesh.triangles.len(), max: request.max_triangles });
         }
         let split = request.formats.iter().any(|f| f.needs_split()).then(|| {
             subdivide::subdivide(mesh, texture_size, subdivide::MAX_EDGE_TEXELS, request.max_triangles)
@@ -286,79 +305,109 @@ pub fn write_all(
         let (stem, ext) = r.rsplit_once('.').unwrap_or((r, ""));
         names.claim(stem, ext);
     }
-    let size_mm = plan.request.print_size_mm;
+    let mut job = Job { plan, mesh, textures, name, names, open_raster, split_raster: None };
     let mut staged: Vec<(Made, Vec<OutFile>)> = Vec::new();
-    let mut split_raster: Option<Raster> = None;
     for &format in &plan.request.formats {
         let start = Instant::now();
-        let mut notes = Vec::new();
-        let mut preview_img = None;
-        let files = match format {
-            Format::Obj => obj::files(mesh, textures, name, &mut names)?,
-            Format::ObjZip => {
-                let inner = obj::files(mesh, textures, name, &mut Names::default())?;
-                let parts: Vec<(String, Vec<u8>)> = inner.into_iter().map(|f| (f.name, f.bytes)).collect();
-                vec![OutFile { name: names.claim(name, "zip"), bytes: zip(&parts)? }]
-            }
-            Format::ThreeMf => {
-                let p = print_positions(mesh, size_mm);
-                notes.push(size_note(&p, size_mm));
-                vec![threemf::file(mesh, &p, textures, name, names.claim(name, "3mf"))?]
-            }
-            Format::Glb => {
-                // glTF is in metres and +Y up: only scaled.
-                let s = size_mm.map_or(1.0, |mm| mm / 1000.0 / longest_side(mesh));
-                let p: Vec<Vec3> = mesh.positions.iter().map(|&p| p * s).collect();
-                vec![glb::file(mesh, &p, textures, names.claim(name, "glb"))?]
-            }
-            Format::VertexColors | Format::Palette(_) => {
-                let split = &plan.split.as_ref().expect("Plan::new splits for these formats").mesh;
-                let p = print_positions(split, size_mm);
-                notes.push(size_note(&p, size_mm));
-                let raster = match &mut split_raster {
-                    Some(r) => r,
-                    None => split_raster.insert(open_raster(&preview::barycentric_mesh(split))?),
-                };
-                if format == Format::VertexColors {
-                    let colors = vertex_colors::colors(split, textures);
-                    preview_img = Some(preview::vertex_colors(raster, split, &colors)?);
-                    vec![vertex_colors::files(split, &p, &colors, names.claim(&format!("{name}_vertex_colors"), "obj"))]
-                } else {
-                    let Format::Palette(n) = format else { unreachable!() };
-                    let pal = palette::reduce(split, textures, n as usize);
-                    if pal.colors.len() < n as usize {
-                        notes.push(format!("the texture has only {} distinct colours, fewer than the {n} asked for", pal.colors.len()));
-                    }
-                    let list: Vec<String> =
-                        (0..pal.colors.len()).map(|i| format!("#{} {:.0} %", pal.hex(i), 100.0 * pal.area[i])).collect();
-                    notes.push(format!("filaments, most surface first: {}", list.join(", ")));
-                    preview_img = Some(preview::palette(raster, split, &pal)?);
-                    let stem = format!("{name}_palette{n}");
-                    let mtl = names.claim(&stem, "mtl");
-                    palette::files(split, &p, &pal, names.claim(&stem, "obj"), mtl)
-                }
-            }
-        };
-        let preview = preview_img.map(|img| -> Result<OutFile> {
-            let stem = format!("preview_{}", format.to_string().replace(':', "").replace('-', "_"));
-            Ok(OutFile { name: names.claim(&stem, "png"), bytes: img.png_bytes()? })
-        });
-        let preview = preview.transpose()?;
-        let bytes = files.iter().map(|f| f.bytes.len() as u64).sum();
-        let made = Made {
-            format,
-            seconds: start.elapsed().as_secs_f64(),
-            bytes,
-            files: files.iter().map(|f| dir.join(&f.name)).collect(),
-            preview: preview.as_ref().map(|f| dir.join(&f.name)),
-            notes,
-        };
-        staged.push((made, files.into_iter().chain(preview).collect()));
+        let produced = format.produce(&mut job)?;
+        staged.push(stage(format, produced, &mut job.names, dir, start)?);
     }
     // Everything is made: only now touch the disk.
     let all: Vec<OutFile> = staged.iter_mut().flat_map(|(_, f)| std::mem::take(f)).collect();
     write_files(dir, &all)?;
     Ok(staged.into_iter().map(|(m, _)| m).collect())
+}
+
+/// What one [`write_all`] gives every format: the plan, the mesh and its
+/// learned textures, the base file name, the names claimed so far, and a
+/// rasterizer of the split mesh (opened once, for the colour forms' previews).
+struct Job<'a> {
+    plan: &'a Plan,
+    mesh: &'a Mesh,
+    textures: &'a [Image],
+    name: &'a str,
+    names: Names,
+    open_raster: &'a mut dyn FnMut(&RasterMesh) -> Result<Raster>,
+    split_raster: Option<Raster>,
+}
+
+impl<'a> Job<'a> {
+    fn size_mm(&self) -> Option<f32> {
+        self.plan.request.print_size_mm
+    }
+
+    /// The split mesh, for the formats that colour it.
+    fn split(&self) -> &'a Mesh {
+        &self.plan.split.as_ref().expect("Plan::new splits for these formats").mesh
+    }
+
+    /// `mesh`'s positions as printers take them ([`print_positions`]) and the note saying their size.
+    fn placed(&self, mesh: &Mesh) -> (Vec<Vec3>, String) {
+        let p = print_positions(mesh, self.size_mm());
+        let note = size_note(&p, self.size_mm());
+        (p, note)
+    }
+
+    /// The rasterizer of the split mesh, opened by the first format that asks.
+    fn split_raster(&mut self) -> Result<&mut Raster> {
+        if self.split_raster.is_none() {
+            let split = self.split();
+            let raster = (self.open_raster)(&preview::barycentric_mesh(split))?;
+            self.split_raster = Some(raster);
+        }
+        Ok(self.split_raster.as_mut().expect("opened above"))
+    }
+}
+
+/// One format's output, in memory: its files in write order, the preview of
+/// its colours if it has its own, and what to tell the user.
+struct Produced {
+    files: Vec<OutFile>,
+    preview: Option<Image>,
+    notes: Vec<String>,
+}
+
+impl Produced {
+    /// Files alone, no preview or notes.
+    fn files(files: Vec<OutFile>) -> Produced {
+        Produced { files, preview: None, notes: Vec::new() }
+    }
+}
+
+impl Format {
+    /// Makes this format's files: the one place that knows which file of
+    /// this folder makes which format.
+    fn produce(self, job: &mut Job) -> Result<Produced> {
+        match self {
+            Format::Obj => obj::produce(job),
+            Format::ObjZip => obj::produce_zip(job),
+            Format::ThreeMf => threemf::produce(job),
+            Format::Glb => glb::produce(job),
+            Format::VertexColors => vertex_colors::produce(job),
+            Format::Palette(n) => palette::produce(job, n),
+        }
+    }
+}
+
+/// A format's files with its preview encoded and named after them, and what
+/// the summary says of them (`start`: when the format began).
+fn stage(format: Format, produced: Produced, names: &mut Names, dir: &Path, start: Instant) -> Result<(Made, Vec<OutFile>)> {
+    let Produced { files, preview, notes } = produced;
+    let preview = preview.map(|img| -> Result<OutFile> {
+        let stem = format!("preview_{}", format.to_string().replace(':', "").replace('-', "_"));
+        Ok(OutFile { name: names.claim(&stem, "png"), bytes: img.png_bytes()? })
+    });
+    let preview = preview.transpose()?;
+    let bytes = files.iter().map(|f| f.bytes.len() as u64).sum();
+    let made = Made {
+        format,
+        seconds: start.elapsed().as_secs_f64(),
+        bytes,
+        files: files.iter().map(|f| dir.join(&f.name)).collect(),
+        preview: preview.as_ref().map(|f| dir.join(&f.name)),
+        notes,
+    };
+    Ok((made, files.into_iter().chain(preview).collect()))
 }
 
 /// "80.0 × 62.0 × 79.3 mm (x × y × z, z up)" of placed positions, and
@@ -445,11 +494,11 @@ mod tests {
     fn impossible_requests_fail_before_any_work() {
         let mesh = test_mesh::triangles(&["a", "b", "c"]);
         let req = |max_triangles, print_size_mm| Request { formats: vec![Format::Palette(4)], print_size_mm, max_triangles };
-        let e = Plan::new(&mesh, req(2, None), (64, 64)).unwrap_err().to_string();
-        assert!(e.contains("3 triangles, more than --max-triangles 2"), "{e}");
-        for bad in [0.0, -5.0, f32::NAN, f32::INFINITY, 1e6] {
-            assert!(Plan::new(&mesh, req(100, Some(bad)), (64, 64)).is_err(), "{bad}");
-        }
+        let e = Plan::new(&mesh, req(2, None), (64, 64)).unwrap_err();
+        assert!(matches!(e, PlanError::TooManyTriangles { triangles: 3, max: 2, .. }), "{e:?}");
+        assert_eq!(e.blame(), crate::error::Blame::Input);
+        let e = e.to_string();
+        assert!(e.contains("test.obj: the mesh has 3 triangles, more than the 2 an exported file may have"), "{e}");
         let zero = Request { formats: vec![Format::Palette(0)], print_size_mm: None, max_triangles: 100 };
         assert!(Plan::new(&mesh, zero, (64, 64)).unwrap_err().to_string().contains("from 2 to 16"));
         let plan = Plan::new(&mesh, req(100, Some(80.0)), (64, 64)).unwrap();

@@ -10,9 +10,22 @@ use std::fmt::Write as _;
 
 use anyhow::{ensure, Result};
 
-use super::{file_stem, Names, OutFile};
+use super::{file_stem, zip, Job, Names, OutFile, Produced};
 use crate::image_io::Image;
 use crate::mesh::{Mesh, ObjLayout};
+
+/// The `obj` format: [`files`] into the output folder.
+pub(super) fn produce(job: &mut Job) -> Result<Produced> {
+    Ok(Produced::files(files(job.mesh, job.textures, job.name, &mut job.names)?))
+}
+
+/// The `obj-zip` format: the same files (named apart from the folder's
+/// others) zipped into `NAME.zip`, for upload.
+pub(super) fn produce_zip(job: &mut Job) -> Result<Produced> {
+    let inner = files(job.mesh, job.textures, job.name, &mut Names::default())?;
+    let parts: Vec<(String, Vec<u8>)> = inner.into_iter().map(|f| (f.name, f.bytes)).collect();
+    Ok(Produced::files(vec![OutFile { name: job.names.claim(job.name, "zip"), bytes: zip(&parts)? }]))
+}
 
 /// The OBJ, MTL and PNGs of `mesh` with `textures[m]` for material `m`, in
 /// write order (textures, MTL, OBJ), with names claimed from `names`.

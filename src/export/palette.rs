@@ -14,9 +14,10 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use anyhow::Result;
 use glam::{Vec2, Vec3};
 
-use super::OutFile;
+use super::{preview, Job, OutFile, Produced};
 use crate::image_io::Image;
 use crate::lookup::sample_bilinear;
 use crate::mesh::Mesh;
@@ -26,6 +27,27 @@ pub const SIZES: std::ops::RangeInclusive<u32> = 2..=16;
 
 /// Lloyd iterations at most (it usually settles in fewer).
 const ITERATIONS: usize = 50;
+
+/// The `palette:N` format: the split mesh in `n` colours, its preview, and
+/// the filaments to load (most surface first).
+pub(super) fn produce(job: &mut Job, n: u32) -> Result<Produced> {
+    let split = job.split();
+    let (p, size) = job.placed(split);
+    let mut notes = vec![size];
+    let textures = job.textures;
+    let raster = job.split_raster()?;
+    let pal = reduce(split, textures, n as usize);
+    if pal.colors.len() < n as usize {
+        notes.push(format!("the texture has only {} distinct colours, fewer than the {n} asked for", pal.colors.len()));
+    }
+    let list: Vec<String> = (0..pal.colors.len()).map(|i| format!("#{} {:.0} %", pal.hex(i), 100.0 * pal.area[i])).collect();
+    notes.push(format!("filaments, most surface first: {}", list.join(", ")));
+    let preview = preview::palette(raster, split, &pal)?;
+    let stem = format!("{}_palette{n}", job.name);
+    let mtl = job.names.claim(&stem, "mtl");
+    let files = files(split, &p, &pal, job.names.claim(&stem, "obj"), mtl);
+    Ok(Produced { files, preview: Some(preview), notes })
+}
 
 /// A reduced-colour version of a mesh.
 #[derive(Clone, Debug)]

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use glam::Vec3;
 
-use super::{file_stem, zip, OutFile};
+use super::{file_stem, zip, Job, OutFile, Produced};
 use crate::image_io::Image;
 use crate::mesh::Mesh;
 
@@ -39,12 +39,41 @@ fn xml_attr(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// The `3mf` format: the mesh placed for printing, one package.
+pub(super) fn produce(job: &mut Job) -> Result<Produced> {
+    let (p, size) = job.placed(job.mesh);
+    let file = file(job.mesh, &p, job.textures, job.name, job.names.claim(job.name, "3mf"))?;
+    Ok(Produced { files: vec![file], preview: None, notes: vec![size] })
+}
+
 /// The 3MF package of `mesh` with `positions` (already placed, in mm) and
 /// `textures[m]` for material `m`. Triangles whose corners share a vertex
 /// are left out: the 3MF core spec forbids them and they print nothing.
 pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], title: &str, file_name: String) -> Result<OutFile> {
     let pngs: Vec<String> =
         mesh.materials.iter().enumerate().map(|(i, m)| format!("/3D/Textures/{}_{}.png", i + 1, file_stem(&m.name))).collect();
+    // A material no triangle uses gets no texture: an empty group is invalid.
+    let used: Vec<bool> = (0..mesh.materials.len()).map(|m| mesh.tri_material.contains(&(m as u32))).collect();
+    let mut parts: Vec<(String, Vec<u8>)> = vec![
+        ("[Content_Types].xml".into(), CONTENT_TYPES.into()),
+        ("_rels/.rels".into(), ROOT_RELS.into()),
+        ("3D/3dmodel.model".into(), model(mesh, positions, &pngs, &used, title).into_bytes()),
+        ("3D/_rels/3dmodel.model.rels".into(), model_rels(&pngs, &used).into_bytes()),
+    ];
+    for ((tex, png), _) in textures.iter().zip(&pngs).zip(&used).filter(|(_, &u)| u) {
+        parts.push((png.trim_start_matches('/').to_string(), tex.png_bytes()?));
+    }
+    Ok(OutFile { name: file_name, bytes: zip(&parts)? })
+}
+
+/// Ids: texture 2m+1, its coordinate group 2m+2, the object after them.
+fn group_id(m: usize) -> usize {
+    2 * m + 2
+}
+
+/// `3D/3dmodel.model`: the textures and their coordinate groups, then the
+/// object with its vertices and triangles.
+fn model(mesh: &Mesh, positions: &[Vec3], pngs: &[String], used: &[bool], title: &str) -> String {
     let mut model = String::with_capacity(80 * (positions.len() + mesh.triangles.len()));
     model.push_str(concat!(
         r#"<?xml version="1.0" encoding="UTF-8"?>"#,
@@ -53,15 +82,19 @@ pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], title: &str, fi
         "\n"
     ));
     writeln!(model, " <metadata name=\"Title\">{}</metadata>\n <metadata name=\"Application\">texstyle</metadata>\n <resources>", xml_attr(title)).unwrap();
-    // Ids: texture 2m+1, its coordinate group 2m+2, the object after them.
-    let group_id = |m: usize| 2 * m + 2;
+    let local = texture_groups(&mut model, mesh, pngs, used);
+    object(&mut model, mesh, positions, &local);
+    model
+}
+
+/// Writes each used material's texture and coordinate group (the UVs its
+/// triangles use, each once); returns per material the map from a UV index
+/// to its index in the group.
+fn texture_groups(model: &mut String, mesh: &Mesh, pngs: &[String], used: &[bool]) -> Vec<HashMap<u32, u32>> {
     let mut local: Vec<HashMap<u32, u32>> = vec![HashMap::new(); mesh.materials.len()];
-    // A material no triangle uses gets no texture: an empty group is invalid.
-    let used: Vec<bool> = (0..mesh.materials.len()).map(|m| mesh.tri_material.contains(&(m as u32))).collect();
     for (m, png) in pngs.iter().enumerate().filter(|&(m, _)| used[m]) {
         writeln!(model, "  <m:texture2d id=\"{}\" path=\"{png}\" contenttype=\"image/png\" tilestyleu=\"wrap\" tilestylev=\"wrap\" filter=\"linear\"/>", 2 * m + 1).unwrap();
         writeln!(model, "  <m:texture2dgroup id=\"{}\" texid=\"{}\">", group_id(m), 2 * m + 1).unwrap();
-        // The UVs this material's triangles use, each once.
         let map = &mut local[m];
         for (t, uv) in mesh.tri_texcoords.iter().enumerate() {
             if mesh.tri_material[t] as usize != m {
@@ -78,6 +111,12 @@ pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], title: &str, fi
         }
         model.push_str("  </m:texture2dgroup>\n");
     }
+    local
+}
+
+/// Writes the object (vertices, then triangles with their coordinate-group
+/// indices `local`) and the build that prints it, closing the model.
+fn object(model: &mut String, mesh: &Mesh, positions: &[Vec3], local: &[HashMap<u32, u32>]) {
     let object_id = 2 * mesh.materials.len() + 1;
     // The object's default property must exist: the first triangle's group is not empty.
     let first = mesh.tri_material[0] as usize;
@@ -101,7 +140,10 @@ pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], title: &str, fi
         .unwrap();
     }
     writeln!(model, "    </triangles>\n   </mesh>\n  </object>\n </resources>\n <build>\n  <item objectid=\"{object_id}\"/>\n </build>\n</model>").unwrap();
+}
 
+/// `3D/_rels/3dmodel.model.rels`: a relationship to each used texture.
+fn model_rels(pngs: &[String], used: &[bool]) -> String {
     let mut model_rels = String::from(concat!(
         r#"<?xml version="1.0" encoding="UTF-8"?>"#,
         "\n",
@@ -112,15 +154,5 @@ pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], title: &str, fi
         writeln!(model_rels, " <Relationship Target=\"{png}\" Id=\"tex{i}\" Type=\"http://schemas.microsoft.com/3dmanufacturing/2013/01/3dtexture\"/>").unwrap();
     }
     model_rels.push_str("</Relationships>\n");
-
-    let mut parts: Vec<(String, Vec<u8>)> = vec![
-        ("[Content_Types].xml".into(), CONTENT_TYPES.into()),
-        ("_rels/.rels".into(), ROOT_RELS.into()),
-        ("3D/3dmodel.model".into(), model.into_bytes()),
-        ("3D/_rels/3dmodel.model.rels".into(), model_rels.into_bytes()),
-    ];
-    for ((tex, png), _) in textures.iter().zip(&pngs).zip(&used).filter(|(_, &u)| u) {
-        parts.push((png.trim_start_matches('/').to_string(), tex.png_bytes()?));
-    }
-    Ok(OutFile { name: file_name, bytes: zip(&parts)? })
+    model_rels
 }

@@ -7,10 +7,24 @@ use std::fmt::Write as _;
 
 use glam::Vec3;
 
-use super::OutFile;
+use anyhow::Result;
+
+use super::{preview, Job, OutFile, Produced};
 use crate::image_io::Image;
 use crate::lookup::sample_bilinear;
 use crate::mesh::Mesh;
+
+/// The `vertex-colors` format: the split mesh with its colours, and their preview.
+pub(super) fn produce(job: &mut Job) -> Result<Produced> {
+    let split = job.split();
+    let (p, size) = job.placed(split);
+    let textures = job.textures;
+    let raster = job.split_raster()?;
+    let colors = colors(split, textures);
+    let preview = preview::vertex_colors(raster, split, &colors)?;
+    let file = files(split, &p, &colors, job.names.claim(&format!("{}_vertex_colors", job.name), "obj"));
+    Ok(Produced { files: vec![file], preview: Some(preview), notes: vec![size] })
+}
 
 /// One colour per position of `mesh`: the texture of each triangle's
 /// material at that corner's UV, averaged over the triangles around the

@@ -20,8 +20,37 @@ fn uri_path(base: &Path, uri: &str) -> PathBuf {
 }
 
 pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
-    let err = |kind, msg: String, hint: &str| MeshError::new(kind, path, msg, hint);
     let base = path.parent().unwrap_or(Path::new("."));
+    let (gltf, buffers) = parse(path, base, bytes)?;
+    let mut reader = Reader {
+        path,
+        base,
+        buffers: &buffers,
+        mesh: Mesh::empty(path),
+        material_ids: HashMap::new(),
+        with_uv: 0,
+        without_uv: 0,
+    };
+    for (gmesh, world) in instances(&gltf.document) {
+        for prim in gmesh.primitives() {
+            reader.primitive(&gmesh, &prim, world)?;
+        }
+    }
+    let Reader { mut mesh, with_uv, without_uv, .. } = reader;
+    mesh.uv_coverage = match (with_uv, without_uv) {
+        (_, 0) if with_uv > 0 => UvCoverage::All,
+        (0, _) => UvCoverage::None,
+        (w, wo) => {
+            mesh.tri_texcoords.clear();
+            UvCoverage::Partial(format!("{w} triangles have TEXCOORD_0, {wo} do not"))
+        }
+    };
+    Ok(mesh)
+}
+
+/// The document and its buffers (external ones read from beside the file).
+fn parse(path: &Path, base: &Path, bytes: &[u8]) -> Result<(gltf::Gltf, Vec<gltf::buffer::Data>), MeshError> {
+    let err = |kind, msg: String, hint: &str| MeshError::new(kind, path, msg, hint);
     let gltf = gltf::Gltf::from_slice(bytes).map_err(|e| {
         let kind = if matches!(e, gltf::Error::Binary(_)) { MeshErrorKind::Truncated } else { MeshErrorKind::Parse };
         err(kind, format!("malformed glTF: {e}"), "export it again (glTF 2.0, .gltf or .glb)")
@@ -41,12 +70,14 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
     let buffers = gltf::import_buffers(&gltf.document, Some(base), gltf.blob.clone()).map_err(|e| {
         err(MeshErrorKind::Buffer, format!("cannot load the glTF buffers: {e}"), "the file or its .bin is truncated; export it again")
     })?;
+    Ok((gltf, buffers))
+}
 
-    let mut mesh = Mesh::empty(path);
-    let mut material_ids: HashMap<Option<usize>, u32> = HashMap::new();
-    let (mut with_uv, mut without_uv) = (0usize, 0usize);
-    let mut instances: Vec<(gltf::Mesh, Mat4)> = Vec::new();
-    match gltf.document.default_scene().or_else(|| gltf.document.scenes().next()) {
+/// Every mesh the default scene (or else the first) draws, with its node's
+/// world transform; every mesh untransformed when the file has no scene.
+fn instances(document: &gltf::Document) -> Vec<(gltf::Mesh<'_>, Mat4)> {
+    let mut instances = Vec::new();
+    match document.default_scene().or_else(|| document.scenes().next()) {
         Some(scene) => {
             let mut stack: Vec<(gltf::Node, Mat4)> = scene.nodes().map(|n| (n, Mat4::IDENTITY)).collect();
             while let Some((node, parent)) = stack.pop() {
@@ -57,84 +88,114 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
                 stack.extend(node.children().map(|c| (c, world)));
             }
         }
-        None => instances.extend(gltf.document.meshes().map(|m| (m, Mat4::IDENTITY))),
+        None => instances.extend(document.meshes().map(|m| (m, Mat4::IDENTITY))),
     }
-    for (gmesh, world) in instances {
-        for prim in gmesh.primitives() {
-            let what = format!("mesh {} primitive {}", gmesh.index(), prim.index());
-            if prim.mode() != gltf::mesh::Mode::Triangles {
-                return Err(err(MeshErrorKind::Parse, format!("{what} is drawn as {:?}, not triangles", prim.mode()), "triangulate it before export"));
+    instances
+}
+
+/// The mesh being assembled from the file's primitives.
+struct Reader<'a> {
+    path: &'a Path,
+    /// The file's folder, against which image URIs are resolved.
+    base: &'a Path,
+    buffers: &'a [gltf::buffer::Data],
+    mesh: Mesh,
+    /// glTF material index (`None`: the default material) to ours.
+    material_ids: HashMap<Option<usize>, u32>,
+    /// Triangles with and without `TEXCOORD_0`.
+    with_uv: usize,
+    without_uv: usize,
+}
+
+impl Reader<'_> {
+    /// Appends one primitive of `gmesh`, placed by `world`: its positions,
+    /// UVs (flipped to the OBJ convention), material and triangles.
+    fn primitive(&mut self, gmesh: &gltf::Mesh, prim: &gltf::Primitive, world: Mat4) -> Result<(), MeshError> {
+        let path = self.path;
+        let err = |kind, msg: String, hint: &str| MeshError::new(kind, path, msg, hint);
+        let what = format!("mesh {} primitive {}", gmesh.index(), prim.index());
+        self.check(&what, prim)?;
+        let buffers = self.buffers;
+        let reader = prim.reader(|b| buffers.get(b.index()).map(|d| &d.0[..]));
+        let short = || err(MeshErrorKind::Buffer, format!("{what}: an accessor reaches past the end of its buffer"), "the file is truncated; export it again");
+        let positions: Vec<Vec3> = reader.read_positions().ok_or_else(short)?.map(|p| world.transform_point3(Vec3::from_array(p))).collect();
+        let base_vertex = self.mesh.positions.len() as u32;
+        let n = positions.len() as u32;
+        self.mesh.positions.extend(positions);
+        let indices: Vec<u32> = match prim.indices() {
+            Some(_) => reader.read_indices().ok_or_else(short)?.into_u32().collect(),
+            None => (0..n).collect(),
+        };
+        if !indices.len().is_multiple_of(3) {
+            return Err(err(MeshErrorKind::Parse, format!("{what} has {} indices, not a multiple of 3", indices.len()), "export it again"));
+        }
+        if let Some(&bad) = indices.iter().find(|&&i| i >= n) {
+            return Err(err(MeshErrorKind::IndexOutOfRange, format!("{what} refers to vertex {bad} but has only {n}"), "the file is corrupt; export it again"));
+        }
+        let uvs = match prim.get(&gltf::Semantic::TexCoords(0)) {
+            Some(_) => Some(reader.read_tex_coords(0).ok_or_else(short)?.into_f32().collect::<Vec<_>>()),
+            None => None,
+        };
+        let uv_base = self.mesh.texcoords.len() as u32;
+        if let Some(uvs) = &uvs {
+            if uvs.len() != n as usize {
+                return Err(err(MeshErrorKind::Parse, format!("{what} has {} UVs for {n} vertices", uvs.len()), "export it again"));
             }
-            for (_, acc) in prim.attributes() {
-                check_accessor(path, &what, &acc, &buffers)?;
-            }
-            if let Some(acc) = prim.indices() {
-                check_accessor(path, &what, &acc, &buffers)?;
-            }
-            let reader = prim.reader(|b| buffers.get(b.index()).map(|d| &d.0[..]));
-            let short = || err(MeshErrorKind::Buffer, format!("{what}: an accessor reaches past the end of its buffer"), "the file is truncated; export it again");
-            let positions: Vec<Vec3> = reader.read_positions().ok_or_else(short)?.map(|p| world.transform_point3(Vec3::from_array(p))).collect();
-            let base_vertex = mesh.positions.len() as u32;
-            let n = positions.len() as u32;
-            mesh.positions.extend(positions);
-            let indices: Vec<u32> = match prim.indices() {
-                Some(_) => reader.read_indices().ok_or_else(short)?.into_u32().collect(),
-                None => (0..n).collect(),
-            };
-            if !indices.len().is_multiple_of(3) {
-                return Err(err(MeshErrorKind::Parse, format!("{what} has {} indices, not a multiple of 3", indices.len()), "export it again"));
-            }
-            if let Some(&bad) = indices.iter().find(|&&i| i >= n) {
-                return Err(err(
-                    MeshErrorKind::IndexOutOfRange,
-                    format!("{what} refers to vertex {bad} but has only {n}"),
-                    "the file is corrupt; export it again",
-                ));
-            }
-            let uvs = match prim.get(&gltf::Semantic::TexCoords(0)) {
-                Some(_) => Some(reader.read_tex_coords(0).ok_or_else(short)?.into_f32().collect::<Vec<_>>()),
-                None => None,
-            };
-            let uv_base = mesh.texcoords.len() as u32;
-            if let Some(uvs) = &uvs {
-                if uvs.len() != n as usize {
-                    return Err(err(MeshErrorKind::Parse, format!("{what} has {} UVs for {n} vertices", uvs.len()), "export it again"));
-                }
-                // glTF: (0, 0) is the image's top-left; OBJ: bottom-left.
-                mesh.texcoords.extend(uvs.iter().map(|t| Vec2::new(t[0], 1.0 - t[1])));
-            }
-            let material = prim.material();
-            let id = match material_ids.get(&material.index()) {
-                Some(&id) => id,
-                None => {
-                    let m = load_material(path, base, &material, &buffers)?;
-                    mesh.materials.push(m);
-                    let id = mesh.materials.len() as u32 - 1;
-                    material_ids.insert(material.index(), id);
-                    id
-                }
-            };
-            for t in indices.chunks_exact(3) {
-                mesh.triangles.push([base_vertex + t[0], base_vertex + t[1], base_vertex + t[2]]);
-                mesh.tri_material.push(id);
-                if uvs.is_some() {
-                    mesh.tri_texcoords.push([uv_base + t[0], uv_base + t[1], uv_base + t[2]]);
-                    with_uv += 1;
-                } else {
-                    without_uv += 1;
-                }
+            // glTF: (0, 0) is the image's top-left; OBJ: bottom-left.
+            self.mesh.texcoords.extend(uvs.iter().map(|t| Vec2::new(t[0], 1.0 - t[1])));
+        }
+        let id = self.material_id(&prim.material())?;
+        let uv_base = uvs.is_some().then_some(uv_base);
+        self.push_triangles(&indices, base_vertex, uv_base, id);
+        Ok(())
+    }
+
+    /// What the crate's reader needs of a primitive: triangles, and
+    /// accessors inside their buffers.
+    fn check(&self, what: &str, prim: &gltf::Primitive) -> Result<(), MeshError> {
+        if prim.mode() != gltf::mesh::Mode::Triangles {
+            return Err(MeshError::new(
+                MeshErrorKind::Parse,
+                self.path,
+                format!("{what} is drawn as {:?}, not triangles", prim.mode()),
+                "triangulate it before export",
+            ));
+        }
+        for (_, acc) in prim.attributes() {
+            check_accessor(self.path, what, &acc, self.buffers)?;
+        }
+        if let Some(acc) = prim.indices() {
+            check_accessor(self.path, what, &acc, self.buffers)?;
+        }
+        Ok(())
+    }
+
+    /// Our index of `material`, loaded the first time a primitive uses it.
+    fn material_id(&mut self, material: &gltf::Material) -> Result<u32, MeshError> {
+        if let Some(&id) = self.material_ids.get(&material.index()) {
+            return Ok(id);
+        }
+        let m = load_material(self.path, self.base, material, self.buffers)?;
+        self.mesh.materials.push(m);
+        let id = self.mesh.materials.len() as u32 - 1;
+        self.material_ids.insert(material.index(), id);
+        Ok(id)
+    }
+
+    /// The primitive's triangles (`indices` from `base_vertex`), with
+    /// texture coordinates from `uv_base` when it has UVs.
+    fn push_triangles(&mut self, indices: &[u32], base_vertex: u32, uv_base: Option<u32>, id: u32) {
+        for t in indices.chunks_exact(3) {
+            self.mesh.triangles.push([base_vertex + t[0], base_vertex + t[1], base_vertex + t[2]]);
+            self.mesh.tri_material.push(id);
+            if let Some(uv_base) = uv_base {
+                self.mesh.tri_texcoords.push([uv_base + t[0], uv_base + t[1], uv_base + t[2]]);
+                self.with_uv += 1;
+            } else {
+                self.without_uv += 1;
             }
         }
     }
-    mesh.uv_coverage = match (with_uv, without_uv) {
-        (_, 0) if with_uv > 0 => UvCoverage::All,
-        (0, _) => UvCoverage::None,
-        (w, wo) => {
-            mesh.tri_texcoords.clear();
-            UvCoverage::Partial(format!("{w} triangles have TEXCOORD_0, {wo} do not"))
-        }
-    };
-    Ok(mesh)
 }
 
 /// A material's base colour factor and texture, decoded from a file, a

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use glam::{Mat4, Vec2, Vec3};
 
+use crate::error::Blame;
 use crate::image_io::Image;
 
 pub use unwrap::AtlasReport;
@@ -67,6 +68,29 @@ pub enum MeshErrorKind {
     Unwrap,
 }
 
+impl MeshErrorKind {
+    /// Whose problem it is: every kind today is something wrong with the
+    /// mesh file or the files it names, or an option it cannot meet.
+    pub fn blame(self) -> Blame {
+        match self {
+            MeshErrorKind::Io
+            | MeshErrorKind::NotObj
+            | MeshErrorKind::Parse
+            | MeshErrorKind::Truncated
+            | MeshErrorKind::IndexOutOfRange
+            | MeshErrorKind::NonFinite
+            | MeshErrorKind::MixedUvs
+            | MeshErrorKind::NoUvs
+            | MeshErrorKind::NoFaces
+            | MeshErrorKind::Degenerate
+            | MeshErrorKind::Material
+            | MeshErrorKind::Texture
+            | MeshErrorKind::Buffer
+            | MeshErrorKind::Unwrap => Blame::Input,
+        }
+    }
+}
+
 /// A mesh loading error: the file, the line if known, what is wrong and a hint.
 #[derive(Clone, Debug)]
 pub struct MeshError {
@@ -85,6 +109,11 @@ impl MeshError {
     pub(crate) fn at_line(mut self, line: usize) -> MeshError {
         self.line = Some(line);
         self
+    }
+
+    /// Whose problem it is (the exit code): that of its kind.
+    pub fn blame(&self) -> Blame {
+        self.kind.blame()
     }
 }
 

@@ -9,9 +9,13 @@
 //! (relative) indices, `v x y z r g b` vertex colours. Positions keep their
 //! file order and count (unreferenced ones included), so an export writes the
 //! same vertices back.
+//!
+//! [`load`] decodes the text, hands each statement to a [`Reader`] (one
+//! method per statement kind) and assembles the mesh at the end.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::str::SplitWhitespace;
 
 use glam::{Vec2, Vec3};
 
@@ -19,212 +23,313 @@ use super::triangulate::triangulate;
 use super::{Material, Mesh, MeshError, MeshErrorKind, ObjFace, ObjLayout, UvCoverage};
 
 pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
-    let not_obj = |why: &str| {
-        MeshError::new(MeshErrorKind::NotObj, path, format!("not a Wavefront OBJ: {why}"), "texstyle reads text .obj files")
-    };
+    let text = decode(path, bytes)?;
+    let mut reader = Reader::new(path);
+    for (i, raw) in text.lines().enumerate() {
+        reader.statement(i + 1, raw)?;
+    }
+    reader.finish()
+}
+
+fn not_obj(path: &Path, why: &str) -> MeshError {
+    MeshError::new(MeshErrorKind::NotObj, path, format!("not a Wavefront OBJ: {why}"), "texstyle reads text .obj files")
+}
+
+/// The file as text, without a UTF-8 byte-order mark (Windows editors), which
+/// would hide the first statement.
+fn decode<'b>(path: &Path, bytes: &'b [u8]) -> Result<&'b str, MeshError> {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) if !t.contains('\0') => t,
-        _ => return Err(not_obj("the file holds binary data")),
+        _ => return Err(not_obj(path, "the file holds binary data")),
     };
-    // A UTF-8 byte-order mark (Windows editors) would hide the first statement.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let perr = |kind, line: usize, msg: String, hint: &str| MeshError::new(kind, path, msg, hint).at_line(line);
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+}
 
-    let mut mesh = Mesh::empty(path);
-    let mut colors: Vec<[f32; 3]> = Vec::new();
-    let mut statements = 0usize;
-    let mut faces = 0u32;
-    // Where the first face with and without UVs are (for the mixed-UV message).
-    let (mut line_with_uv, mut line_without_uv) = (None, None);
-    let mut library: HashMap<String, Material> = HashMap::new();
-    let mut libraries_named = false;
-    let mut material_ids: HashMap<String, u32> = HashMap::new();
-    let mut current: Option<u32> = None;
-    let mut corners: Vec<(u32, Option<u32>)> = Vec::new();
-    let mut layout = ObjLayout::default();
-    let (mut object, mut group, mut smoothing) = (None, None, None);
+/// What the reader has gathered so far, statement by statement.
+struct Reader<'p> {
+    path: &'p Path,
+    /// The OBJ's folder, against which `mtllib` names are resolved.
+    base: PathBuf,
+    mesh: Mesh,
+    /// `v x y z r g b` colours, as written (0–1 or 0–255).
+    colors: Vec<[f32; 3]>,
+    /// Geometry statements seen (to tell an OBJ from some other text file).
+    statements: usize,
+    faces: u32,
+    /// Where the first face with and without UVs are (for the mixed-UV message).
+    line_with_uv: Option<usize>,
+    line_without_uv: Option<usize>,
+    /// Materials the `mtllib` files define, by name (the first definition wins).
+    library: HashMap<String, Material>,
+    libraries_named: bool,
+    /// Materials used so far, by name, as indices into `mesh.materials`.
+    material_ids: HashMap<String, u32>,
+    /// The material of the last `usemtl`.
+    current: Option<u32>,
+    /// The face being read: (position, texture coordinate) per corner.
+    corners: Vec<(u32, Option<u32>)>,
+    layout: ObjLayout,
+    /// The `o`, `g` and `s` statements in force (indices into `layout.statements`).
+    object: Option<u32>,
+    group: Option<u32>,
+    smoothing: Option<u32>,
+}
 
-    for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
+impl<'p> Reader<'p> {
+    fn new(path: &'p Path) -> Reader<'p> {
+        Reader {
+            path,
+            base: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            mesh: Mesh::empty(path),
+            colors: Vec::new(),
+            statements: 0,
+            faces: 0,
+            line_with_uv: None,
+            line_without_uv: None,
+            library: HashMap::new(),
+            libraries_named: false,
+            material_ids: HashMap::new(),
+            current: None,
+            corners: Vec::new(),
+            layout: ObjLayout::default(),
+            object: None,
+            group: None,
+            smoothing: None,
+        }
+    }
+
+    /// An error at line `line` of the OBJ.
+    fn err(&self, kind: MeshErrorKind, line: usize, msg: String, hint: &str) -> MeshError {
+        MeshError::new(kind, self.path, msg, hint).at_line(line)
+    }
+
+    /// Reads one line (`raw`, the `line_no`th): comments dropped, dispatched on its keyword.
+    fn statement(&mut self, line_no: usize, raw: &str) -> Result<(), MeshError> {
         let line = raw.split('#').next().unwrap_or("");
         let mut words = line.split_whitespace();
-        let Some(keyword) = words.next() else { continue };
+        let Some(keyword) = words.next() else { return Ok(()) };
         match keyword {
-            "v" | "vt" => {
-                statements += 1;
-                let mut xs = Vec::with_capacity(6);
-                for w in words {
-                    let x: f32 = w.parse().map_err(|_| {
-                        perr(MeshErrorKind::Parse, line_no, format!("'{w}' is not a number in '{}'", raw.trim()), "")
-                    })?;
-                    if !x.is_finite() {
-                        return Err(perr(MeshErrorKind::NonFinite, line_no, format!("coordinate '{w}' is not finite"), "fix or remove the vertex"));
-                    }
-                    xs.push(x);
-                }
-                if keyword == "v" {
-                    if xs.len() < 3 {
-                        return Err(perr(MeshErrorKind::Parse, line_no, format!("vertex '{}' has fewer than 3 coordinates", raw.trim()), ""));
-                    }
-                    mesh.positions.push(Vec3::new(xs[0], xs[1], xs[2]));
-                    // `v x y z r g b` (MeshLab, slicers): colours in [0, 1].
-                    if xs.len() >= 6 {
-                        colors.push([xs[3], xs[4], xs[5]]);
-                    }
-                } else {
-                    // A single `vt u` is legal (v defaults to 0).
-                    mesh.texcoords.push(Vec2::new(xs.first().copied().unwrap_or(0.0), xs.get(1).copied().unwrap_or(0.0)));
-                }
+            "v" | "vt" => self.vertex(keyword, words, line_no, raw)?,
+            "f" => self.face(words, line_no, raw)?,
+            "mtllib" => self.mtllib(line)?,
+            "usemtl" => self.usemtl(line, line_no),
+            "vn" => self.normal(words, line_no, raw)?,
+            "o" | "g" | "s" => self.grouping(keyword, line),
+            "vp" | "l" | "p" => {}
+            _ => return Ok(()),
+        }
+        self.statements += 1;
+        Ok(())
+    }
+
+    /// `v x y z [r g b]` or `vt u [v [w]]`.
+    fn vertex(&mut self, keyword: &str, words: SplitWhitespace, line_no: usize, raw: &str) -> Result<(), MeshError> {
+        let mut xs = Vec::with_capacity(6);
+        for w in words {
+            let x: f32 = w
+                .parse()
+                .map_err(|_| self.err(MeshErrorKind::Parse, line_no, format!("'{w}' is not a number in '{}'", raw.trim()), ""))?;
+            if !x.is_finite() {
+                return Err(self.err(MeshErrorKind::NonFinite, line_no, format!("coordinate '{w}' is not finite"), "fix or remove the vertex"));
             }
-            "f" => {
-                statements += 1;
-                corners.clear();
-                let mut with_uv = 0;
-                let mut face = ObjFace { object, group, smoothing, ..Default::default() };
-                for corner in words {
-                    let mut parts = corner.split('/');
-                    let v = resolve_index(parts.next().unwrap_or(""), mesh.positions.len(), "vertex")
-                        .map_err(|(k, m, h)| perr(k, line_no, m, h))?;
-                    let vt = match parts.next().filter(|t| !t.is_empty()) {
-                        Some(t) => {
-                            with_uv += 1;
-                            Some(resolve_index(t, mesh.texcoords.len(), "texture coordinate").map_err(|(k, m, h)| perr(k, line_no, m, h))?)
-                        }
-                        None => None,
-                    };
-                    if let Some(n) = parts.next().filter(|t| !t.is_empty()) {
-                        face.normals.push(resolve_index(n, layout.normals.len(), "normal").map_err(|(k, m, h)| perr(k, line_no, m, h))?);
-                    }
-                    corners.push((v, vt));
-                    face.positions.push(v);
-                }
-                if !face.normals.is_empty() && face.normals.len() != face.positions.len() {
-                    return Err(perr(MeshErrorKind::Parse, line_no, "some corners of this face have normals and some do not".into(), "give every corner a normal, or none"));
-                }
-                layout.faces.push(face);
-                if corners.len() < 3 {
-                    return Err(perr(MeshErrorKind::Parse, line_no, format!("face '{}' has fewer than 3 corners", raw.trim()), ""));
-                }
-                if with_uv != 0 && with_uv != corners.len() {
-                    return Err(perr(
-                        MeshErrorKind::MixedUvs,
-                        line_no,
-                        "some corners of this face have texture coordinates and some do not".into(),
-                        "give every corner UVs (or none), or pass --uv auto",
-                    ));
-                }
-                let has_uv = with_uv > 0;
-                if has_uv {
-                    line_with_uv.get_or_insert(line_no);
-                } else {
-                    line_without_uv.get_or_insert(line_no);
-                }
-                let material = match current {
-                    Some(m) => m,
-                    None => *material_ids.entry(String::new()).or_insert_with(|| {
-                        mesh.materials.push(Material::plain("default"));
-                        mesh.materials.len() as u32 - 1
-                    }),
-                };
-                let pos: Vec<Vec3> = corners.iter().map(|c| mesh.positions[c.0 as usize]).collect();
-                for [a, b, c] in triangulate(&pos) {
-                    let (ca, cb, cc) = (corners[a], corners[b], corners[c]);
-                    mesh.triangles.push([ca.0, cb.0, cc.0]);
-                    if has_uv {
-                        mesh.tri_texcoords.push([ca.1.unwrap(), cb.1.unwrap(), cc.1.unwrap()]);
-                    }
-                    mesh.tri_material.push(material);
-                    mesh.tri_polygon.push(faces);
-                }
-                faces += 1;
+            xs.push(x);
+        }
+        if keyword == "v" {
+            if xs.len() < 3 {
+                return Err(self.err(MeshErrorKind::Parse, line_no, format!("vertex '{}' has fewer than 3 coordinates", raw.trim()), ""));
             }
-            "mtllib" => {
-                statements += 1;
-                libraries_named = true;
-                let rest = rest_after(line, "mtllib");
-                for mtl_path in library_paths(&base, rest) {
-                    let mats = load_mtl(path, &mtl_path, &mut mesh.warnings)?;
-                    for m in mats {
-                        library.entry(m.name.clone()).or_insert(m);
-                    }
-                }
+            self.mesh.positions.push(Vec3::new(xs[0], xs[1], xs[2]));
+            // `v x y z r g b` (MeshLab, slicers): colours in [0, 1].
+            if xs.len() >= 6 {
+                self.colors.push([xs[3], xs[4], xs[5]]);
             }
-            "usemtl" => {
-                statements += 1;
-                let name = rest_after(line, "usemtl").to_string();
-                let id = match material_ids.get(&name) {
-                    Some(&id) => id,
+        } else {
+            // A single `vt u` is legal (v defaults to 0).
+            self.mesh.texcoords.push(Vec2::new(xs.first().copied().unwrap_or(0.0), xs.get(1).copied().unwrap_or(0.0)));
+        }
+        Ok(())
+    }
+
+    /// `f v[/vt[/vn]] …`: checked, kept as written in the layout, then
+    /// triangulated into the mesh.
+    fn face(&mut self, words: SplitWhitespace, line_no: usize, raw: &str) -> Result<(), MeshError> {
+        let (face, with_uv) = self.face_corners(words, line_no)?;
+        if !face.normals.is_empty() && face.normals.len() != face.positions.len() {
+            return Err(self.err(MeshErrorKind::Parse, line_no, "some corners of this face have normals and some do not".into(), "give every corner a normal, or none"));
+        }
+        self.layout.faces.push(face);
+        if self.corners.len() < 3 {
+            return Err(self.err(MeshErrorKind::Parse, line_no, format!("face '{}' has fewer than 3 corners", raw.trim()), ""));
+        }
+        if with_uv != 0 && with_uv != self.corners.len() {
+            return Err(self.err(
+                MeshErrorKind::MixedUvs,
+                line_no,
+                "some corners of this face have texture coordinates and some do not".into(),
+                "give every corner UVs (or none), or pass --uv auto",
+            ));
+        }
+        let has_uv = with_uv > 0;
+        if has_uv {
+            self.line_with_uv.get_or_insert(line_no);
+        } else {
+            self.line_without_uv.get_or_insert(line_no);
+        }
+        let material = self.face_material();
+        self.push_triangles(has_uv, material);
+        self.faces += 1;
+        Ok(())
+    }
+
+    /// Resolves a face's corners into `self.corners` and the face as written;
+    /// also returns how many corners have texture coordinates.
+    fn face_corners(&mut self, words: SplitWhitespace, line_no: usize) -> Result<(ObjFace, usize), MeshError> {
+        self.corners.clear();
+        let mut with_uv = 0;
+        let mut face = ObjFace { object: self.object, group: self.group, smoothing: self.smoothing, ..Default::default() };
+        let path = self.path;
+        let located = |(k, m, h): (MeshErrorKind, String, &str)| MeshError::new(k, path, m, h).at_line(line_no);
+        for corner in words {
+            let mut parts = corner.split('/');
+            let v = resolve_index(parts.next().unwrap_or(""), self.mesh.positions.len(), "vertex").map_err(located)?;
+            let vt = match parts.next().filter(|t| !t.is_empty()) {
+                Some(t) => {
+                    with_uv += 1;
+                    Some(resolve_index(t, self.mesh.texcoords.len(), "texture coordinate").map_err(located)?)
+                }
+                None => None,
+            };
+            if let Some(n) = parts.next().filter(|t| !t.is_empty()) {
+                face.normals.push(resolve_index(n, self.layout.normals.len(), "normal").map_err(located)?);
+            }
+            self.corners.push((v, vt));
+            face.positions.push(v);
+        }
+        Ok((face, with_uv))
+    }
+
+    /// The material of the face being read: the last `usemtl`'s, or a plain
+    /// default one for faces before any `usemtl`.
+    fn face_material(&mut self) -> u32 {
+        match self.current {
+            Some(m) => m,
+            None => *self.material_ids.entry(String::new()).or_insert_with(|| {
+                self.mesh.materials.push(Material::plain("default"));
+                self.mesh.materials.len() as u32 - 1
+            }),
+        }
+    }
+
+    /// Ear-clips the face in `self.corners` into the mesh's triangles.
+    fn push_triangles(&mut self, has_uv: bool, material: u32) {
+        let mesh = &mut self.mesh;
+        let corners = &self.corners;
+        let pos: Vec<Vec3> = corners.iter().map(|c| mesh.positions[c.0 as usize]).collect();
+        for [a, b, c] in triangulate(&pos) {
+            let (ca, cb, cc) = (corners[a], corners[b], corners[c]);
+            mesh.triangles.push([ca.0, cb.0, cc.0]);
+            if has_uv {
+                mesh.tri_texcoords.push([ca.1.unwrap(), cb.1.unwrap(), cc.1.unwrap()]);
+            }
+            mesh.tri_material.push(material);
+            mesh.tri_polygon.push(self.faces);
+        }
+    }
+
+    /// `mtllib a.mtl [b.mtl …]`: loads the libraries' materials.
+    fn mtllib(&mut self, line: &str) -> Result<(), MeshError> {
+        self.libraries_named = true;
+        let rest = rest_after(line, "mtllib");
+        for mtl_path in library_paths(&self.base, rest) {
+            let mats = load_mtl(self.path, &mtl_path, &mut self.mesh.warnings)?;
+            for m in mats {
+                self.library.entry(m.name.clone()).or_insert(m);
+            }
+        }
+        Ok(())
+    }
+
+    /// `usemtl NAME`: the material of the faces that follow; a name no
+    /// library defines gets a plain white material and a warning.
+    fn usemtl(&mut self, line: &str, line_no: usize) {
+        let name = rest_after(line, "usemtl").to_string();
+        let id = match self.material_ids.get(&name) {
+            Some(&id) => id,
+            None => {
+                let m = match self.library.get(&name) {
+                    Some(m) => m.clone(),
                     None => {
-                        let m = match library.get(&name) {
-                            Some(m) => m.clone(),
-                            None => {
-                                mesh.warnings.push(format!(
-                                    "{}:{line_no}: usemtl '{name}' names a material that {}; its faces get a plain white material without texture",
-                                    path.display(),
-                                    if libraries_named { "no mtllib of this file defines" } else { "is not defined (the file has no mtllib line)" }
-                                ));
-                                Material::plain(&name)
-                            }
-                        };
-                        mesh.materials.push(m);
-                        let id = mesh.materials.len() as u32 - 1;
-                        material_ids.insert(name, id);
-                        id
+                        self.mesh.warnings.push(format!(
+                            "{}:{line_no}: usemtl '{name}' names a material that {}; its faces get a plain white material without texture",
+                            self.path.display(),
+                            if self.libraries_named { "no mtllib of this file defines" } else { "is not defined (the file has no mtllib line)" }
+                        ));
+                        Material::plain(&name)
                     }
                 };
-                current = Some(id);
+                self.mesh.materials.push(m);
+                let id = self.mesh.materials.len() as u32 - 1;
+                self.material_ids.insert(name, id);
+                id
             }
-            "vn" => {
-                statements += 1;
-                let xs: Vec<f32> = words.filter_map(|w| w.parse().ok()).collect();
-                if xs.len() < 3 || xs.iter().any(|x| !x.is_finite()) {
-                    return Err(perr(MeshErrorKind::Parse, line_no, format!("normal '{}' needs 3 finite numbers", raw.trim()), ""));
-                }
-                layout.normals.push(Vec3::new(xs[0], xs[1], xs[2]));
-            }
-            "o" | "g" | "s" => {
-                statements += 1;
-                layout.statements.push(line.trim().to_string());
-                let id = Some(layout.statements.len() as u32 - 1);
-                match keyword {
-                    "o" => object = id,
-                    "g" => group = id,
-                    _ => smoothing = id,
-                }
-            }
-            "vp" | "l" | "p" => statements += 1,
-            _ => {}
+        };
+        self.current = Some(id);
+    }
+
+    /// `vn x y z`, kept for writing the faces back.
+    fn normal(&mut self, words: SplitWhitespace, line_no: usize, raw: &str) -> Result<(), MeshError> {
+        let xs: Vec<f32> = words.filter_map(|w| w.parse().ok()).collect();
+        if xs.len() < 3 || xs.iter().any(|x| !x.is_finite()) {
+            return Err(self.err(MeshErrorKind::Parse, line_no, format!("normal '{}' needs 3 finite numbers", raw.trim()), ""));
+        }
+        self.layout.normals.push(Vec3::new(xs[0], xs[1], xs[2]));
+        Ok(())
+    }
+
+    /// `o`, `g` or `s`: in force for the faces that follow.
+    fn grouping(&mut self, keyword: &str, line: &str) {
+        self.layout.statements.push(line.trim().to_string());
+        let id = Some(self.layout.statements.len() as u32 - 1);
+        match keyword {
+            "o" => self.object = id,
+            "g" => self.group = id,
+            _ => self.smoothing = id,
         }
     }
-    if statements == 0 {
-        return Err(not_obj("no v/vt/f statements found"));
-    }
-    if faces == 0 {
-        return Err(MeshError::new(
-            MeshErrorKind::NoFaces,
-            path,
-            format!("the mesh has {} vertices but no faces", mesh.positions.len()),
-            "a point cloud cannot be textured; export the mesh with its faces",
-        ));
-    }
-    mesh.uv_coverage = match (line_with_uv, line_without_uv) {
-        (Some(_), None) => UvCoverage::All,
-        (None, _) => UvCoverage::None,
-        (Some(w), Some(wo)) => {
-            mesh.tri_texcoords.clear();
-            UvCoverage::Partial(format!("line {w} has UVs, line {wo} has none"))
+
+    /// The mesh, once every line is read: whether it is an OBJ with faces,
+    /// its UV coverage, layout and vertex colours.
+    fn finish(self) -> Result<Mesh, MeshError> {
+        let Reader { path, mut mesh, mut colors, statements, faces, line_with_uv, line_without_uv, layout, .. } = self;
+        if statements == 0 {
+            return Err(not_obj(path, "no v/vt/f statements found"));
         }
-    };
-    mesh.obj_layout = Some(layout);
-    if colors.len() == mesh.positions.len() {
-        // Floats in [0, 1] as MeshLab and slicers write them; some tools write 0–255.
-        if colors.iter().flatten().any(|&c| c > 1.0) {
-            colors.iter_mut().flatten().for_each(|c| *c /= 255.0);
+        if faces == 0 {
+            return Err(MeshError::new(
+                MeshErrorKind::NoFaces,
+                path,
+                format!("the mesh has {} vertices but no faces", mesh.positions.len()),
+                "a point cloud cannot be textured; export the mesh with its faces",
+            ));
         }
-        mesh.vertex_colors = colors;
+        mesh.uv_coverage = match (line_with_uv, line_without_uv) {
+            (Some(_), None) => UvCoverage::All,
+            (None, _) => UvCoverage::None,
+            (Some(w), Some(wo)) => {
+                mesh.tri_texcoords.clear();
+                UvCoverage::Partial(format!("line {w} has UVs, line {wo} has none"))
+            }
+        };
+        mesh.obj_layout = Some(layout);
+        if colors.len() == mesh.positions.len() {
+            // Floats in [0, 1] as MeshLab and slicers write them; some tools write 0–255.
+            if colors.iter().flatten().any(|&c| c > 1.0) {
+                colors.iter_mut().flatten().for_each(|c| *c /= 255.0);
+            }
+            mesh.vertex_colors = colors;
+        }
+        Ok(mesh)
     }
-    Ok(mesh)
 }
 
 /// The text after a keyword, trimmed (names may contain spaces).

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use glam::{Vec2, Vec3};
 use ply_rs_bw::parser::Parser;
-use ply_rs_bw::ply::{DefaultElement, Property};
+use ply_rs_bw::ply::{DefaultElement, Ply, Property};
 
 use super::triangulate::triangulate;
 use super::{Material, Mesh, MeshError, MeshErrorKind, UvCoverage};
@@ -25,12 +25,46 @@ fn float_list(p: &Property) -> Option<Vec<f32>> {
 }
 
 pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
+    let ply = parse(path, bytes)?;
+    let empty = Vec::new();
+    let vertices = ply.payload.get("vertex").unwrap_or(&empty);
+    let faces = ply.payload.get("face").unwrap_or(&empty);
+    check_counts(path, &ply)?;
+
+    let mut mesh = Mesh::empty(path);
+    let (colors, vertex_uvs) = read_vertices(path, vertices, &mut mesh)?;
+    mesh.materials = vec![Material::plain("default")];
+    let texture_file = ply.header.comments.iter().find_map(|c| c.trim().strip_prefix("TextureFile").map(|f| f.trim().to_string()));
+    if let Some(file) = texture_file {
+        mesh.materials[0].texture_path = Some(path.parent().unwrap_or(Path::new(".")).join(file.replace('\\', "/")));
+    }
+    let per_vertex_uv = !vertex_uvs.is_empty() && vertex_uvs.len() == mesh.positions.len();
+    if per_vertex_uv {
+        mesh.texcoords = vertex_uvs;
+    }
+    let faces_with_uv = read_faces(path, faces, &mut mesh, per_vertex_uv)?;
+    mesh.uv_coverage = if per_vertex_uv || (faces_with_uv == faces.len() && !faces.is_empty()) {
+        UvCoverage::All
+    } else if faces_with_uv == 0 {
+        UvCoverage::None
+    } else {
+        mesh.tri_texcoords.clear();
+        UvCoverage::Partial(format!("{faces_with_uv} of {} faces have texcoord lists", faces.len()))
+    };
+    if colors.len() == mesh.positions.len() {
+        mesh.vertex_colors = colors;
+    }
+    Ok(mesh)
+}
+
+/// The file through `ply-rs-bw`, its failures said as what is wrong with the file.
+fn parse(path: &Path, bytes: &[u8]) -> Result<Ply<DefaultElement>, MeshError> {
     let err = |kind, msg: String, hint: &str| MeshError::new(kind, path, msg, hint);
     if !bytes.starts_with(b"ply") {
         return Err(err(MeshErrorKind::NotObj, "not a PLY file: it does not start with 'ply'".into(), "texstyle reads ASCII and binary PLY"));
     }
     let parser = Parser::<DefaultElement>::new();
-    let ply = parser.read_ply(&mut &bytes[..]).map_err(|e| {
+    parser.read_ply(&mut &bytes[..]).map_err(|e| {
         // The payload ending early is by far the commonest: a truncated
         // download, or a header that announces more elements than there are.
         // The crate's message may span lines (a cause chain); the first says it.
@@ -53,27 +87,33 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
         } else {
             err(MeshErrorKind::Parse, format!("malformed PLY: {text}"), "export it again")
         }
-    })?;
-    let empty = Vec::new();
-    let vertices = ply.payload.get("vertex").unwrap_or(&empty);
-    let faces = ply.payload.get("face").unwrap_or(&empty);
+    })
+}
+
+/// Every element the header announces is in the payload, as many times as announced.
+fn check_counts(path: &Path, ply: &Ply<DefaultElement>) -> Result<(), MeshError> {
     for (name, def) in &ply.header.elements {
         let got = ply.payload.get(name).map_or(0, Vec::len);
         if got != def.count {
-            return Err(err(
+            return Err(MeshError::new(
                 MeshErrorKind::Truncated,
+                path,
                 format!("the header announces {} '{name}' elements but the file holds {got}", def.count),
                 "the file is truncated or its header counts are wrong; export it again",
             ));
         }
     }
+    Ok(())
+}
 
-    let mut mesh = Mesh::empty(path);
+/// Pushes the vertices' positions into `mesh`; returns the colours (0–1)
+/// and per-vertex UVs of the vertices that have them.
+fn read_vertices(path: &Path, vertices: &[DefaultElement], mesh: &mut Mesh) -> Result<(Vec<[f32; 3]>, Vec<Vec2>), MeshError> {
     let mut colors = Vec::with_capacity(vertices.len());
     let mut vertex_uvs = Vec::with_capacity(vertices.len());
     for (i, v) in vertices.iter().enumerate() {
         let (Some(x), Some(y), Some(z)) = (scalar(v, &["x"]), scalar(v, &["y"]), scalar(v, &["z"])) else {
-            return Err(err(MeshErrorKind::Parse, format!("vertex {i} lacks an x, y or z property"), "export positions as x, y, z"));
+            return Err(MeshError::new(MeshErrorKind::Parse, path, format!("vertex {i} lacks an x, y or z property"), "export positions as x, y, z"));
         };
         mesh.positions.push(Vec3::new(x, y, z));
         let rgb = ["red", "green", "blue"].map(|c| v.get(c).or_else(|| v.get(&c[..1])));
@@ -91,15 +131,14 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
             vertex_uvs.push(Vec2::new(u, t));
         }
     }
-    mesh.materials = vec![Material::plain("default")];
-    let texture_file = ply.header.comments.iter().find_map(|c| c.trim().strip_prefix("TextureFile").map(|f| f.trim().to_string()));
-    if let Some(file) = texture_file {
-        mesh.materials[0].texture_path = Some(path.parent().unwrap_or(Path::new(".")).join(file.replace('\\', "/")));
-    }
-    let per_vertex_uv = !vertex_uvs.is_empty() && vertex_uvs.len() == mesh.positions.len();
-    if per_vertex_uv {
-        mesh.texcoords = vertex_uvs;
-    }
+    Ok((colors, vertex_uvs))
+}
+
+/// Ear-clips the faces into `mesh`'s triangles, with per-face `texcoord`
+/// lists (appended to the texture coordinates) or the per-vertex UVs;
+/// returns how many faces had a `texcoord` list.
+fn read_faces(path: &Path, faces: &[DefaultElement], mesh: &mut Mesh, per_vertex_uv: bool) -> Result<usize, MeshError> {
+    let err = |kind, msg: String, hint: &str| MeshError::new(kind, path, msg, hint);
     let n = mesh.positions.len();
     let mut faces_with_uv = 0;
     for (f, face) in faces.iter().enumerate() {
@@ -134,16 +173,5 @@ pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
             }
         }
     }
-    mesh.uv_coverage = if per_vertex_uv || (faces_with_uv == faces.len() && !faces.is_empty()) {
-        UvCoverage::All
-    } else if faces_with_uv == 0 {
-        UvCoverage::None
-    } else {
-        mesh.tri_texcoords.clear();
-        UvCoverage::Partial(format!("{faces_with_uv} of {} faces have texcoord lists", faces.len()))
-    };
-    if colors.len() == n {
-        mesh.vertex_colors = colors;
-    }
-    Ok(mesh)
+    Ok(faces_with_uv)
 }

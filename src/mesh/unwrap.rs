@@ -65,95 +65,119 @@ pub fn unwrap(mesh: &mut Mesh, atlas_size: u32) -> Result<AtlasReport, MeshError
         padding: padding(atlas_size),
         ..Default::default()
     };
-    let size = atlas_size as f32;
     // `--uv auto` on a textured mesh: its textures are re-sampled into the new atlas below.
     let old = (mesh.uv_coverage == UvCoverage::All).then(|| mesh.clone());
-    let mut moved_textures = false;
     mesh.texcoords.clear();
     mesh.tri_texcoords = vec![[0; 3]; mesh.triangles.len()];
-    // Per chart: (3D area, UV area in texels²), to measure the density spread.
-    let mut chart_areas: Vec<(f32, f32)> = Vec::new();
-    let mut coverage = 0.0;
-    let mut charts = 0;
-    let mut baked_colors = false;
+    let mut tally = Tally::default();
     for mat in 0..mesh.materials.len() {
         let tris: Vec<usize> = (0..mesh.triangles.len()).filter(|&t| mesh.tri_material[t] as usize == mat).collect();
         if tris.is_empty() {
             continue;
         }
-        let indices: Vec<u32> = tris.iter().flat_map(|&t| mesh.triangles[t]).collect();
-        let polygons: Vec<u32> = tris.iter().map(|&t| mesh.tri_polygon[t]).collect();
-        let input = uvunwrap::MeshInput { polygons: Some(&polygons), ..uvunwrap::MeshInput::new(&positions, &indices) };
-        let atlas = uvunwrap::generate(&[input], &options).map_err(|e| {
-            MeshError::new(MeshErrorKind::Unwrap, &mesh.path, format!("the automatic UV unwrap failed: {e}"), "unwrap the mesh in your modeller and pass --uv keep")
-        })?;
-        if atlas.page_count != 1 {
-            return Err(MeshError::new(
-                MeshErrorKind::Unwrap,
-                &mesh.path,
-                format!("the automatic UV atlas needs {} pages of {atlas_size}²", atlas.page_count),
-                "use a larger --texture-size, or unwrap the mesh in your modeller",
-            ));
-        }
-        let out = &atlas.meshes[0];
-        let base = mesh.texcoords.len() as u32;
-        // uvunwrap: (0, 0) is the corner of texel row 0 of a width × height
-        // page; ours: OBJ convention, v = 0 at the bottom row of a square atlas.
-        let (w, h) = (atlas.width as f32, atlas.height as f32);
-        mesh.texcoords.extend(out.vertices.iter().map(|v| Vec2::new(v.uv[0] * w / size, 1.0 - v.uv[1] * h / size)));
-        let chart_base = chart_areas.len();
-        chart_areas.resize(chart_base + atlas.chart_count as usize, (0.0, 0.0));
-        let mut covered = 0.0;
-        for (k, &t) in tris.iter().enumerate() {
-            let ids = [out.indices[3 * k], out.indices[3 * k + 1], out.indices[3 * k + 2]];
-            mesh.tri_texcoords[t] = ids.map(|i| base + i);
-            let p = mesh.triangles[t].map(|i| mesh.positions[i as usize]);
-            let area3 = 0.5 * (p[1] - p[0]).cross(p[2] - p[0]).length();
-            let uv = ids.map(|i| Vec2::from(out.vertices[i as usize].uv) * Vec2::new(w, h));
-            let area_uv = 0.5 * (uv[1] - uv[0]).perp_dot(uv[2] - uv[0]).abs();
-            covered += area_uv;
-            if let Some(c) = out.vertices[ids[0] as usize].chart {
-                // Chart ids are global across the meshes of one generate call.
-                let e = &mut chart_areas[chart_base + c as usize];
-                e.0 += area3;
-                e.1 += area_uv;
-            }
-        }
-        coverage += covered / (size * size);
-        charts += atlas.chart_count;
-        if let Some(old_tex) = old.as_ref().and_then(|o| o.materials[mat].texture.as_ref()) {
-            let old = old.as_ref().unwrap();
-            // Each new texel reads the old texture at the same surface point.
-            let moved = bake(mesh, &tris, atlas_size, |t, w| {
-                let uv = old.triangle_uvs(t);
-                let p = uv[0] * w[0] + uv[1] * w[1] + uv[2] * w[2];
-                let (x, y) = (p.x.rem_euclid(1.0) * old_tex.width as f32, (1.0 - p.y.rem_euclid(1.0)) * old_tex.height as f32);
-                glam::Vec3::from(old_tex.pixel((x as u32).min(old_tex.width - 1), (y as u32).min(old_tex.height - 1)))
-            });
-            mesh.materials[mat].texture = Some(moved);
-            mesh.materials[mat].texture_path = None;
-            moved_textures = true;
-        } else if !mesh.vertex_colors.is_empty() && mesh.materials[mat].texture.is_none() {
-            let colors = &mesh.vertex_colors;
-            let tris_pos = &mesh.triangles;
-            let baked = bake(mesh, &tris, atlas_size, |t, w| {
-                let c = tris_pos[t].map(|i| glam::Vec3::from(colors[i as usize]));
-                c[0] * w[0] + c[1] * w[1] + c[2] * w[2]
-            });
-            mesh.materials[mat].texture = Some(baked);
-            baked_colors = true;
-        }
+        let atlas = generate(mesh, &positions, &tris, &options, atlas_size)?;
+        place(mesh, &tris, &atlas, atlas_size, &mut tally);
+        repaint(mesh, mat, &tris, old.as_ref(), atlas_size, &mut tally);
     }
     mesh.uv_coverage = UvCoverage::All;
     let used = mesh.materials.iter().enumerate().filter(|(m, _)| mesh.tri_material.contains(&(*m as u32))).count().max(1);
     Ok(AtlasReport {
-        charts,
-        coverage: coverage / used as f32,
-        density_spread: density_spread(&chart_areas),
-        baked_colors,
-        moved_textures,
+        charts: tally.charts,
+        coverage: tally.coverage / used as f32,
+        density_spread: density_spread(&tally.chart_areas),
+        baked_colors: tally.baked_colors,
+        moved_textures: tally.moved_textures,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// What the materials' atlases add up to, for the [`AtlasReport`].
+#[derive(Default)]
+struct Tally {
+    /// Per chart: (3D area, UV area in texels²), to measure the density spread.
+    chart_areas: Vec<(f32, f32)>,
+    /// Sum over materials of the fraction of the atlas covered.
+    coverage: f32,
+    charts: u32,
+    baked_colors: bool,
+    moved_textures: bool,
+}
+
+/// The one-page atlas of triangles `tris` (one material's).
+fn generate(mesh: &Mesh, positions: &[[f32; 3]], tris: &[usize], options: &uvunwrap::Options, atlas_size: u32) -> Result<uvunwrap::Atlas, MeshError> {
+    let indices: Vec<u32> = tris.iter().flat_map(|&t| mesh.triangles[t]).collect();
+    let polygons: Vec<u32> = tris.iter().map(|&t| mesh.tri_polygon[t]).collect();
+    let input = uvunwrap::MeshInput { polygons: Some(&polygons), ..uvunwrap::MeshInput::new(positions, &indices) };
+    let atlas = uvunwrap::generate(&[input], options).map_err(|e| {
+        MeshError::new(MeshErrorKind::Unwrap, &mesh.path, format!("the automatic UV unwrap failed: {e}"), "unwrap the mesh in your modeller and pass --uv keep")
+    })?;
+    if atlas.page_count != 1 {
+        return Err(MeshError::new(
+            MeshErrorKind::Unwrap,
+            &mesh.path,
+            format!("the automatic UV atlas needs {} pages of {atlas_size}²", atlas.page_count),
+            "use a larger --texture-size, or unwrap the mesh in your modeller",
+        ));
+    }
+    Ok(atlas)
+}
+
+/// Gives triangles `tris` their texture coordinates in `atlas` and adds
+/// its charts' areas and coverage to `tally`.
+fn place(mesh: &mut Mesh, tris: &[usize], atlas: &uvunwrap::Atlas, atlas_size: u32, tally: &mut Tally) {
+    let size = atlas_size as f32;
+    let out = &atlas.meshes[0];
+    let base = mesh.texcoords.len() as u32;
+    // uvunwrap: (0, 0) is the corner of texel row 0 of a width × height
+    // page; ours: OBJ convention, v = 0 at the bottom row of a square atlas.
+    let (w, h) = (atlas.width as f32, atlas.height as f32);
+    mesh.texcoords.extend(out.vertices.iter().map(|v| Vec2::new(v.uv[0] * w / size, 1.0 - v.uv[1] * h / size)));
+    let chart_base = tally.chart_areas.len();
+    tally.chart_areas.resize(chart_base + atlas.chart_count as usize, (0.0, 0.0));
+    let mut covered = 0.0;
+    for (k, &t) in tris.iter().enumerate() {
+        let ids = [out.indices[3 * k], out.indices[3 * k + 1], out.indices[3 * k + 2]];
+        mesh.tri_texcoords[t] = ids.map(|i| base + i);
+        let p = mesh.triangles[t].map(|i| mesh.positions[i as usize]);
+        let area3 = 0.5 * (p[1] - p[0]).cross(p[2] - p[0]).length();
+        let uv = ids.map(|i| Vec2::from(out.vertices[i as usize].uv) * Vec2::new(w, h));
+        let area_uv = 0.5 * (uv[1] - uv[0]).perp_dot(uv[2] - uv[0]).abs();
+        covered += area_uv;
+        if let Some(c) = out.vertices[ids[0] as usize].chart {
+            // Chart ids are global across the meshes of one generate call.
+            let e = &mut tally.chart_areas[chart_base + c as usize];
+            e.0 += area3;
+            e.1 += area_uv;
+        }
+    }
+    tally.coverage += covered / (size * size);
+    tally.charts += atlas.chart_count;
+}
+
+/// Gives material `mat` a texture in its new atlas: the `old` mesh's
+/// texture moved over, or else the vertex colours baked in (when it has no texture).
+fn repaint(mesh: &mut Mesh, mat: usize, tris: &[usize], old: Option<&Mesh>, atlas_size: u32, tally: &mut Tally) {
+    if let Some((old, old_tex)) = old.and_then(|o| Some((o, o.materials[mat].texture.as_ref()?))) {
+        // Each new texel reads the old texture at the same surface point.
+        let moved = bake(mesh, tris, atlas_size, |t, w| {
+            let uv = old.triangle_uvs(t);
+            let p = uv[0] * w[0] + uv[1] * w[1] + uv[2] * w[2];
+            let (x, y) = (p.x.rem_euclid(1.0) * old_tex.width as f32, (1.0 - p.y.rem_euclid(1.0)) * old_tex.height as f32);
+            glam::Vec3::from(old_tex.pixel((x as u32).min(old_tex.width - 1), (y as u32).min(old_tex.height - 1)))
+        });
+        mesh.materials[mat].texture = Some(moved);
+        mesh.materials[mat].texture_path = None;
+        tally.moved_textures = true;
+    } else if !mesh.vertex_colors.is_empty() && mesh.materials[mat].texture.is_none() {
+        let colors = &mesh.vertex_colors;
+        let tris_pos = &mesh.triangles;
+        let baked = bake(mesh, tris, atlas_size, |t, w| {
+            let c = tris_pos[t].map(|i| glam::Vec3::from(colors[i as usize]));
+            c[0] * w[0] + c[1] * w[1] + c[2] * w[2]
+        });
+        mesh.materials[mat].texture = Some(baked);
+        tally.baked_colors = true;
+    }
 }
 
 /// 95th over 5th percentile (by surface area) of the charts' texel densities.
@@ -209,6 +233,6 @@ fn bake(mesh: &Mesh, tris: &[usize], size: u32, colour: impl Fn(usize, [f32; 3])
             }
         }
     }
-    crate::texture::fill::fill_unseen(&mut img, &painted);
+    crate::fill::fill_unseen(&mut img, &painted);
     img
 }

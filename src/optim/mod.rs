@@ -38,7 +38,7 @@ use crate::lookup::{self, LookupTable};
 use crate::loss::{self, GramMemory, LossParts, StyleTargets};
 use crate::mesh::Mesh;
 use crate::raster::{Raster, RasterFrame, RasterMesh, ViewSize};
-use crate::texture::fill::fill_unseen_materials;
+use crate::fill::fill_unseen_materials;
 use crate::texture::{tensor_to_image, LearnedView, TextureParam};
 use crate::vgg::Vgg;
 

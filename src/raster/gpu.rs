@@ -224,9 +224,18 @@ impl Rasterizer {
 mod tests {
     use super::*;
 
-    /// `RasterParams` must match `struct Params` byte for byte in both shaders.
+    /// `RasterParams` must match `struct Params` byte for byte in both shaders: the same fields,
+    /// in the same order, at the offsets the Rust struct has (as naga lays out the WGSL).
     #[test]
     fn params_layout_matches_the_wgsl_struct() {
+        use std::mem::offset_of;
+        let rust = [
+            ("mvp", offset_of!(RasterParams, mvp)),
+            ("width", offset_of!(RasterParams, width)),
+            ("height", offset_of!(RasterParams, height)),
+            ("num_tris", offset_of!(RasterParams, num_tris)),
+            ("row_stride", offset_of!(RasterParams, row_stride)),
+        ];
         for src in [include_str!("../../shaders/raster_tri.wgsl"), include_str!("../../shaders/raster_resolve.wgsl")] {
             let module = naga::front::wgsl::parse_str(src).expect("shader parses");
             let mut layouter = naga::proc::Layouter::default();
@@ -234,8 +243,8 @@ mod tests {
             let (handle, ty) = module.types.iter().find(|(_, t)| t.name.as_deref() == Some("Params")).unwrap();
             assert_eq!(layouter[handle].size as usize, std::mem::size_of::<RasterParams>());
             let naga::TypeInner::Struct { members, .. } = &ty.inner else { panic!("Params is a struct") };
-            let offsets: Vec<u32> = members.iter().map(|m| m.offset).collect();
-            assert_eq!(offsets, [0, 64, 68, 72, 76]);
+            let wgsl: Vec<(&str, usize)> = members.iter().map(|m| (m.name.as_deref().unwrap_or("?"), m.offset as usize)).collect();
+            assert_eq!(wgsl, rust);
         }
     }
 

@@ -20,7 +20,6 @@
 //! on candle's tape (the FFT's every coefficient touches every texel anyway).
 
 pub mod fft;
-pub mod fill;
 pub mod irfft;
 pub mod pixel;
 pub mod pyramid;

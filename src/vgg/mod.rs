@@ -42,6 +42,16 @@ pub enum VggError {
     Bf16Unsupported,
 }
 
+impl VggError {
+    /// The weights' blame for a weights error; anything else failed while running.
+    pub fn blame(&self) -> crate::error::Blame {
+        match self {
+            VggError::Weights(w) => w.blame(),
+            _ => crate::error::Blame::Run,
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, VggError>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,7 +122,7 @@ pub enum Precision {
 impl Precision {
     /// bf16 where the CPU runs it, else f32.
     pub fn best() -> Precision {
-        if ops::simd::bf16_supported() {
+        if crate::simd::bf16_supported() {
             Precision::Bf16
         } else {
             Precision::F32
@@ -164,7 +174,7 @@ impl Vgg {
     }
 
     /// [`Vgg::load`] with the fast backend's GEMMs in `precision` (ignored by the generic
-    /// backend, which is f32). [`Precision::Bf16`] needs [`ops::simd::bf16_supported`].
+    /// backend, which is f32). [`Precision::Bf16`] needs [`crate::simd::bf16_supported`].
     pub fn load_with(path: Option<&Path>, device: &Device, precision: Precision) -> Result<Self> {
         let path = match path {
             Some(p) => p.to_owned(),
@@ -180,7 +190,7 @@ impl Vgg {
     }
 
     pub fn from_weights_with(w: &VggWeights, device: &Device, backend: Backend, precision: Precision) -> Result<Self> {
-        if backend == Backend::Fast && precision == Precision::Bf16 && !ops::simd::bf16_supported() {
+        if backend == Backend::Fast && precision == Precision::Bf16 && !crate::simd::bf16_supported() {
             return Err(VggError::Bf16Unsupported);
         }
         let table = w.convs.iter().map(|c| c.keys.clone()).collect();

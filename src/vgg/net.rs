@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 
 use super::ops::conv3x3::{DirectConv, Tile, WinogradConv};
-use super::ops::{maxpool, simd, Act};
+use super::ops::{elementwise, maxpool, Act};
 use super::weights::{Preprocess, VggWeights};
 use super::{LayerKind, Pick, Result};
 
@@ -311,36 +311,9 @@ impl FastNet {
         for k in (0..=last).rev() {
             let conv = &self.convs[k];
             let a = &t.a[k];
-            let mut seed_z: Option<Act> = None;
-            for (kind, d) in by_layer.remove(&k).unwrap_or_default() {
-                match (kind, g.as_mut()) {
-                    (LayerKind::Conv, _) => Self::add_seed(&mut seed_z, d),
-                    (LayerKind::Relu, None) => g = Some((d, false)),
-                    (LayerKind::Relu, Some((ga, false))) => {
-                        simd::add(&mut ga.data, &d.data);
-                        self.give(d);
-                    }
-                    (LayerKind::Relu, Some((ga, true))) => {
-                        simd::add_relu_backward(&mut ga.data, &d.data, &a.data);
-                        self.give(d);
-                    }
-                }
-            }
-            // dL/dz[k] = dL/da[k] ⊙ [a[k] > 0] + the seed at z.
-            let gz = match (g.take(), seed_z) {
-                (Some((mut ga, masked)), sz) => {
-                    if !masked {
-                        simd::relu_backward(&mut ga.data, &a.data);
-                    }
-                    if let Some(sz) = sz {
-                        simd::add(&mut ga.data, &sz.data);
-                        self.give(sz);
-                    }
-                    ga
-                }
-                (None, Some(sz)) => sz,
+            let Some(gz) = self.grad_at_z(g.take(), by_layer.remove(&k).unwrap_or_default(), a) else {
                 // Only possible above every seed: nothing to propagate yet.
-                (None, None) => continue,
+                continue;
             };
             let x_is_pooled = k > 0 && self.convs[k - 1].pool_after;
             let (xh, xw) = if k == 0 {
@@ -358,7 +331,7 @@ impl FastNet {
                 (c, None) => c.forward(&gz, &mut dx, false),
                 (c, Some(m)) => {
                     c.forward(&gz, &mut dx, false);
-                    simd::relu_backward(&mut dx.data, &m.data);
+                    elementwise::relu_backward(&mut dx.data, &m.data);
                 }
             });
             self.give(gz);
@@ -379,6 +352,41 @@ impl FastNet {
         let mut z = self.take(t.input.h, t.input.w, 3);
         z.data.fill(0.0);
         z
+    }
+
+    /// dL/dz at one conv: what flows down from above (`g`, as in [`Self::backward`]) taken
+    /// through the conv's ReLU (`a` its output), plus the `seeds` entering at its ReLU or
+    /// pre-ReLU output. `None` where neither exists yet.
+    fn grad_at_z(&self, mut g: Option<(Act, bool)>, seeds: Vec<(LayerKind, Act)>, a: &Act) -> Option<Act> {
+        let mut seed_z: Option<Act> = None;
+        for (kind, d) in seeds {
+            match (kind, g.as_mut()) {
+                (LayerKind::Conv, _) => Self::add_seed(&mut seed_z, d),
+                (LayerKind::Relu, None) => g = Some((d, false)),
+                (LayerKind::Relu, Some((ga, false))) => {
+                    elementwise::add(&mut ga.data, &d.data);
+                    self.give(d);
+                }
+                (LayerKind::Relu, Some((ga, true))) => {
+                    elementwise::add_relu_backward(&mut ga.data, &d.data, &a.data);
+                    self.give(d);
+                }
+            }
+        }
+        // dL/dz = dL/da ⊙ [a > 0] + the seed at z.
+        match (g, seed_z) {
+            (Some((mut ga, masked)), sz) => {
+                if !masked {
+                    elementwise::relu_backward(&mut ga.data, &a.data);
+                }
+                if let Some(sz) = sz {
+                    elementwise::add(&mut ga.data, &sz.data);
+                    self.give(sz);
+                }
+                Some(ga)
+            }
+            (None, sz) => sz,
+        }
     }
 
     /// Adds the gradient `d` entering at a layer to what already flows there.

@@ -21,12 +21,32 @@ pub struct OnnxModel {
     pub conv_inputs: Vec<Vec<String>>,
 }
 
+/// What is malformed in an ONNX file.
 #[derive(Debug, thiserror::Error)]
-#[error("malformed ONNX protobuf: {0}")]
-pub struct OnnxError(pub String);
+pub enum OnnxError {
+    #[error("malformed ONNX protobuf: truncated varint")]
+    TruncatedVarint,
+    #[error("malformed ONNX protobuf: varint longer than 10 bytes")]
+    LongVarint,
+    #[error("malformed ONNX protobuf: field of {0} bytes runs past the end of its message")]
+    PastEnd(usize),
+    #[error("malformed ONNX protobuf: unsupported wire type {0}")]
+    WireType(u64),
+    #[error("malformed ONNX protobuf: no graph (ModelProto field 7)")]
+    NoGraph,
+    #[error("malformed ONNX protobuf: packed float_data length not a multiple of 4")]
+    PackedFloats,
+    #[error("malformed ONNX protobuf: raw_data of {name} is {len} bytes, not a multiple of 4")]
+    RawData { name: String, len: usize },
+    #[error("malformed ONNX protobuf: initializer {name}: dims {dims:?} need {need} floats, found {found}")]
+    InitializerSize { name: String, dims: Vec<usize>, need: usize, found: usize },
+}
 
-fn err<T>(msg: impl Into<String>) -> Result<T, OnnxError> {
-    Err(OnnxError(msg.into()))
+impl OnnxError {
+    /// A malformed model is the file the user gave.
+    pub fn blame(&self) -> crate::error::Blame {
+        crate::error::Blame::Input
+    }
 }
 
 /// One protobuf field: number and payload.
@@ -51,7 +71,7 @@ impl<'a> Reader<'a> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let Some(&b) = self.buf.get(self.pos) else {
-                return err("truncated varint");
+                return Err(OnnxError::TruncatedVarint);
             };
             self.pos += 1;
             v |= u64::from(b & 0x7f) << shift;
@@ -59,13 +79,13 @@ impl<'a> Reader<'a> {
                 return Ok(v);
             }
         }
-        err("varint longer than 10 bytes")
+        Err(OnnxError::LongVarint)
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], OnnxError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
         let Some(end) = end else {
-            return err(format!("field of {n} bytes runs past the end of its message"));
+            return Err(OnnxError::PastEnd(n));
         };
         let s = &self.buf[self.pos..end];
         self.pos = end;
@@ -92,7 +112,7 @@ impl<'a> Reader<'a> {
                 let b = self.take(4)?;
                 Value::Fixed32(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             }
-            w => return err(format!("unsupported wire type {w}")),
+            w => return Err(OnnxError::WireType(w)),
         };
         Ok(Some((key >> 3, v)))
     }
@@ -112,7 +132,7 @@ pub fn parse_model(bytes: &[u8]) -> Result<OnnxModel, OnnxError> {
         }
     }
     if !seen_graph {
-        return err("no graph (ModelProto field 7)");
+        return Err(OnnxError::NoGraph);
     }
     Ok(model)
 }
@@ -169,7 +189,7 @@ fn parse_tensor(bytes: &[u8]) -> Result<Option<OnnxTensor>, OnnxError> {
             (4, Value::Fixed32(f)) => floats.push(f32::from_bits(f)),
             (4, Value::Bytes(packed)) => {
                 if packed.len() % 4 != 0 {
-                    return err("packed float_data length not a multiple of 4");
+                    return Err(OnnxError::PackedFloats);
                 }
                 floats.extend(packed.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
             }
@@ -184,7 +204,7 @@ fn parse_tensor(bytes: &[u8]) -> Result<Option<OnnxTensor>, OnnxError> {
     let data = match raw {
         Some(b) => {
             if b.len() % 4 != 0 {
-                return err(format!("raw_data of {name} is {} bytes, not a multiple of 4", b.len()));
+                return Err(OnnxError::RawData { name, len: b.len() });
             }
             b.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
         }
@@ -192,7 +212,7 @@ fn parse_tensor(bytes: &[u8]) -> Result<Option<OnnxTensor>, OnnxError> {
     };
     let n: usize = dims.iter().product();
     if n != data.len() {
-        return err(format!("initializer {name}: dims {dims:?} need {n} floats, found {}", data.len()));
+        return Err(OnnxError::InitializerSize { name, dims, need: n, found: data.len() });
     }
     Ok(Some(OnnxTensor { name, dims, data }))
 }

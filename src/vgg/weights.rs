@@ -68,6 +68,17 @@ pub enum WeightsError {
     Fetch { msg: String },
 }
 
+impl WeightsError {
+    /// A failed download is the run's problem; a missing or unusable weights
+    /// file (or cache folder) is the user's to fix.
+    pub fn blame(&self) -> crate::error::Blame {
+        match self {
+            WeightsError::Fetch { .. } => crate::error::Blame::Run,
+            _ => crate::error::Blame::Input,
+        }
+    }
+}
+
 /// How an RGB image in [0, 1] becomes the network's input. Part of the model: it depends on how
 /// the weights were trained.
 #[derive(Debug, Clone, Copy, PartialEq)]

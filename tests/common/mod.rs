@@ -6,8 +6,16 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use candle_core::Device;
+use texstyle::camera::CameraRange;
+use texstyle::checkpoint::Checkpoint;
 use texstyle::gpu::Gpu;
+use texstyle::image_io::Image;
 use texstyle::mesh::Mesh;
+use texstyle::optim::{prepare_style, Checkpoints, Config, Outcome, Run};
+use texstyle::raster::{Raster, RasterMesh};
+use texstyle::texture::ParamKind;
+use texstyle::vgg::Vgg;
 
 pub fn repo(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -34,6 +42,85 @@ pub fn style_path() -> PathBuf {
 /// lavapipe, so a missing adapter is a broken setup, not a reason to skip.
 pub fn gpu() -> Gpu {
     Gpu::new().unwrap_or_else(|e| panic!("these tests need a wgpu adapter (lavapipe is enough): {e}"))
+}
+
+/// A cube with UVs (one full square per face, when `uvs`), two materials
+/// (`red`, `blue`, alternating by face) and no textures, written to `dir` as
+/// `cube.obj` and `cube.mtl`.
+pub fn write_two_material_cube(dir: &Path, uvs: bool) -> PathBuf {
+    let mut obj = String::from("mtllib cube.mtl\n");
+    for z in [-1, 1] {
+        for y in [-1, 1] {
+            for x in [-1, 1] {
+                writeln!(obj, "v {x} {y} {z}").unwrap();
+            }
+        }
+    }
+    if uvs {
+        obj += "vt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\n";
+    }
+    // Faces as quads (v indices of the 8 corners), alternating materials.
+    let faces = [[1, 3, 4, 2], [5, 6, 8, 7], [1, 2, 6, 5], [3, 7, 8, 4], [1, 5, 7, 3], [2, 4, 8, 6]];
+    for (i, f) in faces.iter().enumerate() {
+        writeln!(obj, "usemtl {}", ["red", "blue"][i % 2]).unwrap();
+        match uvs {
+            true => writeln!(obj, "f {}/1 {}/2 {}/3 {}/4", f[0], f[1], f[2], f[3]).unwrap(),
+            false => writeln!(obj, "f {} {} {} {}", f[0], f[1], f[2], f[3]).unwrap(),
+        }
+    }
+    std::fs::write(dir.join("cube.obj"), obj).unwrap();
+    std::fs::write(dir.join("cube.mtl"), "newmtl red\nKd 1 0 0\nnewmtl blue\nKd 0 0 1\n").unwrap();
+    dir.join("cube.obj")
+}
+
+/// A small run (64² texture and views, one sample, 4 held-out views, FFT):
+/// seconds on spot. Tests change the fields they are about.
+pub fn config(steps: usize, seed: u64) -> Config {
+    Config {
+        steps,
+        texture_size: 64,
+        render_size: 64,
+        start_render_size: 64,
+        samples: 1,
+        mip: true,
+        style_weight: 1.0,
+        content_weight: 0.5,
+        gram_decay: 0.95,
+        param: ParamKind::Fft,
+        lr: 0.05,
+        lr_end: 1.0,
+        content_end: 1.0,
+        seed,
+        background: [0.0; 3],
+        cameras: CameraRange::default(),
+        eval_views: 4,
+    }
+}
+
+/// The default painting at 128² (as `--style-size 128` prepares it).
+pub fn style_image() -> Image {
+    prepare_style(&Image::load(&style_path()).unwrap(), 128)
+}
+
+/// Runs the style transfer on `mesh` (real VGG16 weights, wgpu raster).
+pub fn run(mesh: &Mesh, cfg: &Config) -> Outcome {
+    run_saving(mesh, cfg, 0).0
+}
+
+/// [`run`], keeping a checkpoint every `every` steps (0: none): the one place
+/// the tests call the optimization loop.
+pub fn run_saving(mesh: &Mesh, cfg: &Config, every: usize) -> (Outcome, Vec<Checkpoint>) {
+    let vgg = Vgg::load(None, &Device::Cpu).expect("VGG16 weights in the cache (run ./setup.sh)");
+    let gpu = gpu();
+    let mut raster = Raster::new(Some(&gpu), &RasterMesh::from_mesh(mesh)).unwrap();
+    let mut saved = Vec::new();
+    let mut keep = |ck: &Checkpoint| {
+        saved.push(ck.clone());
+        Ok(())
+    };
+    let ck = Checkpoints { every, fingerprint: String::new(), resume: None, save: Some(&mut keep) };
+    let out = Run::new(mesh, &mut raster, &vgg, &style_image(), cfg, ck).unwrap().complete().unwrap();
+    (out, saved)
 }
 
 /// A closed, bumpy sphere with UVs (longitude/latitude, a seam at u = 0/1

@@ -7,7 +7,8 @@
 
 use rayon::prelude::*;
 
-use super::{simd, Act, SendPtr};
+use super::{Act, SendPtr};
+use crate::simd;
 
 /// Index (0..4) of the first maximum of a 2×2 window given in row-major order.
 #[inline]

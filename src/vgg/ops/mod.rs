@@ -3,8 +3,8 @@
 //! conv reads its halo without bounds checks and one layer's output is the next one's input.
 
 pub mod conv3x3;
+pub mod elementwise;
 pub mod maxpool;
-pub mod simd;
 
 /// Tile size the padding is rounded to: the largest Winograd output tile (F(4,3)).
 pub const TILE_ROUND: usize = 4;

@@ -1,7 +1,9 @@
-//! The texture's own post-processing, before any export: texels no view
-//! ever saw take the colour of the nearest seen texel. That fills holes
-//! inside UV islands and pads every island outwards, so bilinear and
-//! mip-mapped sampling at UV seams never picks up background.
+//! Filling the texels nothing wrote: each takes the colour of the nearest
+//! written texel. That fills holes inside UV islands and pads every island
+//! outwards, so bilinear and mip-mapped sampling at UV seams never picks up
+//! background. An image operation below both its users: the optimizer's
+//! post-processing (texels no view ever saw, before any export) and the
+//! unwrapper's bake (texels no triangle covers).
 
 use std::collections::VecDeque;
 

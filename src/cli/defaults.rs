@@ -1,0 +1,66 @@
+//! Every default and value range of the command line, written once: the
+//! parser (`args`: clap's defaults, ranges and help text), the presets, the
+//! checks (`config`) and the tests read them here, and a test holds the
+//! README's options table to the `--help` they produce. A leaf.
+
+use std::ops::RangeInclusive;
+
+// The style transfer.
+
+/// `--preset default`'s optimization steps.
+pub const STEPS: u32 = 200;
+/// `--preset long`'s optimization steps.
+pub const LONG_STEPS: u32 = 400;
+pub const STEPS_RANGE: RangeInclusive<i64> = 1..=100_000;
+pub const TEXTURE_SIZE: u32 = 512;
+pub const TEXTURE_SIZE_RANGE: RangeInclusive<i64> = 16..=4096;
+pub const RENDER_SIZE: u32 = 256;
+/// `--render-size` and `--start-render-size`.
+pub const RENDER_SIZE_RANGE: RangeInclusive<i64> = 32..=2048;
+/// Supersampling per axis, of the style transfer and of `render`.
+pub const SAMPLES: u32 = 2;
+pub const SAMPLES_RANGE: RangeInclusive<i64> = 1..=4;
+pub const STYLE_WEIGHT: f32 = 1.0;
+pub const CONTENT_WEIGHT: f32 = 0.5;
+pub const GRAM_DECAY: f32 = 0.95;
+pub const LR: f64 = 0.06;
+pub const LR_END: f64 = 0.2;
+pub const CONTENT_END: f32 = 0.6;
+pub const SEED: u64 = 0;
+pub const CHECKPOINT_EVERY: u32 = 50;
+pub const CHECKPOINT_EVERY_RANGE: RangeInclusive<i64> = 0..=100_000;
+pub const STYLE_SIZE: u32 = 512;
+pub const STYLE_SIZE_RANGE: RangeInclusive<i64> = 64..=4096;
+/// `--export`.
+pub const EXPORT: &str = "obj";
+pub const MAX_TRIANGLES: u64 = crate::export::DEFAULT_MAX_TRIANGLES as u64;
+pub const MAX_TRIANGLES_RANGE: RangeInclusive<u64> = 1..=100_000_000;
+/// `--print-size`, in millimetres: above 0 and up to this.
+pub const MAX_PRINT_SIZE_MM: f32 = 10_000.0;
+
+// `texstyle render`.
+
+pub const VIEWS: u32 = 8;
+pub const VIEWS_RANGE: RangeInclusive<i64> = 1..=256;
+pub const VIEW_SIZE: u32 = 512;
+pub const VIEW_SIZE_RANGE: RangeInclusive<i64> = 16..=4096;
+/// Degrees above the horizon.
+pub const ELEVATION: f32 = 20.0;
+pub const ELEVATION_RANGE: RangeInclusive<f32> = -89.0..=89.0;
+
+// `texstyle bench`.
+
+pub const BENCH_SIZES: [u32; 2] = [256, 512];
+/// relu5_1 pools 16×, so 16 pixels is the smallest image.
+pub const BENCH_SIZE_RANGE: RangeInclusive<i64> = 16..=4096;
+pub const BENCH_WARMUP: u32 = 2;
+pub const BENCH_WARMUP_RANGE: RangeInclusive<i64> = 0..=1000;
+pub const BENCH_ITERS: u32 = 5;
+pub const BENCH_ITERS_RANGE: RangeInclusive<i64> = 1..=1000;
+pub const QUALITY_AT: &str = "30,60,90,180";
+pub const QUALITY_OUT: &str = "texstyle-out/bench-quality";
+
+/// A range as the help text writes it: `16–4096` (`−89–89` with a minus sign).
+pub fn span<T: std::fmt::Display>(r: &RangeInclusive<T>) -> String {
+    format!("{}–{}", r.start(), r.end()).replacen('-', "−", 1)
+}
