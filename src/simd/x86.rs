@@ -4,55 +4,72 @@
 
 use std::arch::x86_64::*;
 
-/// One `MR × 16·NV` block of C over the full `k`: `A[r, kk]` at `a + r·lda + kk·aks`, B rows
-/// `ldb` apart; `ACC` adds to C instead of overwriting it.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn kernel512<const MR: usize, const NV: usize, const ACC: bool>(
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    aks: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    if ACC {
-        for (r, row) in acc.iter_mut().enumerate() {
-            for (v, x) in row.iter_mut().enumerate() {
-                *x = _mm512_loadu_ps(c.add(r * ldc + 16 * v));
+/// `micro_kernel!(name, store, register, lanes, zero, load, splat, fma, store_one)` defines the
+/// register-blocked kernel `name` (and its `store`) for one register width: the AVX-512 and AVX2
+/// kernels are one template, so they cannot drift apart.
+macro_rules! micro_kernel {
+    ($(#[$doc:meta])* $name:ident, $store:ident, $reg:ty, $lanes:literal, $zero:ident, $load:ident, $splat:ident, $fma:ident, $store_one:ident) => {
+        $(#[$doc])*
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        pub(super) unsafe fn $name<const MR: usize, const NV: usize, const ACC: bool>(
+            k: usize,
+            a: *const f32,
+            lda: usize,
+            aks: usize,
+            b: *const f32,
+            ldb: usize,
+            c: *mut f32,
+            ldc: usize,
+        ) {
+            let mut acc = [[$zero(); NV]; MR];
+            if ACC {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    for (v, x) in row.iter_mut().enumerate() {
+                        *x = $load(c.add(r * ldc + $lanes * v));
+                    }
+                }
+            }
+            let (mut ap, mut bp) = (a, b);
+            for _ in 0..k {
+                let mut bv = [$zero(); NV];
+                for (v, x) in bv.iter_mut().enumerate() {
+                    *x = $load(bp.add($lanes * v));
+                }
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = $splat(*ap.add(r * lda));
+                    for v in 0..NV {
+                        row[v] = $fma(av, bv[v], row[v]);
+                    }
+                }
+                ap = ap.add(aks);
+                bp = bp.add(ldb);
+            }
+            $store(&acc, c, ldc);
+        }
+
+        /// The `MR × lanes·NV` accumulators of a micro-kernel into C (rows `ldc` apart).
+        #[inline(always)]
+        pub(super) unsafe fn $store<const MR: usize, const NV: usize>(acc: &[[$reg; NV]; MR], c: *mut f32, ldc: usize) {
+            for (r, row) in acc.iter().enumerate() {
+                for (v, x) in row.iter().enumerate() {
+                    $store_one(c.add(r * ldc + $lanes * v), *x);
+                }
             }
         }
-    }
-    let (mut ap, mut bp) = (a, b);
-    for _ in 0..k {
-        let mut bv = [_mm512_setzero_ps(); NV];
-        for (v, x) in bv.iter_mut().enumerate() {
-            *x = _mm512_loadu_ps(bp.add(16 * v));
-        }
-        for (r, row) in acc.iter_mut().enumerate() {
-            let av = _mm512_set1_ps(*ap.add(r * lda));
-            for v in 0..NV {
-                row[v] = _mm512_fmadd_ps(av, bv[v], row[v]);
-            }
-        }
-        ap = ap.add(aks);
-        bp = bp.add(ldb);
-    }
-    store512(&acc, c, ldc);
+    };
 }
 
-/// The `MR × 16·NV` accumulators of a micro-kernel into C (rows `ldc` apart).
-#[inline(always)]
-pub(super) unsafe fn store512<const MR: usize, const NV: usize>(acc: &[[__m512; NV]; MR], c: *mut f32, ldc: usize) {
-    for (r, row) in acc.iter().enumerate() {
-        for (v, x) in row.iter().enumerate() {
-            _mm512_storeu_ps(c.add(r * ldc + 16 * v), *x);
-        }
-    }
-}
+micro_kernel!(
+    /// One `MR × 16·NV` block of C over the full `k`: `A[r, kk]` at `a + r·lda + kk·aks`, B rows
+    /// `ldb` apart; `ACC` adds to C instead of overwriting it.
+    kernel512, store512, __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps
+);
+
+micro_kernel!(
+    /// As [`kernel512`] with 8-lane registers.
+    kernel256, store256, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps
+);
 
 /// `rows!(kernel, NV, ACC, mr, args..)`: `kernel::<mr, NV, ACC>(args..)` for a run-time `mr` in
 /// 1..=12 (the row remainder of a block).
@@ -76,46 +93,3 @@ macro_rules! rows {
     };
 }
 pub(super) use rows;
-
-/// As [`kernel512`] with 8-lane registers.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn kernel256<const MR: usize, const NV: usize, const ACC: bool>(
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    aks: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    let mut acc = [[_mm256_setzero_ps(); NV]; MR];
-    if ACC {
-        for (r, row) in acc.iter_mut().enumerate() {
-            for (v, x) in row.iter_mut().enumerate() {
-                *x = _mm256_loadu_ps(c.add(r * ldc + 8 * v));
-            }
-        }
-    }
-    let (mut ap, mut bp) = (a, b);
-    for _ in 0..k {
-        let mut bv = [_mm256_setzero_ps(); NV];
-        for (v, x) in bv.iter_mut().enumerate() {
-            *x = _mm256_loadu_ps(bp.add(8 * v));
-        }
-        for (r, row) in acc.iter_mut().enumerate() {
-            let av = _mm256_broadcast_ss(&*ap.add(r * lda));
-            for v in 0..NV {
-                row[v] = _mm256_fmadd_ps(av, bv[v], row[v]);
-            }
-        }
-        ap = ap.add(aks);
-        bp = bp.add(ldb);
-    }
-    for (r, row) in acc.iter().enumerate() {
-        for (v, x) in row.iter().enumerate() {
-            _mm256_storeu_ps(c.add(r * ldc + 8 * v), *x);
-        }
-    }
-}
