@@ -377,4 +377,27 @@ mod tests {
         let err = Checkpoint::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains(&path.display().to_string()) && err.contains("damaged"), "{err}");
     }
+
+    #[test]
+    fn a_changed_header_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sample().save(dir.path()).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        // step 42 → 43 in the JSON header: still well-formed, but not what was saved.
+        let at = bytes.windows(4).position(|w| w == b"\"42\"").unwrap() + 2;
+        bytes[at] = b'3';
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Checkpoint::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_non_finite_value_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ck = sample();
+        ck.floats.get_mut("param.0").unwrap().1[2] = f32::NAN;
+        let path = ck.save(dir.path()).unwrap();
+        let err = Checkpoint::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()) && err.contains("non-finite value in param.0"), "{err}");
+    }
 }
