@@ -28,6 +28,8 @@ use crate::texture::TextureParam;
 pub const FILE: &str = "checkpoint.safetensors";
 /// Format version, in the metadata; bumped when the contents change meaning.
 const VERSION: &str = "1";
+/// Metadata key of the contents' checksum ([`Checkpoint::sha256`]).
+const SHA256: &str = "sha256";
 
 /// What a run needs to continue exactly where it stopped.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -60,6 +62,12 @@ pub enum CheckpointError {
     BadMetadata { path: PathBuf, key: String },
     #[error("{}: unexpected entry {name} (delete the folder to start over)", path.display())]
     UnexpectedEntry { path: PathBuf, name: String },
+    /// The SHA-256 of its contents differs from the one saved with it: changed on disk.
+    #[error("{}: the checkpoint is damaged (its checksum does not match its contents; delete the folder to start over)", path.display())]
+    Corrupt { path: PathBuf },
+    /// A saved value is NaN or infinite: no run can continue from it.
+    #[error("{}: the checkpoint holds a non-finite value in {name} (delete the folder to start over)", path.display())]
+    NotFinite { path: PathBuf, name: String },
     /// Made by other options or inputs; `diffs` names each (`key: old then, new now`).
     #[error(
         "{}: the checkpoint was made by a different run ({}); resume with the same mesh, painting and options, \
@@ -68,11 +76,12 @@ pub enum CheckpointError {
         diffs.join("; ")
     )]
     OtherRun { dir: PathBuf, diffs: Vec<String> },
-    #[error("checkpoint: {name} is missing")]
+    // The three below come from restoring a loaded checkpoint; the caller adds the file.
+    #[error("the checkpoint lacks {name} (delete the folder to start over)")]
     Missing { name: String },
-    #[error("checkpoint: {name} holds {found} values, expected {expected}")]
+    #[error("the checkpoint's {name} holds {found} values, expected {expected} (delete the folder to start over)")]
     WrongLength { name: String, found: usize, expected: usize },
-    #[error("checkpoint: the seen-texel flags do not match the texture size")]
+    #[error("the checkpoint's seen-texel flags do not match the texture size (delete the folder to start over)")]
     SeenSize,
 }
 
@@ -94,6 +103,7 @@ impl Checkpoint {
         for (k, v) in &self.scalars {
             meta.insert(format!("scalar.{k}"), v.to_string());
         }
+        meta.insert(SHA256.to_string(), self.sha256());
         let float_bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
             self.floats.iter().map(|(k, (s, v))| (format!("f.{k}"), s.clone(), bytemuck::cast_slice(v).to_vec())).collect();
         let mut views = Vec::new();
@@ -139,7 +149,41 @@ impl Checkpoint {
                 _ => bail!(CheckpointError::UnexpectedEntry { path: p(), name: name.clone() }),
             }
         }
+        if meta.get(SHA256) != Some(&ck.sha256()) {
+            bail!(CheckpointError::Corrupt { path: p() });
+        }
+        if let Some(name) = ck.floats.iter().find(|(_, (_, v))| v.iter().any(|x| !x.is_finite())).map(|(k, _)| k) {
+            bail!(CheckpointError::NotFinite { path: p(), name: name.clone() });
+        }
         Ok(ck)
+    }
+
+    /// SHA-256 (hex) of everything saved but the checksum itself: step,
+    /// fingerprint, scalars, and each buffer's name, shape and bytes, so a
+    /// change anywhere in the file (header or data) is caught on load.
+    fn sha256(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        let mut field = |b: &[u8]| {
+            h.update((b.len() as u64).to_le_bytes());
+            h.update(b);
+        };
+        field(&self.step.to_le_bytes());
+        field(self.fingerprint.as_bytes());
+        for (k, v) in &self.scalars {
+            field(k.as_bytes());
+            field(&v.to_le_bytes());
+        }
+        for (k, (shape, v)) in &self.floats {
+            field(k.as_bytes());
+            field(&shape.iter().flat_map(|d| (*d as u64).to_le_bytes()).collect::<Vec<u8>>());
+            field(bytemuck::cast_slice(v));
+        }
+        for (k, b) in &self.bytes {
+            field(k.as_bytes());
+            field(b);
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Refuses a checkpoint made by other options or inputs than `fingerprint`,
@@ -320,5 +364,40 @@ mod tests {
         let err = Checkpoint::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("not a readable checkpoint"), "{err}");
         assert!(Checkpoint::load(&dir.path().join("none")).unwrap_err().to_string().contains("cannot read"));
+    }
+
+    #[test]
+    fn changed_bytes_are_caught_by_the_checksum_and_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sample().save(dir.path()).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let end = bytes.len();
+        bytes[end - 10..end - 6].fill(0xFF); // inside the data of the last buffer
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Checkpoint::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()) && err.contains("damaged"), "{err}");
+    }
+
+    #[test]
+    fn a_changed_header_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sample().save(dir.path()).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        // step 42 → 43 in the JSON header: still well-formed, but not what was saved.
+        let at = bytes.windows(4).position(|w| w == b"\"42\"").unwrap() + 2;
+        bytes[at] = b'3';
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Checkpoint::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_non_finite_value_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ck = sample();
+        ck.floats.get_mut("param.0").unwrap().1[2] = f32::NAN;
+        let path = ck.save(dir.path()).unwrap();
+        let err = Checkpoint::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()) && err.contains("non-finite value in param.0"), "{err}");
     }
 }

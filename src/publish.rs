@@ -42,7 +42,7 @@ pub struct OutputSet {
 /// A run that fails before its first checkpoint leaves nothing behind.
 impl Drop for OutputSet {
     fn drop(&mut self) {
-        if self.partial.exists() && !self.partial.join(CHECKPOINT).exists() {
+        if self.partial.exists() && !holds_checkpoint(&self.partial) {
             let _ = fs::remove_dir_all(&self.partial);
         } else {
             let _ = fs::remove_file(self.partial.join(LOCK));
@@ -117,14 +117,19 @@ impl OutputSet {
             check_not_inside(input, &out)?;
             check_not_inside(input, &partial)?;
         }
+        // `OUT` is never cleaned by name: a set is assembled in `OUT.partial`, so
+        // any file in `OUT` not listed in its manifest is the user's.
         if out.is_dir() {
-            remove_stale_temporaries(&out);
             check_only_ours(&out)?;
         }
         if partial.exists() {
             claim_stale(&partial, resume)?;
         } else if resume {
             return refuse(OutputError::NothingToResume, format!("--resume: {} does not exist (nothing to resume)", partial.display()));
+        }
+        if resume {
+            // Our own work folder: a killed checkpoint write's temporary.
+            remove_stale_temporaries(&partial.join(CHECKPOINT));
         }
         create_writable(&partial).map_err(|e| {
             OutputError::NotWritable(format!("--out {}: cannot write beside it ({e:#}); choose a writable folder", out.display()))
@@ -252,7 +257,8 @@ fn check_only_ours(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes `.NAME.PID.tmp` files left in `dir` by killed runs (their PID is gone).
+/// Removes `.NAME.PID.tmp` files left in `dir` by killed runs (their PID is
+/// gone). Only for texstyle's own work folder: never a folder of the user's.
 pub fn remove_stale_temporaries(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     for e in entries.flatten() {
@@ -275,10 +281,16 @@ fn claim_stale(partial: &Path, resume: bool) -> Result<()> {
             partial.display()
         ));
     }
+    if resume && !holds_checkpoint(partial) {
+        return refuse(OutputError::NothingToResume, format!(
+            "--resume: {} holds no checkpoint (the run stopped before saving one); run the same command without --resume to start over",
+            partial.display()
+        ));
+    }
     if resume {
         return Ok(());
     }
-    if partial.join(CHECKPOINT).exists() {
+    if holds_checkpoint(partial) {
         return refuse(OutputError::Interrupted, format!(
             "--out: {} holds the checkpoint of an interrupted run; continue it with `--resume {}` \
              (same options), or delete that folder to start over",
@@ -288,6 +300,12 @@ fn claim_stale(partial: &Path, resume: bool) -> Result<()> {
     }
     // No checkpoint: only a half-built set, nothing worth keeping.
     fs::remove_dir_all(partial).with_context(|| format!("removing the stale {}", partial.display()))
+}
+
+/// Whether `partial` holds a checkpoint file (a failed first save can leave
+/// only its empty folder, which is nothing to resume).
+fn holds_checkpoint(partial: &Path) -> bool {
+    partial.join(CHECKPOINT).join(crate::checkpoint::FILE).is_file()
 }
 
 /// Creates `dir` and proves a file can be written and removed there.
@@ -441,13 +459,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("run");
         let set = OutputSet::prepare(&out, &[], false).unwrap();
-        write(&set.partial().join(CHECKPOINT).join("state"), "s");
+        write(&set.partial().join(CHECKPOINT).join(crate::checkpoint::FILE), "s");
         write(&set.partial().join(LOCK), "4194300"); // its owner is gone
         drop(set);
         let err = OutputSet::prepare(&out, &[], false).unwrap_err().to_string();
         assert!(err.contains("--resume"), "{err}");
         let set = OutputSet::prepare(&out, &[], true).unwrap();
-        assert!(set.partial().join(CHECKPOINT).join("state").exists());
+        assert!(set.partial().join(CHECKPOINT).join(crate::checkpoint::FILE).exists());
         // Resuming something that is not there is refused.
         assert!(OutputSet::prepare(&dir.path().join("other"), &[], true).is_err());
     }

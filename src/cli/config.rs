@@ -152,6 +152,8 @@ impl StyleConfig {
             format!("--lr={}", c.lr),
             format!("--seed={}", c.seed),
             format!("--background={:?}", c.background),
+            // The two rasterizers differ in the last bits: a run continues on the one it began with.
+            format!("--cpu={}", if self.cpu { "on" } else { "off" }),
         ];
         for (i, m) in mesh.materials.iter().enumerate() {
             if let Some(p) = &m.texture_path {

@@ -16,7 +16,7 @@ use super::error::{CliError, Exit};
 use super::report::{self, Progress};
 use crate::export::{self, Plan};
 use crate::image_io::{write_atomic, Image};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::mesh::Mesh;
 use crate::optim::{self, Outcome};
 use crate::publish::{OutputSet, CHECKPOINT};
@@ -153,9 +153,11 @@ fn device_name(vgg: &Vgg) -> String {
     }
 }
 
-/// First Ctrl-C: set the returned flag (the loop finishes its step, saves a
-/// checkpoint and the result so far is published). Second: quit at once;
-/// nothing is published, the last checkpoint stays for `--resume`.
+/// First Ctrl-C, SIGTERM or SIGHUP (`timeout`, `docker stop`, systemd and
+/// batch schedulers send SIGTERM; a closed terminal SIGHUP): set the returned
+/// flag (the loop finishes its step, saves a checkpoint and the result so far
+/// is published; exit 130). Second: quit at once; nothing is published, the
+/// last checkpoint stays for `--resume`.
 fn stop_on_ctrl_c() -> Arc<AtomicBool> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
@@ -164,7 +166,7 @@ fn stop_on_ctrl_c() -> Arc<AtomicBool> {
             eprintln!("\ntexstyle: interrupted twice: quitting without writing outputs (the last checkpoint stays for --resume)");
             std::process::exit(Exit::Interrupted as i32);
         }
-        eprintln!("\ntexstyle: interrupted: finishing this step and writing the result so far (Ctrl-C again to quit)");
+        eprintln!("\ntexstyle: interrupted: finishing this step and writing the result so far (interrupt again to quit)");
     });
     interrupted
 }
@@ -185,7 +187,12 @@ fn optimize_with_progress(
     let dir = outputs.partial().join(CHECKPOINT);
     let mut save = |ck: &Checkpoint| ck.save(&dir).map(|_| ());
     let checkpoints = optim::Checkpoints { every: cfg.checkpoint_every, fingerprint, resume, save: Some(&mut save) };
-    let run = optim::Run::new(mesh, raster, vgg, painting, &cfg.optim, checkpoints)?;
+    // Restoring can find the checkpoint inconsistent: name its file.
+    let file = dir.join(crate::checkpoint::FILE);
+    let run = optim::Run::new(mesh, raster, vgg, painting, &cfg.optim, checkpoints).map_err(|e| match e.chain().any(|c| c.is::<CheckpointError>()) {
+        true => bad_file(format!("{}: {e:#}", file.display())).error,
+        false => e,
+    })?;
     let outcome = run.until(|s| {
         progress.step(s);
         interrupted.load(Ordering::SeqCst)

@@ -108,6 +108,14 @@ struct Mips {
     max_level: u32,
 }
 
+/// The loss became NaN or infinite at `step`: the run stops before saving
+/// or publishing it (a failure of the run, exit 1: its inputs were checked).
+#[derive(Debug, thiserror::Error)]
+#[error("the loss or the texture became {what} at step {step}; nothing was saved from this step (try a lower --lr, or report it)", what = "NaN or infinite")]
+pub struct NotFinite {
+    pub step: usize,
+}
+
 /// One optimization run: [`Run::new`] sets it up (or resumes it from a
 /// checkpoint), each [`Run::step`] makes one step, [`Run::finish`] (or
 /// [`Run::stop`], which saves a checkpoint first) gives the [`Outcome`].
@@ -209,6 +217,10 @@ impl<'a> Run<'a> {
         let (parts, grad) = timed(&mut entry.network_ms, || self.network(step, &learned, content.as_ref()))?;
         timed(&mut entry.optimizer_ms, || self.optimizer(step, &learned, &grad))?;
         (entry.style, entry.content, entry.total) = (parts.style, parts.content, parts.total);
+        // Stop before a NaN reaches the log, a checkpoint or a published texture.
+        if !entry.total.is_finite() {
+            return Err(NotFinite { step }.into());
+        }
         entry.seconds = self.seconds_before + self.start.elapsed().as_secs_f64();
         self.state.log.push(entry);
         if self.checkpoints.due(step, self.cfg.steps) {
@@ -246,6 +258,10 @@ impl<'a> Run<'a> {
     /// filled) and the log.
     pub fn finish(mut self) -> Result<Outcome> {
         let final_texture = self.state.param.texture()?;
+        // NaN and ∞ survive a sum: one pass says whether the texture is publishable.
+        if !final_texture.sum_all()?.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?.is_finite() {
+            return Err(NotFinite { step: self.state.log.len() }.into());
+        }
         let eval_after = self.eval_style(&final_texture)?;
         let mut textures = (0..self.mesh.materials.len())
             .map(|m| tensor_to_image(&final_texture.get(m)?))
@@ -310,8 +326,12 @@ impl<'a> Run<'a> {
     fn save_checkpoint(&mut self) -> Result<()> {
         let step = self.state.log.len();
         if let Some(save) = self.checkpoints.save.as_mut() {
-            save(&self.state.save(&self.checkpoints.fingerprint)?)
-                .with_context(|| format!("saving the checkpoint of step {step}"))?;
+            let ck = self.state.save(&self.checkpoints.fingerprint)?;
+            // A NaN in θ or Adam's moments (a non-finite gradient) is never saved.
+            if ck.floats.values().any(|(_, v)| v.iter().any(|x| !x.is_finite())) {
+                return Err(NotFinite { step }.into());
+            }
+            save(&ck).with_context(|| format!("saving the checkpoint of step {step}"))?;
         }
         self.saved_at = Some(step);
         Ok(())
