@@ -57,6 +57,8 @@ impl Image {
     }
 
     fn load_fit_inner(path: &Path, max_side: u32) -> Result<Image, image::ImageError> {
+        // Before any open: a FIFO would block, a device never end.
+        crate::input::check(path, crate::input::IMAGE_MAX_BYTES)?;
         let reader = image::ImageReader::open(path)?.with_guessed_format()?;
         let format = reader.format();
         let (w, h) = reader.into_dimensions()?;

@@ -227,8 +227,11 @@ impl Mesh {
     /// Loads a mesh file by its extension: `.obj`, `.stl`, `.ply`, `.gltf`, `.glb`.
     pub fn load(path: impl AsRef<Path>) -> Result<Mesh, MeshError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path)
-            .map_err(|e| MeshError::new(MeshErrorKind::Io, path, format!("cannot read the mesh: {e}"), "check the path"))?;
+        let bytes = crate::input::read(path, crate::input::MESH_MAX_BYTES).map_err(|e| match e.kind() {
+            // The input module's own refusals carry their advice.
+            std::io::ErrorKind::InvalidInput => MeshError::new(MeshErrorKind::Io, path, format!("the mesh {e}"), ""),
+            _ => MeshError::new(MeshErrorKind::Io, path, format!("cannot read the mesh: {e}"), "check the path"),
+        })?;
         let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
         let mesh = match ext.as_str() {
             "stl" => stl::load(path, &bytes)?,

@@ -412,8 +412,12 @@ fn split_map_statement(rest: &str) -> (Vec<String>, &str) {
 /// Reads an MTL file: `newmtl`, `Kd`, `map_Kd`. Texture paths are resolved
 /// relative to the MTL file (which may live elsewhere than the OBJ).
 fn load_mtl(obj_path: &Path, mtl_path: &Path, warnings: &mut Vec<String>) -> Result<Vec<Material>, MeshError> {
-    let bytes = std::fs::read(mtl_path).map_err(|e| {
-        let why = if mtl_path.exists() { format!("cannot be read: {e}") } else { "not found".into() };
+    let bytes = crate::input::read(mtl_path, crate::input::MESH_MAX_BYTES).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::InvalidInput => e.to_string(),
+            _ if mtl_path.exists() => format!("cannot be read: {e}"),
+            _ => "not found".into(),
+        };
         MeshError::new(
             MeshErrorKind::Material,
             obj_path,
