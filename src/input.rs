@@ -47,3 +47,14 @@ pub fn read(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
     }
     Ok(bytes)
 }
+
+/// A path for a one-line message: as is, or quoted with escapes when it
+/// holds a control character (a newline would break the error line).
+pub fn shown(path: &Path) -> String {
+    let s = path.display().to_string();
+    if s.chars().any(char::is_control) {
+        format!("{s:?}")
+    } else {
+        s
+    }
+}

@@ -25,8 +25,29 @@ use super::{Material, Mesh, MeshError, MeshErrorKind, ObjFace, ObjLayout, UvCove
 pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
     let text = decode(path, bytes)?;
     let mut reader = Reader::new(path);
+    // A trailing `\\` continues the statement on the next line (as tobj and
+    // Blender read it); errors name the statement's first line.
+    let (mut pending, mut first) = (String::new(), 0);
     for (i, raw) in text.lines().enumerate() {
-        reader.statement(i + 1, raw)?;
+        let continued = raw.trim_end().strip_suffix('\\');
+        match (continued, pending.is_empty()) {
+            (Some(head), _) => {
+                if pending.is_empty() {
+                    first = i + 1;
+                }
+                pending.push_str(head);
+                pending.push(' ');
+            }
+            (None, true) => reader.statement(i + 1, raw)?,
+            (None, false) => {
+                pending.push_str(raw);
+                reader.statement(first, &pending)?;
+                pending.clear();
+            }
+        }
+    }
+    if !pending.is_empty() {
+        reader.statement(first, &pending)?;
     }
     reader.finish()
 }
