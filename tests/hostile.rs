@@ -81,3 +81,19 @@ fn a_fifo_as_the_mesh_or_the_style_is_refused_without_waiting() {
     let o = texstyle_bounded(&["render", mesh.to_str().unwrap(), "--texture", png.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_refused(&o, "FIFO as render --texture");
 }
+
+#[test]
+fn a_fifo_as_the_material_library_or_its_texture_is_refused_without_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let obj = dir.path().join("tri.obj");
+    std::fs::write(&obj, "mtllib tri.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nusemtl m\nf 1/1 2/2 3/3\n").unwrap();
+    mkfifo(&dir.path().join("tri.mtl"));
+    let o = texstyle_bounded(&["render", obj.to_str().unwrap(), "--cpu", "--out", out.to_str().unwrap()]);
+    assert_refused(&o, "FIFO as the MTL");
+    std::fs::remove_file(dir.path().join("tri.mtl")).unwrap();
+    std::fs::write(dir.path().join("tri.mtl"), "newmtl m\nmap_Kd tex.png\n").unwrap();
+    mkfifo(&dir.path().join("tex.png"));
+    let o = texstyle_bounded(&["render", obj.to_str().unwrap(), "--cpu", "--out", out.to_str().unwrap()]);
+    assert_refused(&o, "FIFO as the map_Kd texture");
+}

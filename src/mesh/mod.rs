@@ -338,7 +338,7 @@ impl Mesh {
                 MeshError::new(
                     MeshErrorKind::Texture,
                     &path,
-                    format!("texture {} of material '{}' {why}", tex_path.display(), mat.name),
+                    format!("texture {} of material '{}' {why}", crate::input::shown(tex_path), mat.name),
                     "fix the texture reference (MTL map_Kd, glTF image uri) or the image file",
                 )
             })?;
