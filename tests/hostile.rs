@@ -53,6 +53,8 @@ fn dev_zero_as_a_mesh_through_a_symlink_is_refused() {
     assert_refused(&o, "/dev/zero as zero.obj");
     let o = texstyle_bounded(&["render", zero.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_refused(&o, "render /dev/zero as zero.obj");
+    let o = texstyle_bounded(&["/dev/urandom", "--style", style.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_refused(&o, "/dev/urandom as MESH");
 }
 
 #[test]
