@@ -53,10 +53,12 @@ impl Image {
     /// reduced while decoding (JPEG: scaled IDCT; PNG: row by row), so a
     /// 10000² painting never sits in memory whole.
     pub fn load_fit(path: &Path, max_side: u32) -> Result<Image, image::ImageError> {
-        Image::load_fit_inner(path, max_side).map_err(one_sentence)
+        Image::load_fit_inner(path, max_side).map_err(one_sentence).map_err(with_advice)
     }
 
     fn load_fit_inner(path: &Path, max_side: u32) -> Result<Image, image::ImageError> {
+        // Before any open: a FIFO would block, a device never end.
+        crate::input::check(path, crate::input::IMAGE_MAX_BYTES)?;
         let reader = image::ImageReader::open(path)?.with_guessed_format()?;
         let format = reader.format();
         let (w, h) = reader.into_dimensions()?;
@@ -134,6 +136,16 @@ fn one_sentence(e: image::ImageError) -> image::ImageError {
         image::ImageError::IoError(io) => image_error(io.to_string()),
         other => image_error(other.to_string().split_whitespace().collect::<Vec<_>>().join(" ")),
     }
+}
+
+/// A decoder's message without advice (an empty, truncated or corrupt file)
+/// gets the advice every error line ends with.
+fn with_advice(e: image::ImageError) -> image::ImageError {
+    let msg = e.to_string();
+    if msg.trim_end().ends_with(')') {
+        return e;
+    }
+    image_error(format!("{msg} (the file is empty, truncated or no PNG/JPEG: open it in an image viewer and save it again)"))
 }
 
 /// Refuses sizes over the limits before anything is allocated.

@@ -19,6 +19,7 @@ pub mod fill;
 pub mod gpu;
 mod hugepages;
 pub mod image_io;
+pub mod input;
 pub mod lookup;
 pub mod loss;
 pub mod mesh;

@@ -341,3 +341,15 @@ fn help_names_no_issue_and_no_folder_outside_the_clone() {
         assert!(!help.to_lowercase().contains("issue") && !help.contains("../shared"), "{args:?}: {help}");
     }
 }
+
+#[test]
+fn render_on_a_mesh_with_uvs_on_some_faces_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("half.obj");
+    std::fs::write(&p, "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\nf 2 4 3\n").unwrap();
+    let out = dir.path().join("out");
+    let o = texstyle(&["render", p.to_str().unwrap(), "--views", "1", "--size", "32", "--cpu", "--out", out.to_str().unwrap()], &[]);
+    let err = stderr(&o);
+    assert!(!err.contains("has no texture coordinates"), "{err}");
+    assert!(err.contains("only some faces"), "{err}");
+}

@@ -277,3 +277,62 @@ fn obj_vertex_colours_are_read() {
     let m = r.unwrap();
     assert_eq!(m.vertex_colors, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
 }
+
+#[test]
+fn obj_backslash_line_continuations_join_the_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("cont.obj");
+    std::fs::write(&p, "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nf 1 2 \\\n  3\nf 2 4 3\nf 1 2 9\n").unwrap();
+    let e = Mesh::load(&p).unwrap_err();
+    // The bad face is on line 8, after a two-line statement (lines 5-6).
+    assert_eq!(e.line, Some(8), "{e}");
+    std::fs::write(&p, "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nf 1 2 \\\n  3\nf 2 4 3\n").unwrap();
+    let m = Mesh::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.triangles.len(), 2);
+}
+
+#[test]
+fn an_obj_without_extension_is_recognized_from_its_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("model");
+    std::fs::write(&p, "# a triangle\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n").unwrap();
+    let m = Mesh::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.triangles.len(), 1);
+    assert!(m.warnings.iter().any(|w| w.contains("OBJ")), "says what it assumed: {:?}", m.warnings);
+    let stl = dir.path().join("part.bin");
+    std::fs::write(&stl, common::stl_binary(&[[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])).unwrap();
+    let m = Mesh::load(&stl).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.triangles.len(), 1);
+}
+
+#[test]
+fn all_zero_uvs_are_loaded_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("flat_uv.obj");
+    std::fs::write(&p, "v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nf 1/1 2/1 3/1\n").unwrap();
+    let m = Mesh::load(&p).unwrap();
+    assert!(m.warnings.iter().any(|w| w.contains("--uv auto")), "{:?}", m.warnings);
+}
+
+#[test]
+fn a_path_with_a_newline_keeps_the_error_on_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad\nname.obj");
+    std::fs::write(&p, "v 0 0 0\nf 1 2 3\n").unwrap();
+    let e = Mesh::load(&p).unwrap_err().to_string();
+    assert!(!e.contains('\n'), "{e}");
+    assert!(e.contains("bad\\nname.obj"), "{e}");
+}
+
+#[test]
+fn empty_or_corrupt_paintings_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    let corrupt = dir.path().join("corrupt.jpg");
+    std::fs::write(&corrupt, b"\xff\xd8\xff\xe0 this is not really a jpeg").unwrap();
+    for p in [empty, corrupt] {
+        let e = texstyle::image_io::Image::load(&p).unwrap_err().to_string();
+        assert!(e.trim_end().ends_with(')'), "{}: {e}", p.display());
+    }
+}

@@ -23,8 +23,17 @@ pub fn run(a: RenderArgs) -> Result<(), CliError> {
         Some(p) => Some(Image::load(p).with_context(|| format!("reading the texture {}", p.display()))?),
         None => None,
     };
-    if !mesh.has_uvs() {
-        super::warn(format!("{} has no texture coordinates: drawing flat material colours", a.mesh.display()));
+    match &mesh.uv_coverage {
+        crate::mesh::UvCoverage::Partial(where_) => super::warn(format!(
+            "{}: only some faces have texture coordinates ({where_}): drawing flat material colours \
+             (give every face UVs in your modeller, or style it with --uv auto for a new atlas)",
+            crate::input::shown(&a.mesh)
+        )),
+        _ if !mesh.has_uvs() => super::warn(format!(
+            "{} has no texture coordinates: drawing flat material colours",
+            crate::input::shown(&a.mesh)
+        )),
+        _ => {}
     }
     let raster_mesh = RasterMesh::from_mesh(&mesh);
     let mut raster = super::open_raster(a.cpu, &raster_mesh)?;

@@ -58,12 +58,23 @@ fn parse(path: &Path, base: &Path, bytes: &[u8]) -> Result<(gltf::Gltf, Vec<gltf
     // External buffers: say which file is missing (the crate only says "No such file").
     for b in gltf.document.buffers() {
         if let gltf::buffer::Source::Uri(uri) = b.source() {
-            if !uri.starts_with("data:") && !uri_path(base, uri).is_file() {
-                return Err(err(
-                    MeshErrorKind::Buffer,
-                    format!("buffer {} refers to {}, which is missing", b.index(), uri_path(base, uri).display()),
-                    "keep the .bin next to the .gltf, or export a .glb",
-                ));
+            if uri.starts_with("data:") {
+                continue;
+            }
+            // Checked before the crate opens it: a FIFO or device would block or never end.
+            let file = uri_path(base, uri);
+            match crate::input::check(&file, crate::input::MESH_MAX_BYTES) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                    return Err(err(MeshErrorKind::Buffer, format!("buffer {} refers to {}, which {e}", b.index(), file.display()), ""))
+                }
+                Err(_) => {
+                    return Err(err(
+                        MeshErrorKind::Buffer,
+                        format!("buffer {} refers to {}, which is missing", b.index(), file.display()),
+                        "keep the .bin next to the .gltf, or export a .glb",
+                    ))
+                }
             }
         }
     }

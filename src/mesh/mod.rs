@@ -119,7 +119,7 @@ impl MeshError {
 
 impl fmt::Display for MeshError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
+        write!(f, "{}", crate::input::shown(&self.path))?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
         }
@@ -227,23 +227,39 @@ impl Mesh {
     /// Loads a mesh file by its extension: `.obj`, `.stl`, `.ply`, `.gltf`, `.glb`.
     pub fn load(path: impl AsRef<Path>) -> Result<Mesh, MeshError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path)
-            .map_err(|e| MeshError::new(MeshErrorKind::Io, path, format!("cannot read the mesh: {e}"), "check the path"))?;
+        let bytes = crate::input::read(path, crate::input::MESH_MAX_BYTES).map_err(|e| match e.kind() {
+            // The input module's own refusals carry their advice.
+            std::io::ErrorKind::InvalidInput => MeshError::new(MeshErrorKind::Io, path, format!("the mesh {e}"), ""),
+            _ => MeshError::new(MeshErrorKind::Io, path, format!("cannot read the mesh: {e}"), "check the path"),
+        })?;
         let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-        let mesh = match ext.as_str() {
+        let (format, sniffed) = match ext.as_str() {
+            "stl" | "ply" | "gltf" | "glb" | "obj" => (ext.as_str(), false),
+            _ => match sniff(&bytes) {
+                Some(format) => (format, true),
+                None => {
+                    return Err(MeshError::new(
+                        MeshErrorKind::NotObj,
+                        path,
+                        format!("unknown mesh format '.{ext}', and the content is no OBJ, STL, PLY or glTF either"),
+                        "texstyle reads .obj, .stl, .ply, .gltf and .glb files",
+                    ))
+                }
+            },
+        };
+        let mut mesh = match format {
             "stl" => stl::load(path, &bytes)?,
             "ply" => ply::load(path, &bytes)?,
             "gltf" | "glb" => gltf::load(path, &bytes)?,
-            "obj" => obj::load(path, &bytes)?,
-            _ => {
-                return Err(MeshError::new(
-                    MeshErrorKind::NotObj,
-                    path,
-                    format!("unknown mesh format '.{ext}'"),
-                    "texstyle reads .obj, .stl, .ply, .gltf and .glb files",
-                ))
-            }
+            _ => obj::load(path, &bytes)?,
         };
+        if sniffed {
+            let name = format.to_ascii_uppercase().replace("GLB", "glTF binary").replace("GLTF", "glTF");
+            mesh.warnings.push(format!(
+                "{}: no known extension ('.{ext}'): read as {name} from its content (name it .{format} to say so)",
+                crate::input::shown(path)
+            ));
+        }
         mesh.finish()
     }
 
@@ -297,6 +313,13 @@ impl Mesh {
         if self.uv_coverage == UvCoverage::All && self.texcoords.iter().any(|t| !t.is_finite()) {
             return Err(err(MeshErrorKind::NonFinite, "a texture coordinate is not finite".into(), "fix the UVs, or pass --uv auto"));
         }
+        if self.uv_coverage == UvCoverage::All && self.uv_area() <= 1e-12 {
+            self.warnings.push(format!(
+                "{}: every texture coordinate lies on one point or line (zero UV area): the texture would paint \
+                 each face one colour (pass --uv auto to unwrap a new atlas)",
+                crate::input::shown(&self.path)
+            ));
+        }
         if self.tri_polygon.len() != self.triangles.len() {
             self.tri_polygon = (0..self.triangles.len() as u32).collect();
         }
@@ -315,13 +338,23 @@ impl Mesh {
                 MeshError::new(
                     MeshErrorKind::Texture,
                     &path,
-                    format!("texture {} of material '{}' {why}", tex_path.display(), mat.name),
+                    format!("texture {} of material '{}' {why}", crate::input::shown(tex_path), mat.name),
                     "fix the texture reference (MTL map_Kd, glTF image uri) or the image file",
                 )
             })?;
             mat.texture = Some(image);
         }
         Ok(self)
+    }
+
+    /// The summed area of the triangles in UV space (0 when UVs collapse to a point or line).
+    fn uv_area(&self) -> f32 {
+        (0..self.tri_texcoords.len())
+            .map(|t| {
+                let [a, b, c] = self.triangle_uvs(t);
+                (b - a).perp_dot(c - a).abs() * 0.5
+            })
+            .sum()
     }
 
     /// True when every triangle has texture coordinates.
@@ -379,4 +412,31 @@ impl Mesh {
             None => [Vec2::ZERO; 3],
         }
     }
+}
+
+/// The format a file without a known extension holds, from its first bytes:
+/// GLB magic, PLY header, binary STL size formula, ASCII STL, glTF JSON, OBJ statements.
+fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"glTF") {
+        return Some("glb");
+    }
+    if bytes.starts_with(b"ply\n") || bytes.starts_with(b"ply\r\n") {
+        return Some("ply");
+    }
+    if bytes.len() >= 84 {
+        let n = u32::from_le_bytes([bytes[80], bytes[81], bytes[82], bytes[83]]) as u64;
+        if 84 + 50 * n == bytes.len() as u64 {
+            return Some("stl");
+        }
+    }
+    let text = std::str::from_utf8(&bytes[..bytes.len().min(1 << 16)]).ok()?;
+    let head = text.trim_start_matches('\u{feff}').trim_start();
+    if head.starts_with("solid") && text.contains("facet") {
+        return Some("stl");
+    }
+    if head.starts_with('{') && text.contains("\"asset\"") {
+        return Some("gltf");
+    }
+    let obj = ["v ", "f ", "vt ", "vn ", "o ", "g ", "mtllib ", "usemtl "];
+    text.lines().any(|l| obj.iter().any(|s| l.trim_start().starts_with(s))).then_some("obj")
 }

@@ -25,8 +25,29 @@ use super::{Material, Mesh, MeshError, MeshErrorKind, ObjFace, ObjLayout, UvCove
 pub(super) fn load(path: &Path, bytes: &[u8]) -> Result<Mesh, MeshError> {
     let text = decode(path, bytes)?;
     let mut reader = Reader::new(path);
+    // A trailing `\\` continues the statement on the next line (as tobj and
+    // Blender read it); errors name the statement's first line.
+    let (mut pending, mut first) = (String::new(), 0);
     for (i, raw) in text.lines().enumerate() {
-        reader.statement(i + 1, raw)?;
+        let continued = raw.trim_end().strip_suffix('\\');
+        match (continued, pending.is_empty()) {
+            (Some(head), _) => {
+                if pending.is_empty() {
+                    first = i + 1;
+                }
+                pending.push_str(head);
+                pending.push(' ');
+            }
+            (None, true) => reader.statement(i + 1, raw)?,
+            (None, false) => {
+                pending.push_str(raw);
+                reader.statement(first, &pending)?;
+                pending.clear();
+            }
+        }
+    }
+    if !pending.is_empty() {
+        reader.statement(first, &pending)?;
     }
     reader.finish()
 }
@@ -412,8 +433,12 @@ fn split_map_statement(rest: &str) -> (Vec<String>, &str) {
 /// Reads an MTL file: `newmtl`, `Kd`, `map_Kd`. Texture paths are resolved
 /// relative to the MTL file (which may live elsewhere than the OBJ).
 fn load_mtl(obj_path: &Path, mtl_path: &Path, warnings: &mut Vec<String>) -> Result<Vec<Material>, MeshError> {
-    let bytes = std::fs::read(mtl_path).map_err(|e| {
-        let why = if mtl_path.exists() { format!("cannot be read: {e}") } else { "not found".into() };
+    let bytes = crate::input::read(mtl_path, crate::input::MESH_MAX_BYTES).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::InvalidInput => e.to_string(),
+            _ if mtl_path.exists() => format!("cannot be read: {e}"),
+            _ => "not found".into(),
+        };
         MeshError::new(
             MeshErrorKind::Material,
             obj_path,
