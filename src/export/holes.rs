@@ -138,23 +138,20 @@ pub fn close(mesh: &Mesh) -> Mesh {
 }
 
 /// `mesh` without the positions no triangle uses (the Stanford bunny has
-/// some): a slicer or a service counts them as stray geometry.
+/// some): a slicer or a service counts them as stray geometry. The others
+/// keep their order.
 pub fn used_only(mesh: &Mesh) -> Mesh {
+    let mut used = vec![false; mesh.positions.len()];
+    mesh.triangles.iter().flatten().for_each(|&i| used[i as usize] = true);
     let mut new = vec![u32::MAX; mesh.positions.len()];
     let mut m = mesh.clone();
     m.positions.clear();
     m.vertex_colors.clear();
-    for tri in m.triangles.iter_mut() {
-        for i in tri.iter_mut() {
-            if new[*i as usize] == u32::MAX {
-                new[*i as usize] = m.positions.len() as u32;
-                m.positions.push(mesh.positions[*i as usize]);
-                if let Some(c) = mesh.vertex_colors.get(*i as usize) {
-                    m.vertex_colors.push(*c);
-                }
-            }
-            *i = new[*i as usize];
-        }
+    for (i, _) in used.iter().enumerate().filter(|(_, &u)| u) {
+        new[i] = m.positions.len() as u32;
+        m.positions.push(mesh.positions[i]);
+        m.vertex_colors.extend(mesh.vertex_colors.get(i));
     }
+    m.triangles.iter_mut().flatten().for_each(|i| *i = new[*i as usize]);
     m
 }
