@@ -102,7 +102,7 @@ pub fn report(mesh: &Mesh) -> EdgeReport {
 /// (one new position per hole). Each new triangle runs its rim edge the
 /// other way from the face it borders, so orientation stays consistent. It
 /// takes that face's material, and its UVs: the rim corners keep theirs and
-/// the centroid corner takes the first rim corner's, so a fill triangle
+/// the centroid corner takes the fill triangle's first rim corner's, so it
 /// reads the texture along the rim edge it borders (the colours next to the
 /// hole) and no texel has to be added.
 pub fn close(mesh: &Mesh) -> Mesh {
