@@ -40,7 +40,7 @@ fn main() {
     println!("mesh: {} ({} triangles), texture {TEXTURE}², threads: {}", path.display(), mesh.triangles.len(), rayon::current_num_threads());
     let formats = [Format::Obj, Format::ObjZip, Format::ThreeMf, Format::Glb, Format::VertexColors, Format::Palette(4), Format::Palette(8)];
     let t = std::time::Instant::now();
-    let request = Request { formats: formats.to_vec(), print_size_mm: Some(80.0), max_triangles: DEFAULT_MAX_TRIANGLES };
+    let request = Request { formats: formats.to_vec(), print_size_mm: Some(80.0), max_triangles: DEFAULT_MAX_TRIANGLES, close_holes: false };
     let plan = Plan::new(&mesh, request, (TEXTURE, TEXTURE)).unwrap();
     let split = plan.split.as_ref().unwrap();
     println!(

@@ -165,7 +165,7 @@ fn box_mesh(dir: &Path) -> (Mesh, Image) {
 fn export_box(formats: &[Format], print_size_mm: Option<f32>, max_triangles: usize) -> (tempfile::TempDir, Mesh, Image, Vec<Made>) {
     let dir = tempfile::tempdir().unwrap();
     let (mesh, tex) = box_mesh(dir.path());
-    let plan = Plan::new(&mesh, Request { formats: formats.to_vec(), print_size_mm, max_triangles }, (48, 32)).unwrap();
+    let plan = Plan::new(&mesh, Request { formats: formats.to_vec(), print_size_mm, max_triangles, close_holes: false }, (48, 32)).unwrap();
     let out = dir.path().join("out");
     // The CPU reference rasterizer: the previews need no adapter here.
     let made = write_all(&plan, &mesh, std::slice::from_ref(&tex), &out, "box", &[], &mut |m| Ok(Raster::new(None, m)?)).unwrap();
@@ -515,4 +515,178 @@ fn every_export_from_one_command() {
     // Nothing else (no temporaries) in the folder, but the set's manifest.
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 13 + 1, "{listed:?}");
     assert!(out.join(texstyle::publish::MANIFEST).is_file());
+}
+
+// ---------------------------------------------------------------------------
+// Prints: holes reported (and closed with --close-holes), every vertex used,
+// the object standing on the plate (z = 0).
+
+/// The corners of a cube of side 2 centred on the origin (so placing it for
+/// print must move it): bit 0 of the index is x, bit 1 y, bit 2 z.
+fn cube_corner(i: usize) -> [f32; 3] {
+    [0, 1, 2].map(|b| if i >> b & 1 == 1 { 1.0 } else { -1.0 })
+}
+
+/// Its faces, counter-clockwise seen from outside; the top (+Y) face last.
+const CUBE_FACES: [[usize; 4]; 6] = [[0, 2, 3, 1], [4, 5, 7, 6], [0, 1, 5, 4], [0, 4, 6, 2], [1, 3, 7, 5], [2, 6, 7, 3]];
+
+/// That cube without its top face (4 open edges), one UV chart per face, and
+/// a vertex no face uses at the end. `own_corners`: every face has its own
+/// four vertices (as UV seams give them in glTF or PLY files), so only the
+/// positions say which edges are shared.
+fn write_open_cube(dir: &Path, own_corners: bool) -> std::path::PathBuf {
+    let mut obj = String::new();
+    let faces = &CUBE_FACES[..5];
+    let corners: Vec<usize> = if own_corners { faces.iter().flatten().copied().collect() } else { (0..8).collect() };
+    for &c in &corners {
+        let p = cube_corner(c);
+        obj += &format!("v {} {} {}\n", p[0], p[1], p[2]);
+    }
+    obj += "v 5 5 5\n";
+    for (i, f) in faces.iter().enumerate() {
+        let (c, r) = ((i % 3) as f32, (i / 3) as f32);
+        let (u0, u1, v0, v1) = (c / 3.0 + 0.02, (c + 1.0) / 3.0 - 0.02, r / 2.0 + 0.02, (r + 1.0) / 2.0 - 0.02);
+        obj += &format!("vt {u0} {v0}\nvt {u1} {v0}\nvt {u1} {v1}\nvt {u0} {v1}\n");
+        let v = |k: usize| if own_corners { 4 * i + k + 1 } else { f[k] + 1 };
+        let t = 4 * i + 1;
+        obj += &format!("f {}/{} {}/{} {}/{} {}/{}\n", v(0), t, v(1), t + 1, v(2), t + 2, v(3), t + 3);
+    }
+    let path = dir.join("open_cube.obj");
+    std::fs::write(&path, obj).unwrap();
+    path
+}
+
+/// An OBJ's `v` positions and `f` position indices (0-based), read as text:
+/// tobj keeps only the vertices faces use, so it cannot show unused ones.
+fn obj_text(path: &Path) -> (Vec<[f32; 3]>, Vec<Vec<usize>>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut v = Vec::new();
+    let mut f = Vec::new();
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        match w.next() {
+            Some("v") => v.push([0, 1, 2].map(|_| w.next().unwrap().parse::<f32>().unwrap())),
+            Some("f") => f.push(w.map(|c| c.split('/').next().unwrap().parse::<usize>().unwrap() - 1).collect()),
+            _ => {}
+        }
+    }
+    (v, f)
+}
+
+/// The lowest z and whether every vertex is used by some face.
+fn floor_and_all_used(vertices: &[[f32; 3]], faces: impl Iterator<Item = usize>) -> (f32, bool) {
+    let mut used = vec![false; vertices.len()];
+    faces.for_each(|i| used[i] = true);
+    (vertices.iter().map(|p| p[2]).fold(f32::INFINITY, f32::min), used.iter().all(|&u| u))
+}
+
+#[test]
+fn print_exports_stand_on_the_plate_with_every_vertex_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let mesh = Mesh::load(write_open_cube(dir.path(), false)).unwrap();
+    let tex = Image::filled(48, 32, [0.3, 0.6, 0.9]);
+    let formats = vec![Format::ThreeMf, Format::VertexColors, Format::Palette(2)];
+    let plan = Plan::new(&mesh, Request { formats, print_size_mm: Some(80.0), max_triangles: 20_000, close_holes: false }, (48, 32)).unwrap();
+    let made = write_all(&plan, &mesh, std::slice::from_ref(&tex), &dir.path().join("out"), "cube", &[], &mut |m| Ok(Raster::new(None, m)?)).unwrap();
+    let m = check_3mf(&made[0].files[0]);
+    let (floor, all_used) = floor_and_all_used(&m.vertices, m.triangles.iter().flat_map(|t| t.0));
+    assert_eq!((floor, all_used), (0.0, true), "3mf: lowest z, every vertex used");
+    assert!((longest_side(m.vertices.iter().copied()) - 80.0).abs() < 1e-3);
+    for made in &made[1..] {
+        let obj = made.files.iter().find(|f| f.extension().unwrap() == "obj").unwrap();
+        let (v, f) = obj_text(obj);
+        let (floor, all_used) = floor_and_all_used(&v, f.iter().flatten().copied());
+        assert_eq!((floor, all_used), (0.0, true), "{}: lowest z, every vertex used", made.format);
+    }
+}
+
+#[test]
+fn print_exports_say_how_many_edges_are_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mesh = Mesh::load(write_open_cube(dir.path(), true)).unwrap();
+    let plan = |formats: Vec<Format>| Plan::new(&mesh, Request { formats, print_size_mm: None, max_triangles: 20_000, close_holes: false }, (48, 32)).unwrap();
+    for f in [Format::ThreeMf, Format::VertexColors, Format::Palette(3)] {
+        let notes = plan(vec![Format::Obj, f]).notes();
+        let warning: Vec<&String> = notes.iter().filter(|n| n.contains("open edges")).collect();
+        assert_eq!(warning.len(), 1, "{f}: {notes:?}");
+        assert!(warning[0].starts_with("warning: ") && warning[0].contains("4 open edges (1 hole), 0 non-manifold edges"), "{}", warning[0]);
+        assert!(warning[0].contains("--close-holes"), "{}", warning[0]);
+    }
+    // Not a print export: nothing to say.
+    assert!(!plan(vec![Format::Obj, Format::Glb]).notes().iter().any(|n| n.contains("open edges")));
+}
+
+/// Undirected edges by position (an independent weld: positions as bits)
+/// and how many faces use each; and whether every directed edge's reverse
+/// is used exactly once (consistent winding).
+fn position_edges(vertices: &[[f32; 3]], faces: &[[usize; 3]]) -> (BTreeMap<usize, usize>, bool) {
+    let key = |i: usize| vertices[i].map(|c| (c + 0.0).to_bits());
+    let mut undirected: HashMap<([u32; 3], [u32; 3]), usize> = HashMap::new();
+    let mut directed: HashMap<([u32; 3], [u32; 3]), usize> = HashMap::new();
+    for f in faces {
+        for k in 0..3 {
+            let (a, b) = (key(f[k]), key(f[(k + 1) % 3]));
+            *undirected.entry((a.min(b), a.max(b))).or_default() += 1;
+            *directed.entry((a, b)).or_default() += 1;
+        }
+    }
+    let mut by_count = BTreeMap::new();
+    undirected.values().for_each(|&n| *by_count.entry(n).or_default() += 1);
+    let consistent = directed.iter().all(|(&(a, b), &n)| n == 1 && directed.get(&(b, a)) == Some(&1));
+    (by_count, consistent)
+}
+
+#[test]
+fn open_and_non_manifold_edges_are_counted_on_positions() {
+    use texstyle::export::holes;
+    let dir = tempfile::tempdir().unwrap();
+    // Every face with its own corners: only a weld by position finds the shared edges.
+    let cube = Mesh::load(write_open_cube(dir.path(), true)).unwrap();
+    assert_eq!(holes::report(&cube), holes::EdgeReport { open: 4, non_manifold: 0, holes: 1 });
+    // A fin on the bottom edge x from −1 to 1 at y = z = −1: that edge has three faces.
+    let mut fin = cube.clone();
+    let n = fin.positions.len() as u32;
+    fin.positions.extend([glam::Vec3::new(-1.0, -1.0, -1.0), glam::Vec3::new(1.0, -1.0, -1.0), glam::Vec3::new(0.0, -3.0, -3.0)]);
+    fin.triangles.push([n, n + 1, n + 2]);
+    fin.tri_texcoords.push([0, 1, 2]);
+    fin.tri_material.push(0);
+    fin.tri_polygon.push(0);
+    let r = holes::report(&fin);
+    assert_eq!((r.open, r.non_manifold), (6, 1));
+    let bunny = Mesh::load(common::repo("meshes/bunny.obj")).unwrap();
+    assert_eq!(holes::report(&bunny), holes::EdgeReport { open: 223, non_manifold: 0, holes: 5 });
+    let closed = holes::report(&holes::close(&bunny));
+    assert_eq!(closed, holes::EdgeReport::default(), "the bunny closed");
+}
+
+#[test]
+fn close_holes_makes_the_print_exports_watertight() {
+    let dir = tempfile::tempdir().unwrap();
+    let mesh = Mesh::load(write_open_cube(dir.path(), false)).unwrap();
+    let mut tex = Image::filled(48, 32, [0.3, 0.6, 0.9]);
+    tex.set_pixel(5, 5, [1.0, 0.0, 0.0]);
+    let formats = vec![Format::ThreeMf, Format::VertexColors, Format::Palette(2)];
+    let plan = Plan::new(&mesh, Request { formats, print_size_mm: Some(80.0), max_triangles: 20_000, close_holes: true }, (48, 32)).unwrap();
+    assert!(!plan.notes().iter().any(|n| n.contains("open edges")), "{:?}", plan.notes());
+    let made = write_all(&plan, &mesh, std::slice::from_ref(&tex), &dir.path().join("out"), "cube", &[], &mut |m| Ok(Raster::new(None, m)?)).unwrap();
+    let m = check_3mf(&made[0].files[0]);
+    let faces: Vec<[usize; 3]> = m.triangles.iter().map(|t| t.0).collect();
+    let (counts, consistent) = position_edges(&m.vertices, &faces);
+    assert_eq!((counts.keys().copied().collect::<Vec<_>>(), consistent), (vec![2], true), "3mf: {counts:?}");
+    // The fill reads UVs the mesh already had: no colour made up.
+    let known: Vec<[f32; 2]> = mesh.texcoords.iter().map(|t| t.to_array()).collect();
+    assert!(m.triangles.iter().flat_map(|t| t.1).all(|uv| known.contains(&uv)));
+    assert_eq!(m.triangles.len(), mesh.triangles.len() + 4, "a fan of 4 over the top");
+    for made in &made[1..] {
+        let obj = made.files.iter().find(|f| f.extension().unwrap() == "obj").unwrap();
+        let (models, _) = load_obj(obj);
+        let (mut v, mut f) = (Vec::new(), Vec::new());
+        for model in &models {
+            let base = v.len();
+            v.extend(model.mesh.positions.chunks(3).map(|p| [p[0], p[1], p[2]]));
+            f.extend(model.mesh.indices.chunks(3).map(|t| [0, 1, 2].map(|k| base + t[k] as usize)));
+        }
+        let (counts, consistent) = position_edges(&v, &f);
+        assert_eq!((counts.keys().copied().collect::<Vec<_>>(), consistent), (vec![2], true), "{}: {counts:?}", made.format);
+    }
 }

@@ -236,6 +236,10 @@ pub struct ExportArgs {
     #[arg(long, value_name = "MM", allow_negative_numbers = true)]
     pub print_size: Option<f32>,
 
+    /// Fill the holes (open edges) of the print exports (3mf, vertex-colors, palette), so slicers see a closed solid.
+    #[arg(long)]
+    pub close_holes: bool,
+
     #[arg(long, value_name = "N", default_value_t = d::MAX_TRIANGLES, value_parser = clap::value_parser!(u64).range(d::MAX_TRIANGLES_RANGE),
           help = format!("Most triangles in any exported file; the colour exports subdivide up to it ({})", span(&d::MAX_TRIANGLES_RANGE)))]
     pub max_triangles: u64,

@@ -115,7 +115,15 @@ impl StyleConfig {
         if a.export.zip {
             formats.push(export::Format::ObjZip);
         }
-        let export = export::Request { formats, print_size_mm: a.export.print_size, max_triangles: a.export.max_triangles as usize };
+        if a.export.close_holes && !formats.iter().any(|f| matches!(f, export::Format::ThreeMf | export::Format::VertexColors | export::Format::Palette(_))) {
+            return Err(bad("--close-holes fills the holes of the print exports, and none is asked for: add --export 3mf, vertex-colors or palette:N".into()));
+        }
+        let export = export::Request {
+            formats,
+            print_size_mm: a.export.print_size,
+            max_triangles: a.export.max_triangles as usize,
+            close_holes: a.export.close_holes,
+        };
         let (checkpoint_every, resume) = (a.checkpoint_every as usize, a.resume.is_some());
         let uv = a.uv.map(|u| match u {
             UvArg::Keep => crate::mesh::UvChoice::Keep,
@@ -311,6 +319,7 @@ mod tests {
             (&["--print-size", "nan"], "--print-size"),
             (&["--print-size", "inf"], "--print-size"),
             (&["--print-size", "1000000"], "--print-size"),
+            (&["--close-holes"], "--close-holes"),
         ] {
             let e = style(bad).unwrap_err();
             assert_eq!(e.exit, super::super::Exit::BadInput, "{bad:?}");
@@ -321,7 +330,7 @@ mod tests {
     #[test]
     fn a_triangle_budget_below_the_mesh_is_refused_naming_the_flag() {
         let mesh = crate::export::test_mesh::triangles(&["a", "b", "c"]);
-        let req = |max_triangles| export::Request { formats: vec![export::Format::Obj], print_size_mm: None, max_triangles };
+        let req = |max_triangles| export::Request { formats: vec![export::Format::Obj], print_size_mm: None, max_triangles, close_holes: false };
         let e = check_export(&req(2), &mesh).unwrap_err();
         assert!(e.error.to_string().contains("3 triangles, more than --max-triangles 2"), "{}", e.error);
         assert!(check_export(&req(3), &mesh).is_ok());

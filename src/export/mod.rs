@@ -17,6 +17,7 @@
 //! [`write_all`] makes the files, a preview of each colour form, and writes them.
 
 pub mod glb;
+pub mod holes;
 pub mod obj;
 pub mod palette;
 pub mod preview;
@@ -58,6 +59,11 @@ impl Format {
     /// Formats that colour the split mesh rather than carry the texture.
     fn needs_split(self) -> bool {
         matches!(self, Format::VertexColors | Format::Palette(_))
+    }
+
+    /// Formats made for printing: placed on the plate, checked for holes.
+    fn is_print(self) -> bool {
+        self.needs_split() || self == Format::ThreeMf
     }
 }
 
@@ -107,6 +113,8 @@ pub struct Request {
     pub print_size_mm: Option<f32>,
     /// Most triangles any exported file may have.
     pub max_triangles: usize,
+    /// Fill the holes of the print exports ([`holes::close`]).
+    pub close_holes: bool,
 }
 
 /// The default triangle budget: print services cap files around 1 M polygons.
@@ -117,7 +125,12 @@ pub const DEFAULT_MAX_TRIANGLES: usize = 1_000_000;
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub request: Request,
-    /// The split mesh, when a format needs it.
+    /// The mesh the print exports write (holes closed if asked, only the
+    /// positions faces use), when one is asked for.
+    pub print: Option<Mesh>,
+    /// Its open and non-manifold edges.
+    pub edges: Option<holes::EdgeReport>,
+    /// The split mesh (of `print`), when a format needs it.
     pub split: Option<subdivide::Split>,
 }
 
@@ -163,18 +176,24 @@ impl Plan {
         if !mesh.has_uvs() {
             return Err(PlanError::NoUvs(mesh.path.clone()));
         }
-        if mesh.triangles.len() > request.max_triangles {
-            return Err(PlanError::TooManyTriangles { path: mesh.path.clone(), triangles: mesh.triangles.len(), max: request.max_triangles });
-        }
-        let split = request.formats.iter().any(|f| f.needs_split()).then(|| {
-            subdivide::subdivide(mesh, texture_size, subdivide::MAX_EDGE_TEXELS, request.max_triangles)
+        let print = request.formats.iter().any(|f| f.is_print()).then(|| {
+            let closed = if request.close_holes { holes::close(mesh) } else { mesh.clone() };
+            holes::used_only(&closed)
         });
-        Ok(Plan { request, split })
+        let most = print.as_ref().map_or(0, |p| p.triangles.len()).max(mesh.triangles.len());
+        if most > request.max_triangles {
+            return Err(PlanError::TooManyTriangles { path: mesh.path.clone(), triangles: most, max: request.max_triangles });
+        }
+        let edges = print.as_ref().map(holes::report);
+        let split = print.as_ref().filter(|_| request.formats.iter().any(|f| f.needs_split())).map(|p| {
+            subdivide::subdivide(p, texture_size, subdivide::MAX_EDGE_TEXELS, request.max_triangles)
+        });
+        Ok(Plan { request, print, edges, split })
     }
 
     /// What the plan means for the user, one line each (e.g. the budget binding).
     pub fn notes(&self) -> Vec<String> {
-        let mut notes = Vec::new();
+        let mut notes: Vec<String> = self.edges.and_then(|e| e.warning()).into_iter().collect();
         if let Some(s) = &self.split {
             notes.push(format!(
                 "colour exports: the mesh is split into {} triangles (longest edge {:.1} texels of the texture, aim {})",
@@ -336,6 +355,11 @@ impl<'a> Job<'a> {
         self.plan.request.print_size_mm
     }
 
+    /// The mesh the 3MF writes: holes closed if asked, unused positions dropped.
+    fn print(&self) -> &'a Mesh {
+        self.plan.print.as_ref().expect("Plan::new prepares it for print formats")
+    }
+
     /// The split mesh, for the formats that colour it.
     fn split(&self) -> &'a Mesh {
         &self.plan.split.as_ref().expect("Plan::new splits for these formats").mesh
@@ -343,7 +367,10 @@ impl<'a> Job<'a> {
 
     /// `mesh`'s positions as printers take them ([`print_positions`]) and the note saying their size.
     fn placed(&self, mesh: &Mesh) -> (Vec<Vec3>, String) {
-        let p = print_positions(mesh, self.size_mm());
+        let mut p = print_positions(mesh, self.size_mm());
+        // On the plate: the lowest point at z = 0, as slicers expect.
+        let floor = p.iter().map(|q| q.z).fold(f32::INFINITY, f32::min);
+        p.iter_mut().for_each(|q| q.z -= floor);
         let note = size_note(&p, self.size_mm());
         (p, note)
     }
@@ -493,18 +520,18 @@ mod tests {
     #[test]
     fn impossible_requests_fail_before_any_work() {
         let mesh = test_mesh::triangles(&["a", "b", "c"]);
-        let req = |max_triangles, print_size_mm| Request { formats: vec![Format::Palette(4)], print_size_mm, max_triangles };
+        let req = |max_triangles, print_size_mm| Request { formats: vec![Format::Palette(4)], print_size_mm, max_triangles, close_holes: false };
         let e = Plan::new(&mesh, req(2, None), (64, 64)).unwrap_err();
         assert!(matches!(e, PlanError::TooManyTriangles { triangles: 3, max: 2, .. }), "{e:?}");
         assert_eq!(e.blame(), crate::error::Blame::Input);
         let e = e.to_string();
         assert!(e.contains("test.obj: the mesh has 3 triangles, more than the 2 an exported file may have"), "{e}");
-        let zero = Request { formats: vec![Format::Palette(0)], print_size_mm: None, max_triangles: 100 };
+        let zero = Request { formats: vec![Format::Palette(0)], print_size_mm: None, max_triangles: 100, close_holes: false };
         assert!(Plan::new(&mesh, zero, (64, 64)).unwrap_err().to_string().contains("from 2 to 16"));
         let plan = Plan::new(&mesh, req(100, Some(80.0)), (64, 64)).unwrap();
         assert!(plan.split.as_ref().unwrap().budget_bound);
-        assert!(plan.notes()[1].contains("--max-triangles 100 binds"), "{:?}", plan.notes());
-        let plan = Plan::new(&mesh, Request { formats: vec![Format::Obj, Format::Obj], print_size_mm: None, max_triangles: 3 }, (64, 64)).unwrap();
+        assert!(plan.notes()[2].contains("--max-triangles 100 binds"), "{:?}", plan.notes());
+        let plan = Plan::new(&mesh, Request { formats: vec![Format::Obj, Format::Obj], print_size_mm: None, max_triangles: 3, close_holes: false }, (64, 64)).unwrap();
         assert!(plan.split.is_none() && plan.notes().is_empty());
         assert_eq!(plan.request.formats, [Format::Obj]);
     }

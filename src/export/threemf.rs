@@ -41,8 +41,9 @@ fn xml_attr(s: &str) -> String {
 
 /// The `3mf` format: the mesh placed for printing, one package.
 pub(super) fn produce(job: &mut Job) -> Result<Produced> {
-    let (p, size) = job.placed(job.mesh);
-    let file = file(job.mesh, &p, job.textures, job.name, job.names.claim(job.name, "3mf"))?;
+    let mesh = job.print();
+    let (p, size) = job.placed(mesh);
+    let file = file(mesh, &p, job.textures, job.name, job.names.claim(job.name, "3mf"))?;
     Ok(Produced { files: vec![file], preview: None, notes: vec![size] })
 }
 
