@@ -35,6 +35,8 @@ pub struct Cli {
 pub enum Command {
     /// Render a mesh with its texture from several views, plus a contact sheet.
     Render(RenderArgs),
+    /// Run many style transfers from a job file, here or as a Slurm job array (README, Batch).
+    Batch(BatchArgs),
     /// Manage the VGG16 network weights.
     #[command(subcommand)]
     Weights(WeightsCommand),
@@ -243,6 +245,63 @@ pub struct ExportArgs {
     #[arg(long, value_name = "N", default_value_t = d::MAX_TRIANGLES, value_parser = clap::value_parser!(u64).range(d::MAX_TRIANGLES_RANGE),
           help = format!("Most triangles in any exported file; the colour exports subdivide up to it ({})", span(&d::MAX_TRIANGLES_RANGE)))]
     pub max_triangles: u64,
+}
+
+/// `texstyle batch JOBS.toml`.
+#[derive(Debug, clap::Args)]
+pub struct BatchArgs {
+    /// The job file: [defaults] options and [[jobs]] entries, each a mesh and a style (README, Batch).
+    #[arg(value_name = "JOBS.toml")]
+    pub jobs_file: PathBuf,
+
+    /// Folder of the jobs' output folders, batch.csv and contact_sheet.png [default: texstyle-out/JOBS, the job file's name].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    #[arg(long, value_name = "N", default_value_t = d::BATCH_JOBS, value_parser = clap::value_parser!(u32).range(d::BATCH_JOBS_RANGE),
+          help = format!("Jobs run at once on this machine ({}); each run already uses every core", span(&d::BATCH_JOBS_RANGE)))]
+    pub jobs: u32,
+
+    /// Run only job N (0-based, in --status order); without N, the index from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "N", num_args = 0..=1, conflicts_with = "status")]
+    pub task: Option<Option<u32>>,
+
+    /// Say which jobs are done, running, failed or not started (from the folders), and write batch.csv; run nothing.
+    #[arg(long)]
+    pub status: bool,
+
+    /// VGG weights for every job, overriding the job file's (on a cluster: a file on the shared filesystem).
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
+}
+
+/// `texstyle batch --slurm`: the job array's settings.
+#[derive(Debug, clap::Args)]
+pub struct SlurmArgs {
+    /// Write submit.sbatch (a Slurm job array, one task per job) into --out and submit it with sbatch.
+    #[arg(id = "slurm", long = "slurm", conflicts_with_all = ["status", "task"])]
+    pub enabled: bool,
+    /// Slurm partition of the tasks.
+    #[arg(long, value_name = "P", requires = "slurm")]
+    pub partition: Option<String>,
+    /// Time limit of each task, in Slurm's format (e.g. 30:00).
+    #[arg(long, value_name = "T", requires = "slurm")]
+    pub time: Option<String>,
+    /// CPUs of each task.
+    #[arg(long, value_name = "C", requires = "slurm", value_parser = clap::value_parser!(u32).range(1..))]
+    pub cpus_per_task: Option<u32>,
+    /// Memory of each task, in Slurm's format (e.g. 8G).
+    #[arg(long, value_name = "M", requires = "slurm")]
+    pub mem: Option<String>,
+    /// Most tasks running at once (the array's %K) [default: no limit].
+    #[arg(long, value_name = "K", requires = "slurm", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_running: Option<u32>,
+    /// Only write submit.sbatch; do not submit it.
+    #[arg(long, requires = "slurm")]
+    pub dry_run: bool,
 }
 
 /// `--preset`: a measured recipe.

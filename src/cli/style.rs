@@ -24,6 +24,10 @@ use crate::preview;
 use crate::raster::{Raster, RasterMesh};
 use crate::vgg::Vgg;
 
+/// The before/after preview and the per-step log in every output set.
+pub const PREVIEW: &str = "preview_before_after.png";
+pub const LOSS_CSV: &str = "loss.csv";
+
 pub fn run(a: StyleArgs) -> Result<(), CliError> {
     let cfg = StyleConfig::from_args(a)?;
     let mesh = load_mesh(&cfg)?;
@@ -211,7 +215,7 @@ fn write_outputs(
     outcome: &Outcome,
     dir: &std::path::Path,
 ) -> anyhow::Result<(Vec<export::Made>, Vec<PathBuf>)> {
-    let (preview_name, csv_name) = ("preview_before_after.png", "loss.csv");
+    let (preview_name, csv_name) = (PREVIEW, LOSS_CSV);
     let made = export::write_all(plan, mesh, &outcome.textures, dir, &cfg.name(), &[preview_name, csv_name], &mut |m| {
         super::open_raster(cfg.cpu, m)
     })?;
