@@ -38,6 +38,8 @@ pub struct Job {
     pub options: Vec<String>,
     /// The `[[jobs]]` entry it comes from.
     pub line: usize,
+    /// Where each option was set (`--flag`, line), for errors about it.
+    pub option_lines: Vec<(String, usize)>,
 }
 
 /// Keys of a `[[jobs]]` entry that are not options.
@@ -205,6 +207,7 @@ impl Ctx<'_> {
         let line = self.table_line(t);
         let mut options = defaults.clone();
         options.extend(self.options(t));
+        let option_lines: Vec<(String, usize)> = options.iter().map(|(k, (l, _))| (format!("--{k}"), *l)).collect();
         let options: Vec<String> = options.into_values().flat_map(|(_, a)| a).collect();
         let meshes = self.files(t, "mesh", "meshes", line);
         let styles = self.files(t, "style", "styles", line);
@@ -222,7 +225,7 @@ impl Ctx<'_> {
             for style in &styles {
                 let pair = format!("{}_{}", stem(mesh), stem(style));
                 let id = name.as_ref().map_or(pair.clone(), |n| format!("{n}-{pair}"));
-                jobs.push(Job { id, mesh: mesh.clone(), style: style.clone(), options: options.clone(), line });
+                jobs.push(Job { id, mesh: mesh.clone(), style: style.clone(), options: options.clone(), line, option_lines: option_lines.clone() });
             }
         }
         jobs
@@ -266,7 +269,15 @@ impl Ctx<'_> {
         let mut folders: HashMap<&str, usize> = HashMap::new();
         for job in jobs {
             if let Err(msg) = check_together(job) {
-                self.error(job.line, format!("job {}: {msg}", job.id));
+                // At the line of the option the message names (once, however many jobs it is set for), else the job's.
+                let f = self.file.display();
+                let e = match job.option_lines.iter().find(|(flag, _)| msg.contains(&format!("{flag} "))) {
+                    Some((_, line)) => format!("{f}:{line}: {msg}"),
+                    None => format!("{f}:{}: job {}: {msg}", job.line, job.id),
+                };
+                if !self.errors.contains(&e) {
+                    self.errors.push(e);
+                }
             }
             if let Some(first) = folders.insert(&job.id, job.line) {
                 self.error(
@@ -372,7 +383,7 @@ mod tests {
             format!("{f}:2: unknown option 'stepz'"),
             format!("{f}:3: steps: "),
             format!("{f}:6: mesh: "),
-            format!("{f}:12: job a_x: --close-holes"),
+            format!("{f}:15: --close-holes"),
             format!("{f}:12: job a_x writes to the same output folder as the job of line 9"),
         ];
         assert_eq!(errors.len(), want.len(), "{errors:#?}");

@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn the_script_is_an_array_of_tasks_that_exec_texstyle() {
-        let a = SlurmArgs { partition: Some("cpu".into()), time: Some("1:00:00".into()), cpus_per_task: Some(8), mem: None, max_running: Some(3), dry_run: true };
+        let a = SlurmArgs { enabled: true, partition: Some("cpu".into()), time: Some("1:00:00".into()), cpus_per_task: Some(8), mem: None, max_running: Some(3), dry_run: true };
         let s = script(Path::new("/opt/texstyle"), Path::new("/fs/my jobs.toml"), Path::new("/fs/out"), 5, &a, None);
         for want in ["#SBATCH --array=0-4%3\n", "#SBATCH --requeue\n", "#SBATCH --signal=B:TERM@", "#SBATCH --partition=cpu\n", "#SBATCH --cpus-per-task=8\n"] {
             assert!(s.contains(want), "{want} missing from\n{s}");
