@@ -136,7 +136,7 @@ fn run_or_skip(job: &Job, out: &Path, display: &progress::Display) -> Row {
 /// What the folders say of a job that is not running here.
 fn status_row(job: &Job, out: &Path) -> Row {
     let paths = Paths::new(out, job);
-    if let Some(row) = run::finished(job, &paths) {
+    if let Some(row) = run::recorded_done(&paths) {
         return row;
     }
     let mut row = Row::load(&paths.file("row")).unwrap_or_default();

@@ -65,7 +65,17 @@ pub fn job_key(job: &Job, folder: &Path) -> Option<String> {
 /// inputs and options as now; else `None` (run it).
 pub fn finished(job: &Job, paths: &Paths) -> Option<Row> {
     let saved = std::fs::read_to_string(paths.file("done")).ok()?;
-    if !paths.folder.join(MANIFEST).is_file() || job_key(job, &paths.folder)? != saved {
+    if job_key(job, &paths.folder)? != saved {
+        return None;
+    }
+    recorded_done(paths)
+}
+
+/// The job's row when the folders say it finished, without hashing its
+/// inputs again (`--status`, and each array task's `batch.csv`: cheap for
+/// hundreds of jobs on a shared filesystem).
+pub fn recorded_done(paths: &Paths) -> Option<Row> {
+    if !paths.file("done").is_file() || !paths.folder.join(MANIFEST).is_file() {
         return None;
     }
     Row::load(&paths.file("row")).filter(|r| r.status == "done")
