@@ -196,3 +196,25 @@ fn a_batch_killed_at_a_random_moment_resumes_to_the_results_of_an_uninterrupted_
     }
     assert!(csv(&out).iter().all(|r| r.1 == "done"));
 }
+
+#[test]
+fn slurm_dry_run_writes_the_array_and_a_task_index_comes_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    inputs(dir.path());
+    let file = job_file(dir.path(), &format!("{TINY}steps = 2\n[[jobs]]\nmesh = \"cube.obj\"\nstyles = [\"*.png\"]\n"));
+    let out = dir.path().join("out");
+    let o = batch(&file, &out, &["--slurm", "--dry-run", "--max-running", "1", "--partition", "cpu"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let script = std::fs::read_to_string(out.join("submit.sbatch")).unwrap();
+    for want in ["#SBATCH --array=0-1%1\n", "#SBATCH --requeue\n", "#SBATCH --signal=B:TERM@", "#SBATCH --partition=cpu\n", "--task \"$SLURM_ARRAY_TASK_ID\""] {
+        assert!(script.contains(want), "{want} missing:\n{script}");
+    }
+    let o = batch(&file, &out, &["--task", "2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--task 2: the job file has 2 jobs, numbered 0 to 1"), "{}", text(&o));
+    // A Kubernetes Indexed Job's pod: the index from JOB_COMPLETION_INDEX.
+    let o = texstyle().arg("batch").arg(&file).arg("--out").arg(&out).arg("--task").env_remove("SLURM_ARRAY_TASK_ID").env("JOB_COMPLETION_INDEX", "1").output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = csv(&out);
+    assert_eq!(rows.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect::<Vec<_>>(), [("cube_stripes", "not started"), ("cube_waves", "done")]);
+}
