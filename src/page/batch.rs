@@ -96,7 +96,7 @@ mod tests {
     fn one_card_per_job_linking_to_its_page_with_its_numbers() {
         let rows = [job("a", "done", Some(0), "jobs/a"), job("b<&>", "failed", Some(2), "jobs/b c"), job("c", "interrupted", None, "jobs/c")];
         let html = batch_index(&rows);
-        assert_eq!(html.matches("<div class=\"card").count(), 3);
+        assert_eq!(html.matches(" data-id=").count(), 3);
         assert!(html.contains("1 of 3 jobs succeeded, 38 s of runs in all"), "{html}");
         assert!(html.contains("href=\"jobs/a/index.html\""));
         // A space is encoded in the link, markup in an id escaped.

@@ -74,8 +74,10 @@ mod tests {
     fn draws_one_polyline_per_curve_and_the_held_out_points() {
         let svg = loss_svg(&log(), (1.5, 0.4)).unwrap();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{}", &svg[..100.min(svg.len())]);
-        // Three curves plus three legend strokes.
-        assert_eq!(svg.matches("<polyline").count(), 6, "{svg}");
+        // Each curve and its legend stroke, in the curve's colour.
+        for colour in ["#C83C28", "#286EC8", "#282828"] {
+            assert_eq!(svg.matches(&format!("<polyline fill=\"none\" opacity=\"1\" stroke=\"{colour}\"")).count(), 2, "{colour}: {svg}");
+        }
         // Two held-out points and the legend's.
         assert_eq!(svg.matches("<circle").count(), 3);
         for label in ["style", "content", "total", "held-out style", "step"] {
@@ -88,7 +90,7 @@ mod tests {
         let mut log = log();
         log.iter_mut().for_each(|l| l.content = 0.0);
         let svg = loss_svg(&log, (1.5, 0.4)).unwrap();
-        assert_eq!(svg.matches("<polyline").count(), 4);
-        assert!(!svg.contains(">content<"));
+        assert!(!svg.contains("#286EC8") && !svg.contains("content"), "{svg}");
+        assert!(svg.contains("#C83C28"));
     }
 }
