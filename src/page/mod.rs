@@ -92,7 +92,7 @@ const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:0;backgroun
 main{max-width:1100px;margin:auto;padding:16px 24px}h2{margin-top:2em;border-bottom:1px solid #ddd}\
 .row{display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start}\
 model-viewer{width:620px;height:480px;max-width:100%;background:#2b2f36;border:1px solid #ccc}\
-.painting{max-width:420px}.painting img{max-width:100%;border:1px solid #ccc}\
+.painting{margin:0;max-width:400px}.painting img{max-width:100%;border:1px solid #ccc}\
 img.sheet{max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}\
 pre{background:#f0f0ec;padding:8px;white-space:pre-wrap;word-break:break-all}\
 .swatch{display:inline-block;width:48px;height:32px;border:1px solid #888;vertical-align:middle;margin-right:6px}\
