@@ -24,6 +24,7 @@ pub mod lookup;
 pub mod loss;
 pub mod mesh;
 pub mod optim;
+pub mod page;
 pub mod preview;
 pub mod publish;
 pub mod raster;

@@ -301,6 +301,57 @@ fn glb_reads_back_with_the_gltf_crate() {
     assert_eq!(got, want);
 }
 
+/// The embedded PNG of a material's base colour texture, decoded.
+fn base_color_png(mat: &gltf::Material, blob: &[u8]) -> Option<image::RgbImage> {
+    let info = mat.pbr_metallic_roughness().base_color_texture()?;
+    let gltf::image::Source::View { view, .. } = info.texture().source().source() else { panic!("embedded image") };
+    Some(image::load_from_memory(&blob[view.offset()..view.offset() + view.length()]).unwrap().to_rgb8())
+}
+
+#[test]
+fn glb_variants_flip_each_primitive_between_the_styled_and_the_original_texture() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mesh, own) = box_mesh(dir.path());
+    let styled = Image::filled(48, 32, [0.9, 0.1, 0.3]);
+    let file = texstyle::export::glb::file_with_variants(&mesh, &mesh.positions, std::slice::from_ref(&styled), "v.glb".into()).unwrap();
+    let gltf = gltf::Gltf::from_slice(&file.bytes).expect("valid GLB (the gltf crate validates it)");
+    let blob = gltf.blob.as_deref().unwrap();
+    let prim = gltf.meshes().next().unwrap().primitives().next().unwrap();
+    // Viewers without the extension show the styled material.
+    assert_eq!(base_color_png(&prim.material(), blob).unwrap(), styled.to_rgb8());
+    // The extension itself, read from the JSON chunk as any reader sees it.
+    let glb = gltf::Glb::from_slice(&file.bytes).unwrap();
+    let json: gltf::json::Value = gltf::json::deserialize::from_slice(&glb.json).unwrap();
+    let used: Vec<&str> = json["extensionsUsed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(used.contains(&"KHR_materials_variants") && used.contains(&"KHR_materials_unlit"), "{used:?}");
+    let names: Vec<&str> = json["extensions"]["KHR_materials_variants"]["variants"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["styled", "original"]);
+    let mappings = json["meshes"][0]["primitives"][0]["extensions"]["KHR_materials_variants"]["mappings"].as_array().unwrap();
+    assert_eq!(mappings.len(), 2);
+    let material_of = |variant: u64| {
+        let m = mappings.iter().find(|m| m["variants"].as_array().unwrap().iter().any(|v| v.as_u64() == Some(variant))).unwrap();
+        gltf.materials().nth(m["material"].as_u64().unwrap() as usize).unwrap()
+    };
+    assert_eq!(material_of(0).index(), prim.material().index());
+    assert_eq!(base_color_png(&material_of(0), blob).unwrap(), styled.to_rgb8());
+    let original = material_of(1);
+    assert!(original.unlit());
+    assert_eq!(base_color_png(&original, blob).unwrap(), own.to_rgb8());
+}
+
+#[test]
+fn glb_original_variant_of_an_untextured_material_is_its_flat_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut mesh, _) = box_mesh(dir.path());
+    mesh.materials[0].texture = None;
+    mesh.materials[0].diffuse = [0.25, 0.5, 0.75];
+    let styled = Image::filled(8, 8, [0.9, 0.1, 0.3]);
+    let file = texstyle::export::glb::file_with_variants(&mesh, &mesh.positions, &[styled], "v.glb".into()).unwrap();
+    let gltf = gltf::Gltf::from_slice(&file.bytes).unwrap();
+    let flat = gltf.materials().find(|m| m.pbr_metallic_roughness().base_color_texture().is_none()).expect("the original material");
+    assert_eq!(flat.pbr_metallic_roughness().base_color_factor(), [0.25, 0.5, 0.75, 1.0]);
+}
+
 #[test]
 fn obj_zip_unpacks_to_the_obj_files() {
     let (dir, mesh, tex, made) = export_box(&[Format::ObjZip], None, 1_000_000);
@@ -505,7 +556,7 @@ fn every_export_from_one_command() {
     let listed: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(|l| l.rsplit('/').next().unwrap().to_string()).collect();
     for f in [
         "box.obj", "box_paint.png", "box.3mf", "box.glb", "box_vertex_colors.obj", "preview_vertex_colors.png",
-        "box_palette3.mtl", "box_palette3.obj", "preview_palette3.png", "box.zip", "preview_before_after.png", "loss.csv",
+        "box_palette3.mtl", "box_palette3.obj", "preview_palette3.png", "box.zip", "preview_before_after.png", "loss.csv", "index.html",
     ] {
         assert!(listed.iter().any(|l| l == f), "{f} not listed: {listed:?}");
         assert!(out.join(f).is_file(), "{f} missing");
@@ -513,8 +564,34 @@ fn every_export_from_one_command() {
     assert!(err.contains("export palette:3:") && err.contains("filaments, most surface first: #"), "{err}");
     assert!(err.contains("80.0 × 20.0 × 40.0 mm"), "{err}");
     // Nothing else (no temporaries) in the folder, but the set's manifest.
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 13 + 1, "{listed:?}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 14 + 1, "{listed:?}");
     assert!(out.join(texstyle::publish::MANIFEST).is_file());
+    // The run page lists every export with its size, and the palette's three swatches.
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for f in ["box.3mf", "box.glb", "box_vertex_colors.obj", "box_palette3.obj", "box.zip", "loss.csv"] {
+        let size = std::fs::metadata(out.join(f)).unwrap().len();
+        assert!(page.contains(&format!("<code>{f}</code> {}", texstyle::page::exports::size(size))), "{f} not listed with its size");
+    }
+    assert_eq!(page.matches("class=\"swatch\"").count(), 3);
+    assert!(page.contains("import box_palette3.obj, map these 3 colours to 3 filaments: #"));
+}
+
+#[test]
+fn no_report_writes_no_run_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = write_box(dir.path());
+    let painting = dir.path().join("painting.png");
+    Image::filled(64, 64, [0.8, 0.3, 0.1]).save_png(&painting).unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_texstyle"))
+        .args([obj.to_str().unwrap(), "--style", painting.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args(["--steps", "1", "--texture-size", "32", "--render-size", "64", "--cpu", "--no-report"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!out.join("index.html").exists());
+    assert!(out.join("box.obj").is_file() && out.join("loss.csv").is_file());
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("index.html"));
 }
 
 // ---------------------------------------------------------------------------

@@ -245,6 +245,10 @@ pub struct ExportArgs {
     #[arg(long, value_name = "N", default_value_t = d::MAX_TRIANGLES, value_parser = clap::value_parser!(u64).range(d::MAX_TRIANGLES_RANGE),
           help = format!("Most triangles in any exported file; the colour exports subdivide up to it ({})", span(&d::MAX_TRIANGLES_RANGE)))]
     pub max_triangles: u64,
+
+    /// Skip OUT/index.html, the run page (3D viewer with the original/styled switch, loss curves, options, files).
+    #[arg(long)]
+    pub no_report: bool,
 }
 
 /// `texstyle batch JOBS.toml`.

@@ -51,6 +51,8 @@ pub struct StyleConfig {
     pub resume: bool,
     /// `--uv`; `None`: keep the file's UVs when every face has them, else unwrap.
     pub uv: Option<crate::mesh::UvChoice>,
+    /// Write the run page `OUT/index.html` (off with `--no-report`).
+    pub report: bool,
 }
 
 fn stem(p: &Path) -> String {
@@ -130,7 +132,8 @@ impl StyleConfig {
             UvArg::Auto => crate::mesh::UvChoice::Auto,
         });
         let precision = precision(a.precision)?;
-        Ok(StyleConfig { mesh, style, out, weights: a.weights, style_size: a.style_size, precision, cpu: a.view.cpu, optim, export, checkpoint_every, resume, uv })
+        let report = !a.export.no_report;
+        Ok(StyleConfig { mesh, style, out, weights: a.weights, style_size: a.style_size, precision, cpu: a.view.cpu, optim, export, checkpoint_every, resume, uv, report })
     }
 
     /// What must match for a checkpoint to be resumed: every option that

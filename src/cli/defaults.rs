@@ -35,6 +35,8 @@ pub const STYLE_SIZE_RANGE: RangeInclusive<i64> = 64..=4096;
 pub const EXPORT: &str = "obj";
 pub const MAX_TRIANGLES: u64 = crate::export::DEFAULT_MAX_TRIANGLES as u64;
 pub const MAX_TRIANGLES_RANGE: RangeInclusive<u64> = 1..=100_000_000;
+/// The run page every style run writes (unless `--no-report`).
+pub const REPORT_PAGE: &str = "index.html";
 /// `--print-size`, in millimetres: above 0 and up to this.
 pub const MAX_PRINT_SIZE_MM: f32 = 10_000.0;
 

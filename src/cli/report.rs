@@ -40,15 +40,11 @@ pub fn banner(cfg: &StyleConfig, mesh: &Mesh, painting: &Image, raster: &str, ne
 /// The closing lines: time per step and where it went, peak memory, held-out loss, coverage.
 pub fn summary(outcome: &Outcome, eval_views: usize, total_s: f64) {
     let n = outcome.log.len().max(1) as f64;
-    let mean = |f: fn(&StepLog) -> f64| outcome.log.iter().map(f).sum::<f64>() / n;
+    let split: Vec<String> = time_split(&outcome.log).iter().map(|(name, ms)| format!("{name} {ms:.0}")).collect();
     eprintln!(
-        "texstyle: done in {total_s:.0} s ({:.0} ms/step: texture {:.0}, raster {:.0}, lookup {:.0}, network {:.0}, optimizer {:.0}); peak memory {:.0} MB",
+        "texstyle: done in {total_s:.0} s ({:.0} ms/step: {}); peak memory {:.0} MB",
         1e3 * outcome.log.last().map_or(0.0, |l| l.seconds) / n,
-        mean(|l| l.texture_ms),
-        mean(|l| l.raster_ms),
-        mean(|l| l.lookup_ms),
-        mean(|l| l.network_ms),
-        mean(|l| l.optimizer_ms),
+        split.join(", "),
         peak_rss_mb(),
     );
     eprintln!(
@@ -58,6 +54,19 @@ pub fn summary(outcome: &Outcome, eval_views: usize, total_s: f64) {
         change(outcome.eval_before, outcome.eval_after),
         100.0 * outcome.seen_fraction
     );
+}
+
+/// Mean milliseconds per step of each part of a step, in the order a step runs them.
+pub fn time_split(log: &[StepLog]) -> Vec<(&'static str, f64)> {
+    let n = log.len().max(1) as f64;
+    let mean = |f: fn(&StepLog) -> f64| log.iter().map(f).sum::<f64>() / n;
+    vec![
+        ("texture", mean(|l| l.texture_ms)),
+        ("raster", mean(|l| l.raster_ms)),
+        ("lookup", mean(|l| l.lookup_ms)),
+        ("network", mean(|l| l.network_ms)),
+        ("optimizer", mean(|l| l.optimizer_ms)),
+    ]
 }
 
 /// "2.0× lower", "1.3× higher" or "unchanged": a rise is never called lower.

@@ -52,7 +52,11 @@ pub fn run(a: StyleArgs) -> Result<(), CliError> {
     let total_s = start.elapsed().as_secs_f64();
     let stopped = outcome.log.len() < cfg.optim.steps;
     let (staging, partial) = (outputs.staging()?, outputs.partial().to_path_buf());
-    let (made, extra) = write_outputs(&cfg, &plan, &mesh, &mut raster, &outcome, &staging)?;
+    let (made, mut extra, preview) = write_outputs(&cfg, &plan, &mesh, &mut raster, &outcome, &staging)?;
+    if cfg.report {
+        let run = RunInfo { outcome: &outcome, painting: &painting, preview: &preview, total_s };
+        extra.push(write_page(&cfg, &mesh, &run, &made, &extra, &staging)?);
+    }
     let out = outputs.publish(stopped)?;
     report::summary(&outcome, cfg.optim.eval_views, total_s);
     report::exports(&made, &extra, &staging, &out);
@@ -206,7 +210,7 @@ fn optimize_with_progress(
 }
 
 /// Every export of `plan` (each OBJ after its files), the preview and the
-/// log; the exports made and the other files written.
+/// log; the exports made, the other files written, and the preview's image.
 fn write_outputs(
     cfg: &StyleConfig,
     plan: &Plan,
@@ -214,14 +218,64 @@ fn write_outputs(
     raster: &mut Raster,
     outcome: &Outcome,
     dir: &std::path::Path,
-) -> anyhow::Result<(Vec<export::Made>, Vec<PathBuf>)> {
+) -> anyhow::Result<(Vec<export::Made>, Vec<PathBuf>, Image)> {
     let (preview_name, csv_name) = (PREVIEW, LOSS_CSV);
-    let made = export::write_all(plan, mesh, &outcome.textures, dir, &cfg.name(), &[preview_name, csv_name], &mut |m| {
-        super::open_raster(cfg.cpu, m)
-    })?;
+    let reserved = [preview_name, csv_name, super::defaults::REPORT_PAGE];
+    let made = export::write_all(plan, mesh, &outcome.textures, dir, &cfg.name(), &reserved, &mut |m| super::open_raster(cfg.cpu, m))?;
     let preview_path = dir.join(preview_name);
-    preview::before_after(raster, mesh, &outcome.textures)?.save_png(&preview_path)?;
+    let preview = preview::before_after(raster, mesh, &outcome.textures)?;
+    preview.save_png(&preview_path)?;
     let csv_path = dir.join(csv_name);
     write_atomic(&csv_path, report::loss_csv(&outcome.log).as_bytes())?;
-    Ok((made, vec![preview_path, csv_path]))
+    Ok((made, vec![preview_path, csv_path], preview))
+}
+
+/// What the run produced besides its files, for the run page.
+struct RunInfo<'a> {
+    outcome: &'a Outcome,
+    painting: &'a Image,
+    preview: &'a Image,
+    total_s: f64,
+}
+
+/// `index.html` ([`crate::page`]) into `dir`, after every other file of the
+/// run is there (it lists their sizes); its path.
+fn write_page(cfg: &StyleConfig, mesh: &Mesh, run: &RunInfo, made: &[export::Made], extra: &[PathBuf], dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    use crate::page;
+    let glb = export::glb::file_with_variants(mesh, &mesh.positions, &run.outcome.textures, "page.glb".into())?;
+    let other: Vec<(&str, &std::path::Path)> = extra
+        .iter()
+        .map(|p| (if p.ends_with(PREVIEW) { "preview" } else if p.ends_with(LOSS_CSV) { "loss log" } else { "file" }, p.as_path()))
+        .collect();
+    let argv: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    let style_name = cfg.style.file_stem().map_or(String::new(), |s| s.to_string_lossy().into_owned());
+    let html = page::run_page(&page::RunPage {
+        title: format!("{} × {}", cfg.name(), style_name),
+        glb: &glb.bytes,
+        painting: run.painting,
+        preview: run.preview,
+        log: &run.outcome.log,
+        eval: (run.outcome.eval_before, run.outcome.eval_after),
+        eval_views: cfg.optim.eval_views,
+        seen_fraction: run.outcome.seen_fraction,
+        total_s: run.total_s,
+        time_split: report::time_split(&run.outcome.log),
+        command: page::shell_line(&argv),
+        options: option_rows(&argv),
+        exports: page::exports::rows(made, &other)?,
+    })?;
+    let path = dir.join(super::defaults::REPORT_PAGE);
+    write_atomic(&path, html.as_bytes())?;
+    Ok(path)
+}
+
+/// The style transfer's options as `argv` set them (none where it is not
+/// this process's own command line, e.g. a run started from a library).
+fn option_rows(argv: &[String]) -> Vec<crate::page::OptionRow> {
+    use clap::CommandFactory;
+    let cmd = super::Cli::command();
+    match cmd.clone().try_get_matches_from(argv) {
+        Ok(m) if m.subcommand().is_none() => crate::page::options::rows(&cmd, &m),
+        _ => Vec::new(),
+    }
 }

@@ -71,6 +71,21 @@ pub(super) fn produce(job: &mut Job) -> Result<Produced> {
 /// The GLB file of `mesh` with `positions` (already placed, in metres) and
 /// `textures[m]` for material `m`.
 pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], file_name: String) -> Result<OutFile> {
+    build(mesh, positions, textures, false, file_name)
+}
+
+/// The names of the two `KHR_materials_variants` of [`file_with_variants`], in order.
+pub const VARIANTS: [&str; 2] = ["styled", "original"];
+
+/// [`file`] with `KHR_materials_variants`: each primitive shows `textures`
+/// by default (variant `styled`) and the mesh's own texture, or its flat
+/// colour where it has none, in variant `original`, so a viewer can flip
+/// between the two on one model (the run page does).
+pub fn file_with_variants(mesh: &Mesh, positions: &[Vec3], textures: &[Image], file_name: String) -> Result<OutFile> {
+    build(mesh, positions, textures, true, file_name)
+}
+
+fn build(mesh: &Mesh, positions: &[Vec3], textures: &[Image], variants: bool, file_name: String) -> Result<OutFile> {
     let mut root = json::Root::default();
     root.asset.generator = Some("texstyle".into());
     root.extensions_used.push("KHR_materials_unlit".into());
@@ -81,13 +96,20 @@ pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], file_name: Stri
         ..Default::default()
     });
     let mut primitives = Vec::new();
+    // Per primitive: its styled and original materials.
+    let mut mappings = Vec::new();
     for (m, material) in mesh.materials.iter().enumerate() {
         let corners = Corners::of_material(mesh, positions, m);
         if corners.idx.is_empty() {
             continue;
         }
         let (positions_acc, uv_acc, idx_acc) = corners.push(&mut root, &mut bin);
-        let mat = unlit_material(&mut root, &mut bin, sampler, &textures[m], &material.name)?;
+        let mat = unlit_material(&mut root, &mut bin, sampler, Some(&textures[m]), [1.0; 3], &material.name)?;
+        if variants {
+            let name = format!("{} (original)", material.name);
+            let own = unlit_material(&mut root, &mut bin, sampler, material.texture.as_ref(), material.diffuse, &name)?;
+            mappings.push((mat.value(), own.value()));
+        }
         primitives.push(json::mesh::Primitive {
             attributes: BTreeMap::from([
                 (Valid(json::mesh::Semantic::Positions), positions_acc),
@@ -109,7 +131,39 @@ pub fn file(mesh: &Mesh, positions: &[Vec3], textures: &[Image], file_name: Stri
     let node = root.push(json::Node { mesh: Some(mesh_idx), ..Default::default() });
     let scene = root.push(json::Scene { extensions: None, extras: Default::default(), name: None, nodes: vec![node] });
     root.scene = Some(scene);
-    Ok(OutFile { name: file_name, bytes: container(&root, &bin)? })
+    let mut doc = json::serialize::to_value(&root)?;
+    if variants {
+        add_variants(&mut doc, &mappings);
+    }
+    Ok(OutFile { name: file_name, bytes: container(&json::serialize::to_vec(&doc)?, &bin)? })
+}
+
+/// Writes `KHR_materials_variants` into the document (`gltf-json` has no
+/// type for it here): the two [`VARIANTS`] at the root, and on primitive
+/// `i` the mapping of variant 0 to `mappings[i].0` and 1 to `mappings[i].1`.
+fn add_variants(doc: &mut json::Value, mappings: &[(usize, usize)]) {
+    use json::Value;
+    const EXT: &str = "KHR_materials_variants";
+    let names: Vec<Value> = VARIANTS.iter().map(|n| serde_json_object([("name", Value::from(*n))])).collect();
+    doc["extensionsUsed"].as_array_mut().expect("KHR_materials_unlit is listed").push(Value::from(EXT));
+    let variants = serde_json_object([("variants", Value::from(names))]);
+    match doc.get_mut("extensions").and_then(Value::as_object_mut) {
+        Some(ext) => {
+            ext.insert(EXT.into(), variants);
+        }
+        None => doc["extensions"] = serde_json_object([(EXT, variants)]),
+    }
+    let primitives = doc["meshes"][0]["primitives"].as_array_mut().expect("one mesh with its primitives");
+    for (p, &(styled, original)) in primitives.iter_mut().zip(mappings) {
+        let map = |material: usize, variant: usize| serde_json_object([("material", Value::from(material)), ("variants", Value::from(vec![variant]))]);
+        let list = Value::from(vec![map(styled, 0), map(original, 1)]);
+        p["extensions"] = serde_json_object([(EXT, serde_json_object([("mappings", list)]))]);
+    }
+}
+
+/// A JSON object of `pairs`.
+fn serde_json_object<const N: usize>(pairs: [(&str, json::Value); N]) -> json::Value {
+    json::Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 /// One material's triangles as glTF vertices: glTF has one index per
@@ -164,28 +218,38 @@ impl Corners {
     }
 }
 
-/// An unlit material named `name` whose base colour is `texture`, embedded as a PNG.
+/// An unlit material named `name` whose base colour is `texture`, embedded
+/// as a PNG, or the flat `color` where there is none.
 fn unlit_material(
     root: &mut json::Root,
     bin: &mut Vec<u8>,
     sampler: json::Index<json::texture::Sampler>,
-    texture: &Image,
+    texture: Option<&Image>,
+    color: [f32; 3],
     name: &str,
 ) -> Result<json::Index<json::Material>> {
-    let png = view(root, bin, &texture.png_bytes()?, None);
-    let image = root.push(json::Image {
-        buffer_view: Some(png),
-        mime_type: Some(json::image::MimeType("image/png".into())),
-        name: Some(name.to_string()),
-        uri: None,
-        extensions: None,
-        extras: Default::default(),
-    });
-    let texture = root.push(json::Texture { name: None, sampler: Some(sampler), source: image, extensions: None, extras: Default::default() });
+    let base_color_texture = match texture {
+        Some(texture) => {
+            let png = view(root, bin, &texture.png_bytes()?, None);
+            let image = root.push(json::Image {
+                buffer_view: Some(png),
+                mime_type: Some(json::image::MimeType("image/png".into())),
+                name: Some(name.to_string()),
+                uri: None,
+                extensions: None,
+                extras: Default::default(),
+            });
+            let texture = root.push(json::Texture { name: None, sampler: Some(sampler), source: image, extensions: None, extras: Default::default() });
+            Some(json::texture::Info { index: texture, tex_coord: 0, extensions: None, extras: Default::default() })
+        }
+        None => None,
+    };
+    let [r, g, b] = if texture.is_some() { [1.0; 3] } else { color };
     Ok(root.push(json::Material {
         name: Some(name.to_string()),
         pbr_metallic_roughness: json::material::PbrMetallicRoughness {
-            base_color_texture: Some(json::texture::Info { index: texture, tex_coord: 0, extensions: None, extras: Default::default() }),
+            base_color_texture,
+            base_color_factor: json::material::PbrBaseColorFactor([r, g, b, 1.0]),
             metallic_factor: json::material::StrengthFactor(0.0),
             roughness_factor: json::material::StrengthFactor(1.0),
             ..Default::default()
@@ -196,8 +260,8 @@ fn unlit_material(
 }
 
 /// The GLB container: header, JSON chunk (space-padded), BIN chunk (zero-padded).
-fn container(root: &json::Root, bin: &[u8]) -> Result<Vec<u8>> {
-    let mut text = json::serialize::to_vec(root)?;
+fn container(text: &[u8], bin: &[u8]) -> Result<Vec<u8>> {
+    let mut text = text.to_vec();
     while text.len() % 4 != 0 {
         text.push(b' ');
     }

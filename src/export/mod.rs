@@ -303,6 +303,9 @@ pub struct Made {
     pub preview: Option<PathBuf>,
     /// What to tell the user (palette hex codes, sizes).
     pub notes: Vec<String>,
+    /// A palette export's colours (8-bit sRGB) and their share of the
+    /// surface, most-used first; empty for the other formats.
+    pub swatches: Vec<([u8; 3], f32)>,
 }
 
 /// Makes every format of `plan` from `mesh` and its learned `textures`,
@@ -392,12 +395,13 @@ struct Produced {
     files: Vec<OutFile>,
     preview: Option<Image>,
     notes: Vec<String>,
+    swatches: Vec<([u8; 3], f32)>,
 }
 
 impl Produced {
     /// Files alone, no preview or notes.
     fn files(files: Vec<OutFile>) -> Produced {
-        Produced { files, preview: None, notes: Vec::new() }
+        Produced { files, preview: None, notes: Vec::new(), swatches: Vec::new() }
     }
 }
 
@@ -419,7 +423,7 @@ impl Format {
 /// A format's files with its preview encoded and named after them, and what
 /// the summary says of them (`start`: when the format began).
 fn stage(format: Format, produced: Produced, names: &mut Names, dir: &Path, start: Instant) -> Result<(Made, Vec<OutFile>)> {
-    let Produced { files, preview, notes } = produced;
+    let Produced { files, preview, notes, swatches } = produced;
     let preview = preview.map(|img| -> Result<OutFile> {
         let stem = format!("preview_{}", format.to_string().replace(':', "").replace('-', "_"));
         Ok(OutFile { name: names.claim(&stem, "png"), bytes: img.png_bytes()? })
@@ -433,6 +437,7 @@ fn stage(format: Format, produced: Produced, names: &mut Names, dir: &Path, star
         files: files.iter().map(|f| dir.join(&f.name)).collect(),
         preview: preview.as_ref().map(|f| dir.join(&f.name)),
         notes,
+        swatches,
     };
     Ok((made, files.into_iter().chain(preview).collect()))
 }

@@ -46,7 +46,8 @@ pub(super) fn produce(job: &mut Job, n: u32) -> Result<Produced> {
     let stem = format!("{}_palette{n}", job.name);
     let mtl = job.names.claim(&stem, "mtl");
     let files = files(split, &p, &pal, job.names.claim(&stem, "obj"), mtl);
-    Ok(Produced { files, preview: Some(preview), notes })
+    let swatches = pal.colors.iter().copied().zip(pal.area.iter().copied()).collect();
+    Ok(Produced { files, preview: Some(preview), notes, swatches })
 }
 
 /// A reduced-colour version of a mesh.

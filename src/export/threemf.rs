@@ -44,7 +44,7 @@ pub(super) fn produce(job: &mut Job) -> Result<Produced> {
     let mesh = job.print();
     let (p, size) = job.placed(mesh);
     let file = file(mesh, &p, job.textures, job.name, job.names.claim(job.name, "3mf"))?;
-    Ok(Produced { files: vec![file], preview: None, notes: vec![size] })
+    Ok(Produced { files: vec![file], preview: None, notes: vec![size], swatches: Vec::new() })
 }
 
 /// The 3MF package of `mesh` with `positions` (already placed, in mm) and

@@ -23,7 +23,7 @@ pub(super) fn produce(job: &mut Job) -> Result<Produced> {
     let colors = colors(split, textures);
     let preview = preview::vertex_colors(raster, split, &colors)?;
     let file = files(split, &p, &colors, job.names.claim(&format!("{}_vertex_colors", job.name), "obj"));
-    Ok(Produced { files: vec![file], preview: Some(preview), notes: vec![size] })
+    Ok(Produced { files: vec![file], preview: Some(preview), notes: vec![size], swatches: Vec::new() })
 }
 
 /// One colour per position of `mesh`: the texture of each triangle's
