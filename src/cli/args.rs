@@ -76,15 +76,26 @@ pub enum BenchCommand {
     },
     /// Judge recipes: held-out style and content loss against wall time, and contact sheets.
     Quality {
-        /// A recipe: `default` (today's defaults), `v1` (texstyle's first defaults), or
-        /// NAME=OPTIONS, e.g. 'fast=--steps 150 --lr 0.1'. Repeat to compare [default: v1 and default].
+        /// A recipe: `default` (today's defaults), `v1` (texstyle's first defaults), NAME=OPTIONS,
+        /// e.g. 'fast=--steps 150 --lr 0.1' or 'f=--preset fast', NAME=texture:PATH (that image as
+        /// the mesh's one texture, scored as it is), or `ref` (each pairing's reference texture).
+        /// Repeat to compare [default: v1 and default].
         #[arg(long = "recipe", value_name = "RECIPE", value_parser = parse_recipe)]
         recipes: Vec<Recipe>,
-        /// A pairing MESH,IMAGE. Repeat for more [default: bunny × Starry Night (the textured
-        /// bunny where a local copy exists, else meshes/bunny.obj) and spot × The Great Wave].
+        /// A pairing MESH,IMAGE[,REFERENCE_TEXTURE]. Repeat for more [default: bunny × Starry Night
+        /// (the textured bunny where a local copy exists, else meshes/bunny.obj) and spot × The Great Wave].
         #[arg(long = "pair", value_name = "MESH,IMAGE", value_parser = parse_pairing)]
         pairs: Vec<Pairing>,
-        /// Judge the texture also when the loop's wall time passes these seconds.
+        /// A built-in set of pairings, besides any --pair: `reference` = the textured bunny × the
+        /// three paintings of the Distill article's published textures, each with that texture
+        /// (for `--recipe ref`; needs the shared assets beside the clone).
+        #[arg(long = "pairs", value_enum, value_name = "SET")]
+        pair_set: Option<PairSet>,
+        /// Run every option recipe once per seed (`--seed N` added, named NAME@N), and print the
+        /// mean over seeds of each recipe.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        seeds: Vec<u64>,
+        /// Judge the texture also when the loop's wall time passes these seconds (0: only at the end).
         #[arg(long, value_name = "SECONDS", value_delimiter = ',', default_value = d::QUALITY_AT)]
         at: Vec<f64>,
         /// Where quality.csv and the contact sheets go.
@@ -261,6 +272,13 @@ impl Preset {
             Preset::Long => d::LONG_STEPS,
         }
     }
+}
+
+/// `bench quality --pairs`: a built-in set of pairings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PairSet {
+    /// The textured bunny × The Starry Night, The Scream and a mosaic, each with the Distill article's texture.
+    Reference,
 }
 
 /// `--precision`: the network's conv products.
