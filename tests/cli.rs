@@ -242,7 +242,8 @@ fn bench_quality_judges_pauses_and_finals_and_pausing_does_not_change_the_result
     let strip_time = |l: String| l.split(',').enumerate().filter(|(i, _)| *i != 4).map(|(_, v)| v.to_string()).collect::<Vec<_>>();
     assert_eq!(strip_time(last(&paused, "tiny")), strip_time(last(&plain, "tiny")));
     let sheet = Image::load(&paused_dir.path().join(format!("spot_x_{}.png", Path::new(&style).file_stem().unwrap().to_str().unwrap()))).unwrap();
-    assert_eq!((sheet.width, sheet.height), (6 * 260 + 4, 3 * 260 + 4));
+    // Rows: original, tiny, fft; columns: the 8 turntable views and 2 close-up crops.
+    assert_eq!((sheet.width, sheet.height), (10 * 260 + 4, 3 * 260 + 4));
 }
 
 /// A small textured sphere (`sphere.obj`, `sphere.mtl`, `tex.png`: coloured bands with dark

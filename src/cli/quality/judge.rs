@@ -44,9 +44,8 @@ pub struct SizeScore {
     pub content_shallow: f32,
 }
 
-/// One held-out view at one size: the original as seen there and what it is compared with.
+/// One held-out view at one size: what it is compared with.
 struct View {
-    original: Image,
     /// The style terms and the content term at the deep layer.
     objective: Objective,
     /// The content term at the shallow layer.
@@ -78,7 +77,7 @@ impl Judge {
                     let img = image_to_tensor(&original)?.to_device(vgg.device())?;
                     let content = if has_content { Some(loss::content_term(vgg, &img, deep, 1.0)?) } else { None };
                     let shallow = if has_content { Some(loss::content_term(vgg, &img, shallow, 1.0)?) } else { None };
-                    Ok(View { original, objective: Objective { style: targets.terms.clone(), content }, shallow })
+                    Ok(View { objective: Objective { style: targets.terms.clone(), content }, shallow })
                 })
                 .collect::<Result<Vec<_>>>()?;
             views.push(at_size);
@@ -86,17 +85,10 @@ impl Judge {
         Ok(Judge { cams, views })
     }
 
-    /// The original views at the first size (the mesh as it came).
-    pub fn originals(&self) -> Vec<Image> {
-        self.views[0].iter().map(|v| v.original.clone()).collect()
-    }
-
-    /// The scores of `textures` (one per material, as exported) at each size
-    /// of [`JUDGE_SIZES`], and the views at the first size.
-    pub fn score(&self, vgg: &Vgg, raster: &mut Raster, mesh: &Mesh, textures: &[Image]) -> Result<(Vec<SizeScore>, Vec<Image>)> {
+    /// The scores of `textures` (one per material, as exported) at each size of [`JUDGE_SIZES`].
+    pub fn score(&self, vgg: &Vgg, raster: &mut Raster, mesh: &Mesh, textures: &[Image]) -> Result<Vec<SizeScore>> {
         let learned: Vec<Option<&Image>> = textures.iter().map(Some).collect();
         let mut scores = Vec::new();
-        let mut first_views = Vec::new();
         for (size, views) in JUDGE_SIZES.into_iter().zip(&self.views) {
             let rendered = render_views(raster, mesh, &learned, &self.cams, size, JUDGE_BACKGROUND)?;
             let mut sum = SizeScore::default();
@@ -106,11 +98,8 @@ impl Judge {
             }
             let n = views.len().max(1) as f32;
             scores.push(SizeScore { style: sum.style / n, content: sum.content / n, content_shallow: sum.content_shallow / n });
-            if first_views.is_empty() {
-                first_views = rendered;
-            }
         }
-        Ok((scores, first_views))
+        Ok(scores)
     }
 }
 

@@ -9,8 +9,9 @@
 //! content at a deep and a shallow layer against the mesh's own texture). A
 //! texture recipe is scored as it is, through the same lookup, so the two
 //! kinds are comparable. `table.rs` writes the scores and their means over
-//! seeds; a contact sheet per pairing shows the views: the original on top,
-//! then each recipe's final texture, in the order given.
+//! seeds; `sheet.rs` draws a contact sheet per pairing: the original on top,
+//! then each recipe's final texture, in the order given, as turntables with
+//! close-up crops.
 //!
 //! Wall time is the optimization loop's (the same figure as `loss.csv`'s
 //! `seconds`), without setup or judging. Pausing at each `--at` goes through
@@ -18,15 +19,15 @@
 //! uninterrupted run.
 
 mod judge;
+mod sheet;
 mod table;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use candle_core::Device;
-use clap::Parser;
 
-use super::args::{Cli, PairSet};
+use super::args::PairSet;
 use super::config::{bad, bad_file, StyleConfig};
 use super::error::CliError;
 use super::recipe::{reference_pairings, Pairing, Recipe, RecipeKind};
@@ -34,18 +35,18 @@ use crate::checkpoint::Checkpoint;
 use crate::image_io::{write_atomic, Image};
 use crate::mesh::Mesh;
 use crate::optim::{self, Checkpoints};
-use crate::preview::{contact_sheet, SHEET_GAP};
-use crate::raster::RasterMesh;
+use crate::raster::{Raster, RasterMesh};
 use crate::vgg::{Precision, Vgg};
 
 pub use judge::{SizeScore, JUDGE_CONTENT_LAYERS, JUDGE_SIZES, JUDGE_STYLE_SIZE, JUDGE_VIEWS};
 pub use table::Score;
+use sheet::Sheet;
 
 /// The recipe's checked options for `pairing` (parsed as the command line would be).
 fn recipe_config(name: &str, options: &[String], pairing: &Pairing) -> Result<StyleConfig, CliError> {
     let mut argv: Vec<String> = vec!["texstyle".into(), pairing.mesh.display().to_string(), "--style".into(), pairing.style.display().to_string()];
     argv.extend(options.iter().cloned());
-    let cli = Cli::try_parse_from(&argv).map_err(|e| bad(format!("recipe {name}: {}", super::one_line_usage_error(&e.render().to_string()))))?;
+    let cli = super::args::parse_from(&argv).map_err(|e| bad(format!("recipe {name}: {}", super::one_line_usage_error(&e.render().to_string()))))?;
     StyleConfig::from_args(cli.style)
 }
 
@@ -126,27 +127,29 @@ pub fn run(recipes: &[Recipe], pairings: &[Pairing], at: &[f64], out: &Path, cpu
     for pairing in pairings {
         let painting = Image::load(&pairing.style).map_err(|e| bad_file(format!("{}: {e}", pairing.style.display())))?;
         let mut judge: Option<judge::Judge> = None;
-        let mut sheet: Vec<Image> = Vec::new();
+        let mut sheet: Option<Sheet> = None;
         for recipe in recipes {
             let mut on_judged = |s: Score| {
                 println!("{}", table::line(&s));
                 scores.push(s);
             };
-            let views = run_recipe(recipe, pairing, &painting, &at, cpu, &mut nets, &mut judge, &mut on_judged)?;
-            if sheet.is_empty() {
-                sheet.extend(judge.as_ref().expect("set by the first recipe").originals());
-            }
-            sheet.extend(views);
+            let (mesh, mut raster, textures) = run_recipe(recipe, pairing, &painting, &at, cpu, &mut nets, &mut judge, &mut on_judged)?;
+            let sheet = match &mut sheet {
+                Some(s) => s,
+                None => sheet.insert(Sheet::new(&mut raster, &mesh)?),
+            };
+            sheet.add_row(&mut raster, &mesh, &textures)?;
         }
-        let img = contact_sheet(&sheet, JUDGE_VIEWS as u32, SHEET_GAP, crate::preview::SHEET_BACKGROUND);
-        img.save_png(&out.join(format!("{}.png", pairing.name())))?;
+        if let Some(sheet) = sheet {
+            sheet.image().save_png(&out.join(format!("{}.png", pairing.name())))?;
+        }
     }
     write_atomic(&out.join("quality.csv"), table::scores_csv(&scores).as_bytes())?;
     let means = table::means(&scores);
     write_atomic(&out.join("quality_mean.csv"), table::means_csv(&means).as_bytes())?;
     println!("\nmean over the runs of each recipe (NAME@SEED counts as NAME):\n{}", table::means_markdown(&means));
     let names: Vec<&str> = recipes.iter().map(|r| r.name.as_str()).collect();
-    eprintln!("texstyle: contact sheets in {} (rows: original, {})", out.display(), names.join(", "));
+    eprintln!("texstyle: contact sheets in {} (rows: original, {}; columns: the turntable, then close-up crops of 512² views)", out.display(), names.join(", "));
     Ok(scores)
 }
 
@@ -175,7 +178,7 @@ fn as_exported(t: &Image) -> Image {
 
 /// Runs (or loads) one recipe on one pairing, judging at each pause and at
 /// the end (`judge` is made from the first recipe's mesh); returns the final
-/// texture's views at the judge's first size.
+/// texture (as exported) with the mesh and rasterizer it was judged on.
 #[allow(clippy::too_many_arguments)]
 fn run_recipe(
     recipe: &Recipe,
@@ -186,7 +189,7 @@ fn run_recipe(
     nets: &mut Nets,
     judge: &mut Option<judge::Judge>,
     on_judged: &mut dyn FnMut(Score),
-) -> Result<Vec<Image>, CliError> {
+) -> Result<(Mesh, Raster, Vec<Image>), CliError> {
     let score = |at: String, step: usize, seconds: f64, sizes: Vec<SizeScore>| Score { pairing: pairing.name(), recipe: recipe.name.clone(), at, step, seconds, sizes };
     let Some(options) = recipe.options() else {
         let (mesh, texture) = texture_recipe(recipe, pairing)?;
@@ -194,9 +197,10 @@ fn run_recipe(
         if judge.is_none() {
             *judge = Some(judge::Judge::new(nets.f32, &mut raster, &mesh, painting)?);
         }
-        let (sizes, views) = judge.as_ref().expect("set above").score(nets.f32, &mut raster, &mesh, &[texture])?;
+        let textures = vec![texture];
+        let sizes = judge.as_ref().expect("set above").score(nets.f32, &mut raster, &mesh, &textures)?;
         on_judged(score("end".into(), 0, 0.0, sizes));
-        return Ok(views);
+        return Ok((mesh, raster, textures));
     };
     let cfg = recipe_config(&recipe.name, options, pairing)?;
     let mut mesh = Mesh::load(&cfg.mesh)?;
@@ -225,12 +229,12 @@ fn run_recipe(
             .with_context(|| format!("recipe {} on {}", recipe.name, pairing.name()))?;
         let last = outcome.log.last().cloned().unwrap_or_default();
         let textures: Vec<Image> = outcome.textures.iter().map(as_exported).collect();
-        let (sizes, views) = judge.score(judge_vgg, &mut raster, &mesh, &textures)?;
+        let sizes = judge.score(judge_vgg, &mut raster, &mesh, &textures)?;
         let done = outcome.log.len() >= optim_cfg.steps;
         let label = if done { "end".to_string() } else { format!("{}s", pause.unwrap_or_default()) };
         on_judged(score(label, last.step, last.seconds, sizes));
         if done {
-            return Ok(views);
+            return Ok((mesh, raster, textures));
         }
         while at.get(next).is_some_and(|&t| t <= last.seconds) {
             next += 1;
@@ -267,5 +271,18 @@ mod tests {
         assert_eq!((mine.name.as_str(), mine.options().unwrap().len()), ("fast", 4));
         assert!(parse_recipe("nonesuch").is_err());
         assert!(recipe_config("bad", &["--steps".into(), "0".into()], &pairing).is_err());
+    }
+
+    /// `--preset fast` is texstyle 0.1's default recipe, value for value, whatever the defaults are now.
+    #[test]
+    fn fast_is_the_first_release_default_recipe() {
+        let pairing = Pairing { mesh: "m.obj".into(), style: "s.jpg".into(), reference: None };
+        let fast = parse_recipe("fast=--preset fast").unwrap();
+        let cfg = recipe_config("fast", fast.options().unwrap(), &pairing).unwrap();
+        let o = &cfg.optim;
+        assert_eq!((o.steps, o.texture_size, o.render_size, o.start_render_size, o.samples, o.param, o.mip), (200, 512, 256, 256, 2, ParamKind::Pyramid, true));
+        assert_eq!((o.lr, o.lr_end, o.style_weight, o.content_weight, o.content_end, o.gram_decay, cfg.style_size), (0.06, 0.2, 1.0, 0.5, 0.6, 0.95, 512));
+        let longer = recipe_config("f", &["--preset".into(), "fast".into(), "--steps".into(), "20".into()], &pairing).unwrap();
+        assert_eq!(longer.optim.steps, 20, "an explicit flag wins over the preset");
     }
 }
