@@ -81,7 +81,8 @@ fn crop(img: &Image, x: u32, y: u32, side: u32) -> Image {
 }
 
 /// The [`CROP`]² window of view `view` with the most detail inside the object:
-/// the sum of luminance steps between neighbouring object pixels (the
+/// the sum of squared luminance steps between neighbouring object pixels
+/// (squared, so the strong edges of eyes and markings outweigh fine fur; the
 /// silhouette does not count), plus a little for each object pixel, so a
 /// plain object still gets its best-covered window.
 fn best_window(view: usize, dark: &Image, light: &Image) -> (f32, Crop) {
@@ -100,10 +101,10 @@ fn best_window(view: usize, dark: &Image, light: &Image) -> (f32, Crop) {
             if inside(x, y) {
                 d += 1e-3;
                 if x + 1 < w && inside(x + 1, y) {
-                    d += (luma(x + 1, y) - luma(x, y)).abs();
+                    d += (luma(x + 1, y) - luma(x, y)).powi(2);
                 }
                 if y + 1 < h && inside(x, y + 1) {
-                    d += (luma(x, y + 1) - luma(x, y)).abs();
+                    d += (luma(x, y + 1) - luma(x, y)).powi(2);
                 }
             }
             row += d;
