@@ -138,14 +138,20 @@ pub struct LossParts {
 pub type GramUsed<'a> = dyn FnMut(usize, &Tensor) -> vgg::Result<Tensor> + 'a;
 
 impl Objective {
-    fn layers(&self) -> Vec<Layer> {
+    /// The layers the objective reads: the style terms' in order, then the content term's.
+    pub fn layers(&self) -> Vec<Layer> {
         self.style.iter().map(|s| s.layer).chain(self.content.as_ref().map(|c| c.layer)).collect()
     }
 
     /// The loss of `image` (`[batch, 3, h, w]` RGB in [0, 1]), forward only, `G_used = G_now`.
     pub fn loss(&self, vgg: &Vgg, image: &Tensor) -> vgg::Result<LossParts> {
-        let features = vgg.features(image, &self.layers())?;
-        Ok(self.evaluate(&features, &mut |_, g| Ok(g.clone()))?.0)
+        self.loss_of_features(&vgg.features(image, &self.layers())?)
+    }
+
+    /// [`Objective::loss`] of features already taken at [`Objective::layers`] (in that order;
+    /// any after them are ignored), so one forward can serve several objectives.
+    pub fn loss_of_features(&self, features: &[Tensor]) -> vgg::Result<LossParts> {
+        Ok(self.evaluate(features, &mut |_, g| Ok(g.clone()))?.0)
     }
 
     /// The loss and `dL/dimage` (`[batch, 3, h, w]`), `G_used = G_now`.
@@ -288,15 +294,18 @@ impl StyleTargets {
 /// when a content image (`[1, 3, H, W]`) exists.
 pub fn objective(vgg: &Vgg, style: &StyleTargets, content: Option<&Tensor>, content_weight: f32) -> vgg::Result<Objective> {
     let content = match content {
-        Some(img) if content_weight > 0.0 => {
-            let layer: Layer = CONTENT_LAYER.parse()?;
-            let target = vgg.features(img, &[layer])?.remove(0);
-            let norm = target.sqr()?.sum_all()?.to_scalar::<f32>()?.max(1e-12);
-            Some(ContentTerm { layer, target, weight: content_weight / norm })
-        }
+        Some(img) if content_weight > 0.0 => Some(content_term(vgg, img, CONTENT_LAYER.parse()?, content_weight)?),
         _ => None,
     };
     Ok(Objective { style: style.terms.clone(), content })
+}
+
+/// The content term of `img` (`[1, 3, H, W]`) at `layer`: its features as the
+/// target, the weight divided by their squared norm (a relative error).
+pub fn content_term(vgg: &Vgg, img: &Tensor, layer: Layer, weight: f32) -> vgg::Result<ContentTerm> {
+    let target = vgg.features(img, &[layer])?.remove(0);
+    let norm = target.sqr()?.sum_all()?.to_scalar::<f32>()?.max(1e-12);
+    Ok(ContentTerm { layer, target, weight: weight / norm })
 }
 
 #[cfg(test)]

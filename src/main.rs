@@ -1,12 +1,11 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use texstyle::cli::{self, Cli, Exit};
+use texstyle::cli::{self, Exit};
 
 fn main() -> ExitCode {
     quiet_mesa_runtime_dir();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let parsed = match Cli::try_parse() {
+    let parsed = match cli::args::parse_from(std::env::args_os()) {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {

@@ -231,17 +231,78 @@ fn bench_quality_judges_pauses_and_finals_and_pausing_does_not_change_the_result
     let paused = run("0.000001", paused_dir.path());
     let rows: Vec<Vec<String>> = paused.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect();
     let tiny: Vec<&Vec<String>> = rows.iter().filter(|r| r[1] == "tiny").collect();
-    assert_eq!(tiny.iter().map(|r| r[2].as_str()).collect::<Vec<_>>(), ["1", "3"], "{paused}");
+    assert_eq!(tiny.iter().map(|r| (r[2].as_str(), r[3].as_str())).collect::<Vec<_>>(), [("0.000001s", "1"), ("end", "3")], "{paused}");
     for r in &rows {
-        let (s, c): (f32, f32) = (r[4].parse().unwrap(), r[5].parse().unwrap());
-        assert!(s > 0.0 && s.is_finite() && c > 0.0 && c.is_finite(), "{r:?}");
+        // style and content (deep, shallow) at 256² and 512².
+        let v: Vec<f32> = r[5..11].iter().map(|x| x.parse().unwrap()).collect();
+        assert!(v.iter().all(|x| *x > 0.0 && x.is_finite()), "{r:?}");
     }
     let plain = run("1000", plain_dir.path());
     let last = |csv: &str, name: &str| csv.lines().filter(|l| l.split(',').nth(1) == Some(name)).last().unwrap().to_string();
-    let strip_time = |l: String| l.split(',').enumerate().filter(|(i, _)| *i != 3).map(|(_, v)| v.to_string()).collect::<Vec<_>>();
+    let strip_time = |l: String| l.split(',').enumerate().filter(|(i, _)| *i != 4).map(|(_, v)| v.to_string()).collect::<Vec<_>>();
     assert_eq!(strip_time(last(&paused, "tiny")), strip_time(last(&plain, "tiny")));
     let sheet = Image::load(&paused_dir.path().join(format!("spot_x_{}.png", Path::new(&style).file_stem().unwrap().to_str().unwrap()))).unwrap();
-    assert_eq!((sheet.width, sheet.height), (6 * 260 + 4, 3 * 260 + 4));
+    // Rows: original, tiny, fft; columns: the 8 turntable views and 2 close-up crops.
+    assert_eq!((sheet.width, sheet.height), (10 * 260 + 4, 3 * 260 + 4));
+}
+
+/// A small textured sphere (`sphere.obj`, `sphere.mtl`, `tex.png`: coloured bands with dark
+/// spots, features the content judge should see) and a noise texture (`noise.png`).
+fn write_textured_sphere(dir: &Path) -> std::path::PathBuf {
+    let obj = common::write_bumpy_sphere(dir, 48, 24);
+    let body = std::fs::read_to_string(&obj).unwrap();
+    std::fs::write(&obj, format!("mtllib sphere.mtl\nusemtl m\n{body}")).unwrap();
+    std::fs::write(dir.join("sphere.mtl"), "newmtl m\nKd 1 1 1\nmap_Kd tex.png\n").unwrap();
+    let tex = image::RgbImage::from_fn(128, 128, |x, y| {
+        let spot = (x % 32).abs_diff(16).pow(2) + (y % 32).abs_diff(16).pow(2) < 25;
+        let band = [[230, 140, 40], [250, 250, 240], [120, 90, 200]][(y / 43) as usize];
+        image::Rgb(if spot { [20, 20, 20] } else { band })
+    });
+    tex.save(dir.join("tex.png")).unwrap();
+    let mut state = 1u32;
+    let noise = image::RgbImage::from_fn(128, 128, |_, _| {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        image::Rgb([(state >> 24) as u8, (state >> 16) as u8, (state >> 8) as u8])
+    });
+    noise.save(dir.join("noise.png")).unwrap();
+    obj
+}
+
+/// `bench quality` scores a given texture with no optimization: the mesh's own texture has no
+/// content loss at either size or layer, noise has plenty; a bad texture recipe is exit 2.
+#[test]
+fn bench_quality_scores_a_given_texture_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = write_textured_sphere(dir.path());
+    let pair = format!("{},{}", obj.display(), style_path());
+    let out = dir.path().join("q");
+    let (own_recipe, noise_recipe) = (format!("own=texture:{}", dir.path().join("tex.png").display()), format!("noise=texture:{}", dir.path().join("noise.png").display()));
+    let o = texstyle(&["bench", "quality", "--pair", &pair, "--recipe", &own_recipe, "--recipe", &noise_recipe, "--out", out.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("quality.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let row = |name: &str| -> Vec<f32> {
+        let line = csv.lines().find(|l| l.split(',').nth(1) == Some(name)).unwrap_or_else(|| panic!("{csv}"));
+        line.split(',').skip(5).map(|v| v.parse().unwrap()).collect()
+    };
+    let (own, noise) = (row("own"), row("noise"));
+    assert_eq!(header[5..], ["style_256", "content_256", "content_shallow_256", "style_512", "content_512", "content_shallow_512"], "{csv}");
+    assert!(own.iter().chain(&noise).all(|v| v.is_finite() && *v >= 0.0), "{csv}");
+    for c in [1, 2, 4, 5] {
+        assert!(own[c] < 1e-4, "the mesh's own texture, column {}: {csv}", header[5 + c]);
+        assert!(noise[c] > 0.1, "noise, column {}: {csv}", header[5 + c]);
+    }
+    assert!(own[0] > 0.0 && own[3] > 0.0, "the style is far from the painting: {csv}");
+    let mean = std::fs::read_to_string(out.join("quality_mean.csv")).unwrap();
+    assert_eq!(mean.lines().count(), 3, "{mean}");
+    // A missing texture, a reference where the pairing has none, a mesh with two materials.
+    let cube = common::write_two_material_cube(dir.path(), true);
+    let cube_pair = format!("{},{}", cube.display(), style_path());
+    for (p, r, says) in [(&pair, "x=texture:nonesuch.png", "nonesuch.png"), (&pair, "ref", "no reference texture"), (&cube_pair, own_recipe.as_str(), "2 materials")] {
+        let o = texstyle(&["bench", "quality", "--pair", p, "--recipe", r, "--out", out.to_str().unwrap()], &[]);
+        assert_eq!(o.status.code(), Some(2), "{r}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says) && !stderr(&o).contains("panicked"), "{r}: {}", stderr(&o));
+    }
 }
 
 /// One row of the README's options table: the option as typed, what it means, its default.

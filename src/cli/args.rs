@@ -78,15 +78,26 @@ pub enum BenchCommand {
     },
     /// Judge recipes: held-out style and content loss against wall time, and contact sheets.
     Quality {
-        /// A recipe: `default` (today's defaults), `v1` (texstyle's first defaults), or
-        /// NAME=OPTIONS, e.g. 'fast=--steps 150 --lr 0.1'. Repeat to compare [default: v1 and default].
+        /// A recipe: `default` (today's defaults), `v1` (texstyle's first defaults), NAME=OPTIONS,
+        /// e.g. 'fast=--steps 150 --lr 0.1' or 'f=--preset fast', NAME=texture:PATH (that image as
+        /// the mesh's one texture, scored as it is), or `ref` (each pairing's reference texture).
+        /// Repeat to compare [default: v1 and default].
         #[arg(long = "recipe", value_name = "RECIPE", value_parser = parse_recipe)]
         recipes: Vec<Recipe>,
-        /// A pairing MESH,IMAGE. Repeat for more [default: bunny × Starry Night (the textured
-        /// bunny where a local copy exists, else meshes/bunny.obj) and spot × The Great Wave].
+        /// A pairing MESH,IMAGE[,REFERENCE_TEXTURE]. Repeat for more [default: bunny × Starry Night
+        /// (the textured bunny where a local copy exists, else meshes/bunny.obj) and spot × The Great Wave].
         #[arg(long = "pair", value_name = "MESH,IMAGE", value_parser = parse_pairing)]
         pairs: Vec<Pairing>,
-        /// Judge the texture also when the loop's wall time passes these seconds.
+        /// A built-in set of pairings, besides any --pair: `reference` = the textured bunny × the
+        /// three paintings of the Distill article's published textures, each with that texture
+        /// (for `--recipe ref`; needs the shared assets beside the clone).
+        #[arg(long = "pairs", value_enum, value_name = "SET")]
+        pair_set: Option<PairSet>,
+        /// Run every option recipe once per seed (`--seed N` added, named NAME@N), and print the
+        /// mean over seeds of each recipe.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        seeds: Vec<u64>,
+        /// Judge the texture also when the loop's wall time passes these seconds (0: only at the end).
         #[arg(long, value_name = "SECONDS", value_delimiter = ',', default_value = d::QUALITY_AT)]
         at: Vec<f64>,
         /// Where quality.csv and the contact sheets go.
@@ -130,8 +141,9 @@ pub struct StyleArgs {
     pub steps: Option<u32>,
 
     #[arg(long, value_enum, default_value_t = Preset::Default, help = format!(
-        "A measured recipe: default ({} steps, about a minute on 2 cores) or long ({} steps, about twice the time, \
-         for a better result: README, Quality). --steps overrides it", d::STEPS, d::LONG_STEPS))]
+        "A measured recipe, a set of option values: default (the defaults), fast (texstyle 0.1's default recipe, \
+         {} steps, about a minute on 2 cores, kept as it was) or long ({} steps, about twice the time, \
+         for a better result: README, Quality). Options given on the command line win over the preset's", d::STEPS, d::LONG_STEPS))]
     pub preset: Preset,
 
     #[arg(long, value_name = "TEXELS", default_value_t = d::TEXTURE_SIZE, value_parser = clap::value_parser!(u32).range(d::TEXTURE_SIZE_RANGE),
@@ -308,22 +320,69 @@ pub struct SlurmArgs {
     pub dry_run: bool,
 }
 
-/// `--preset`: a measured recipe.
+/// `--preset`: a measured recipe, as option values (see [`parse_from`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Preset {
-    #[value(help = format!("{} steps", d::STEPS))]
+    /// The defaults.
     Default,
-    #[value(help = format!("{} steps (every schedule stretches over them)", d::LONG_STEPS))]
+    #[value(help = "texstyle 0.1's default recipe, kept as it was whatever the defaults become")]
+    Fast,
+    #[value(help = format!("the defaults over {} steps (every schedule stretches over them)", d::LONG_STEPS))]
     Long,
 }
 
 impl Preset {
-    pub fn steps(self) -> u32 {
+    /// The preset's options as a command line would give them (`--steps 400`), from [`super::defaults`].
+    pub fn options(self) -> Vec<String> {
         match self {
-            Preset::Default => d::STEPS,
-            Preset::Long => d::LONG_STEPS,
+            Preset::Default => Vec::new(),
+            Preset::Fast => d::PRESET_FAST.iter().map(|s| s.to_string()).collect(),
+            Preset::Long => vec!["--steps".into(), d::LONG_STEPS.to_string()],
         }
     }
+}
+
+/// Parses a command line (`argv[0]` first) with its `--preset` applied: each
+/// of the preset's options that the line does not give itself is added to it,
+/// so an explicit flag always wins, and clap checks the preset's values as it
+/// checks the user's.
+pub fn parse_from<I, T>(argv: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{parser::ValueSource, CommandFactory, FromArgMatches};
+    let mut argv: Vec<std::ffi::OsString> = argv.into_iter().map(Into::into).collect();
+    let cmd = Cli::command();
+    let matches = cmd.clone().try_get_matches_from(&argv)?;
+    let preset = match matches.subcommand() {
+        None => matches.get_one::<Preset>("preset").copied().unwrap_or(Preset::Default),
+        Some(_) => Preset::Default,
+    };
+    let options = preset.options();
+    // One option per flag: the flag and the values that follow it.
+    let starts: Vec<usize> = (0..options.len()).filter(|&i| options[i].starts_with("--")).chain([options.len()]).collect();
+    let mut added = 0;
+    for w in starts.windows(2) {
+        let flag = options[w[0]].trim_start_matches("--");
+        let arg = cmd.get_arguments().find(|a| a.get_long() == Some(flag));
+        let given = arg.is_some_and(|a| matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine));
+        if !given {
+            argv.extend(options[w[0]..w[1]].iter().map(Into::into));
+            added += 1;
+        }
+    }
+    match added {
+        0 => Cli::from_arg_matches(&matches),
+        _ => Cli::try_parse_from(argv),
+    }
+}
+
+/// `bench quality --pairs`: a built-in set of pairings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PairSet {
+    /// The textured bunny × The Starry Night, The Scream and a mosaic, each with the Distill article's texture.
+    Reference,
 }
 
 /// `--precision`: the network's conv products.
@@ -448,8 +507,7 @@ mod tests {
         let c = parse(&["m.obj", "--style", "s.jpg"]).unwrap();
         assert!(c.command.is_none());
         let a = c.style;
-        assert_eq!((a.steps, a.preset.steps(), a.texture_size, a.render_size, a.samples, a.param), (None, d::STEPS, d::TEXTURE_SIZE, d::RENDER_SIZE, d::SAMPLES, ParamKind::Pyramid));
-        assert_eq!(parse(&["m.obj", "--style", "s.jpg", "--preset", "long"]).unwrap().style.preset.steps(), d::LONG_STEPS);
+        assert_eq!((a.steps, a.preset, a.texture_size, a.render_size, a.samples, a.param), (None, Preset::Default, d::TEXTURE_SIZE, d::RENDER_SIZE, d::SAMPLES, ParamKind::Pyramid));
         assert!(parse(&["m.obj", "--style", "s.jpg", "--preset", "forever"]).is_err());
         assert_eq!((a.style_weight, a.content_weight, a.gram_decay, a.lr, a.seed), (d::STYLE_WEIGHT, d::CONTENT_WEIGHT, d::GRAM_DECAY, d::LR, d::SEED));
         assert_eq!((a.lr_end, a.content_end, a.start_render_size), (d::LR_END, d::CONTENT_END, None));
@@ -466,6 +524,23 @@ mod tests {
         assert!(parse(&["m.obj", "--style", "s.jpg", "--steps", "0"]).is_err());
         assert!(parse(&["m.obj", "--style", "s.jpg", "--texture-size", "100000"]).is_err());
         assert!(parse(&["m.obj", "--style", "s.jpg", "--param", "wavelet"]).is_err());
+    }
+
+    #[test]
+    fn presets_set_options_and_explicit_flags_win() {
+        let with = |args: &[&str]| parse_from(["texstyle", "m.obj", "--style", "s.jpg"].iter().chain(args)).unwrap().style;
+        assert_eq!(with(&["--preset", "long"]).steps, Some(d::LONG_STEPS));
+        assert_eq!(with(&["--preset", "long", "--steps", "7"]).steps, Some(7));
+        assert_eq!(with(&["--steps", "7", "--preset", "long"]).steps, Some(7), "order does not matter");
+        let fast = with(&["--preset", "fast", "--lr", "0.3"]);
+        assert_eq!((fast.steps, fast.start_render_size, fast.lr, fast.lr_end), (Some(200), Some(256), 0.3, 0.2));
+        assert_eq!(with(&[]).steps, None);
+        assert!(parse_from(["texstyle", "render", "m.obj", "--out", "o"]).is_ok(), "subcommands have no preset");
+        // Every preset option is one of the command line's, with a valid value.
+        for p in [Preset::Fast, Preset::Long] {
+            let opts = p.options();
+            assert!(Cli::try_parse_from(["texstyle", "m.obj", "--style", "s.jpg"].iter().map(|s| s.to_string()).chain(opts)).is_ok(), "{p:?}");
+        }
     }
 
     #[test]

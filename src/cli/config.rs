@@ -94,8 +94,8 @@ impl StyleConfig {
         }
         let out = resolve_out(a.out, a.resume.as_deref(), &mesh, &style)?;
         let optim = optim::Config {
-            // An explicit --steps wins over the preset's.
-            steps: a.steps.unwrap_or(a.preset.steps()) as usize,
+            // A preset's steps arrive as --steps (args::parse_from).
+            steps: a.steps.unwrap_or(d::STEPS) as usize,
             texture_size: a.texture_size,
             render_size: a.render_size,
             start_render_size: a.start_render_size.unwrap_or(a.render_size),

@@ -36,9 +36,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             bench::run(&sizes, warmup as usize, iters as usize, crate::vgg::Backend::Fast, config::precision(precision)?)?;
             Ok(())
         }
-        Some(Command::Bench(BenchCommand::Quality { recipes, pairs, at, out, view })) => {
+        Some(Command::Bench(BenchCommand::Quality { recipes, pairs, pair_set, seeds, at, out, view })) => {
             let recipes = if recipes.is_empty() { recipe::default_recipes() } else { recipes };
-            let pairs = if pairs.is_empty() { recipe::default_pairings() } else { pairs };
+            let pairs = quality::pairings(pairs, pair_set)?;
+            let recipes = quality::seeded(&recipes, &seeds)?;
             quality::run(&recipes, &pairs, &at, &out, view.cpu)?;
             Ok(())
         }
