@@ -25,8 +25,9 @@ use crate::raster::{Raster, RasterMesh};
 use crate::vgg::Vgg;
 
 pub fn run(a: StyleArgs) -> Result<(), CliError> {
-    let cfg = StyleConfig::from_args(a)?;
+    let mut cfg = StyleConfig::from_args(a)?;
     let mesh = load_mesh(&cfg)?;
+    config::check_controls(&mut cfg, &mesh)?;
     config::check_export(&cfg.export, &mesh)?;
     // A plan error exits 2 by its kind (`error::blame`).
     let plan = Plan::new(&mesh, cfg.export.clone(), (cfg.optim.texture_size, cfg.optim.texture_size))?;
@@ -76,6 +77,7 @@ fn prepare_outputs(cfg: &StyleConfig, mesh: &Mesh) -> Result<OutputSet, CliError
     };
     let mut inputs: Vec<PathBuf> = vec![cfg.mesh.clone(), cfg.style.clone()];
     inputs.extend(mesh.materials.iter().filter_map(|m| m.texture_path.clone()));
+    inputs.extend(cfg.protect.as_ref().map(|p| p.mask.clone()));
     inputs.extend(weights);
     let refs: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
     OutputSet::prepare(&cfg.out, &refs, cfg.resume).map_err(|e| bad_file(format!("{e:#}")))
