@@ -10,8 +10,8 @@
 //! stay as they are, and the network still sees colour images. Luminance-only
 //! transfer would need the optimized texture's chroma replaced by the
 //! original's at export (the views and the exported texture would then
-//! differ) and was not implemented; the previews of matching (README,
-//! Controls) keep spot's white and black patches and pink muzzle.
+//! differ) and was not implemented; matching's preview (README, Controls)
+//! keeps spot's pink-and-white palette and its pink muzzle.
 //! The map is the Image Analogies one the paper uses,
 //! `A = Σ_c^{1/2} Σ_s^{−1/2}`: `p' = A(p − μ_s) + μ_c`, clamped to [0, 1].
 //! The object's statistics are taken over the mesh as the views see it
