@@ -446,6 +446,35 @@ mod tests {
     }
 
     #[test]
+    fn strength_maps_onto_the_weights_and_its_default_is_the_defaults_exactly() {
+        assert_eq!(strength_weights(d::STRENGTH), (d::STYLE_WEIGHT, d::CONTENT_WEIGHT, d::CONTENT_END));
+        assert_eq!(strength_weights(0.0), (0.0, 2.0 * d::CONTENT_WEIGHT, 1.0));
+        assert_eq!(strength_weights(1.0), (2.0 * d::STYLE_WEIGHT, 0.0, d::CONTENT_END));
+        // More strength: more style against content, never less.
+        let ratio = |s: f32| strength_weights(s).0 / strength_weights(s).1;
+        assert!((1..10).all(|i| ratio(i as f32 / 10.0) < ratio((i + 1) as f32 / 10.0)));
+        let c = style(&["--strength", "0.5"]).unwrap();
+        assert_eq!((c.optim.style_weight, c.optim.content_weight, c.optim.content_end), (d::STYLE_WEIGHT, d::CONTENT_WEIGHT, d::CONTENT_END));
+        let c = style(&["--strength", "0.3"]).unwrap();
+        assert_eq!((c.optim.style_weight, c.optim.content_weight, c.optim.content_end), strength_weights(0.3));
+        for bad in ["-0.1", "1.01", "nan"] {
+            assert!(style(&["--strength", bad]).unwrap_err().error.to_string().contains("--strength"), "{bad}");
+        }
+        // The options it sets are refused beside it (by the parser).
+        for other in ["--style-weight", "--content-weight", "--content-end"] {
+            assert!(super::super::Cli::try_parse_from(["texstyle", "m.obj", "--style", "s.jpg", "--strength", "0.3", other, "0.5"]).is_err(), "{other}");
+        }
+    }
+
+    #[test]
+    fn protect_reads_an_optional_material_name() {
+        let p = ProtectArg::parse(PathBuf::from("face.png"));
+        assert_eq!(p, ProtectArg { material: None, mask: PathBuf::from("face.png") });
+        let p = ProtectArg::parse(PathBuf::from("skin=masks/face.png"));
+        assert_eq!(p, ProtectArg { material: Some("skin".into()), mask: PathBuf::from("masks/face.png") });
+    }
+
+    #[test]
     fn a_triangle_budget_below_the_mesh_is_refused_naming_the_flag() {
         let mesh = crate::export::test_mesh::triangles(&["a", "b", "c"]);
         let req = |max_triangles| export::Request { formats: vec![export::Format::Obj], print_size_mm: None, max_triangles, close_holes: false };

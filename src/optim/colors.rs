@@ -171,7 +171,9 @@ mod tests {
         // A painting of varied colours, away from the clamp at 0 and 1 once mapped.
         let data = (0..64 * 64).flat_map(|i| {
             let (x, y) = ((i % 64) as f32 / 63.0, (i / 64) as f32 / 63.0);
-            [0.2 + 0.5 * x, 0.3 + 0.2 * x + 0.3 * y, 0.6 - 0.3 * y]
+            // A third, independent variation: the covariance has full rank.
+            let z = ((i * 7919) % 13) as f32 / 13.0;
+            [0.2 + 0.5 * x, 0.3 + 0.2 * x + 0.3 * y, 0.5 - 0.3 * y + 0.2 * z]
         });
         let painting = Image { width: 64, height: 64, data: data.collect() };
         let target = ColorStats { mean: [0.6, 0.45, 0.3], cov: [[0.004, 0.001, 0.0], [0.001, 0.003, 0.0005], [0.0, 0.0005, 0.002]] };
