@@ -414,3 +414,80 @@ fn render_on_a_mesh_with_uvs_on_some_faces_says_so() {
     assert!(!err.contains("has no texture coordinates"), "{err}");
     assert!(err.contains("only some faces"), "{err}");
 }
+
+/// Spot with a 64² texture, in `dir` (the controls' fixture: the learned texture is 64² too).
+fn small_spot(dir: &Path) -> (std::path::PathBuf, Image) {
+    std::fs::copy(common::asset_mesh("spot"), dir.join("spot.obj")).unwrap();
+    std::fs::write(dir.join("spot.mtl"), "newmtl spot\nKd 1 1 1\nmap_Kd tex.png\n").unwrap();
+    let tex = Image::load(&common::repo("meshes/spot/spot_texture.png")).unwrap().resized_to_fit(64);
+    tex.save_png(&dir.join("tex.png")).unwrap();
+    (dir.join("spot.obj"), Image::load(&dir.join("tex.png")).unwrap())
+}
+
+/// --protect through the command: a 32² mask (said to be resampled), black on the left half of
+/// the UV square: those texels of the exported PNG are the original's, bit for bit; the white
+/// half is restyled.
+#[test]
+fn protect_keeps_black_texels_exactly_in_the_exported_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mesh, original) = small_spot(dir.path());
+    let mut mask = Image::filled(32, 32, [1.0; 3]);
+    (0..32).for_each(|y| (0..16).for_each(|x| mask.set_pixel(x, y, [0.0; 3])));
+    mask.save_png(&dir.path().join("mask.png")).unwrap();
+    let (out, style, mask) = (dir.path().join("out"), common::style_path(), dir.path().join("mask.png"));
+    let args = [
+        mesh.to_str().unwrap(), "--style", style.to_str().unwrap(), "--steps", "8", "--texture-size", "64",
+        "--render-size", "64", "--samples", "1", "--style-size", "128", "--protect", mask.to_str().unwrap(),
+        "--out", out.to_str().unwrap(),
+    ];
+    let o = texstyle(&args, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the mask is 32×32, resampled (bilinear) to the texture's 64×64"), "{}", stderr(&o));
+    let got = Image::load(&out.join("spot_spot.png")).unwrap();
+    let mut restyled = 0;
+    for y in 0..64 {
+        // Columns 0–27 are black after resampling, 36–63 white (the filter reaches 2 texels).
+        for x in (0..28).chain(36..64) {
+            let (a, b) = (got.pixel(x, y), original.pixel(x, y));
+            if x < 28 {
+                assert_eq!(a, b, "protected texel ({x}, {y})");
+            } else if (0..3).map(|c| (a[c] - b[c]).abs()).sum::<f32>() > 0.1 {
+                restyled += 1;
+            }
+        }
+    }
+    assert!(restyled > 28 * 64 / 2, "only {restyled} white texels restyled");
+}
+
+/// Each control's bad input: one line naming the problem, exit 2, before any work.
+#[test]
+fn controls_refuse_what_they_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let cube = common::write_two_material_cube(dir.path(), true);
+    let spot_dir = dir.path().join("s");
+    std::fs::create_dir(&spot_dir).unwrap();
+    let (spot, _) = small_spot(&spot_dir);
+    std::fs::write(dir.path().join("corrupt.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let (style, corrupt, missing) = (common::style_path(), dir.path().join("corrupt.png"), dir.path().join("missing.png"));
+    let red_mask = format!("red={}", corrupt.display());
+    let cases: [(&Path, Vec<&str>, &str); 8] = [
+        (&cube, vec!["--keep-colors"], "--keep-colors keeps the object's own colours, and the mesh has no texture"),
+        (&cube, vec!["--strength", "0"], "--strength 0 keeps only the object's own texture"),
+        (&cube, vec!["--protect", corrupt.to_str().unwrap()], "has 2 materials (red, blue): say which one the mask covers"),
+        (&cube, vec!["--protect", &red_mask], "material red has none"),
+        (&spot, vec!["--protect", corrupt.to_str().unwrap()], "corrupt.png"),
+        (&spot, vec!["--protect", missing.to_str().unwrap()], "missing.png"),
+        (&spot, vec!["--strength", "1.5"], "--strength 1.5 is out of range"),
+        (&spot, vec!["--strength", "0.3", "--style-weight", "2"], "--strength"),
+    ];
+    for (mesh, extra, message) in cases {
+        let out = dir.path().join("out");
+        let args = [&[mesh.to_str().unwrap(), "--style", style.to_str().unwrap(), "--out", out.to_str().unwrap()][..], &extra].concat();
+        let o = texstyle(&args, &[]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(message) && err.starts_with("texstyle: error: "), "{extra:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{extra:?}: {err}");
+        assert!(!out.exists(), "{extra:?}");
+    }
+}

@@ -176,6 +176,23 @@ pub struct StyleArgs {
     #[arg(long, value_name = "X", default_value_t = d::CONTENT_WEIGHT, allow_negative_numbers = true)]
     pub content_weight: f32,
 
+    #[arg(long, value_name = "S", allow_negative_numbers = true, conflicts_with_all = ["style_weight", "content_weight", "content_end"],
+          help = format!("How much painting, {}: 0 barely restyles (the object's own texture, through the content loss), \
+                          1 paints style only; sets --style-weight, --content-weight and --content-end together \
+                          (README, Controls); the default is those three options' own defaults [default: {}]", span(&d::STRENGTH_RANGE), d::STRENGTH))]
+    pub strength: Option<f32>,
+
+    /// Keep the object's own colours: the painting's colours are first matched (mean and covariance)
+    /// to those of the mesh's texture as the views see it, so only its brushwork is transferred.
+    #[arg(long)]
+    pub keep_colors: bool,
+
+    /// A UV-space mask of what to keep (PNG or JPEG; black = keep the original texel, white = restyle,
+    /// grey in between), e.g. a face or a label; MATERIAL=MASK.png for a mesh with several materials.
+    /// Resampled to --texture-size when its size differs.
+    #[arg(long, value_name = "[MATERIAL=]MASK")]
+    pub protect: Option<PathBuf>,
+
     /// Decay of the moving average of Gram matrices across views (0 = no memory, < 1).
     #[arg(long, value_name = "X", default_value_t = d::GRAM_DECAY, allow_negative_numbers = true)]
     pub gram_decay: f32,

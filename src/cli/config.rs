@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
 use super::args::{Layout, PrecisionArg, RenderArgs, StyleArgs, UvArg};
 use super::defaults as d;
 use super::error::{BadInput, CliError};
@@ -53,6 +55,46 @@ pub struct StyleConfig {
     pub uv: Option<crate::mesh::UvChoice>,
     /// Write the run page `OUT/index.html` (off with `--no-report`).
     pub report: bool,
+    /// `--strength`, when given (already mapped onto the weights in `optim`).
+    pub strength: Option<f32>,
+    /// `--protect [MATERIAL=]MASK`; resolved against the mesh by [`protect`].
+    pub protect: Option<ProtectArg>,
+}
+
+/// `--protect` as typed: the mask file and the material it covers (`None`:
+/// the mesh's only material).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProtectArg {
+    pub material: Option<String>,
+    pub mask: PathBuf,
+}
+
+impl ProtectArg {
+    /// `MASK` or `MATERIAL=MASK`; a path that exists as typed is a path, even with a `=` in it.
+    fn parse(typed: PathBuf) -> ProtectArg {
+        let split = typed.to_str().filter(|_| !typed.exists()).and_then(|s| s.split_once('='));
+        match split {
+            Some((m, p)) if !m.is_empty() && !p.is_empty() => ProtectArg { material: Some(m.to_string()), mask: PathBuf::from(p) },
+            _ => ProtectArg { material: None, mask: typed },
+        }
+    }
+}
+
+/// `--strength s` as (style weight, content weight, content end). With
+/// `s₀` = [`d::STRENGTH`]: style = [`d::STYLE_WEIGHT`]·s/s₀, content =
+/// [`d::CONTENT_WEIGHT`]·(1−s)/(1−s₀), so `s₀` gives the defaults exactly
+/// (x/x = 1), 0 content only and 1 style only; below `s₀` the content weight
+/// also decays less, reaching no decay (`--content-end 1`) at 0, so a weak
+/// run keeps the object's features to its end.
+pub fn strength_weights(s: f32) -> (f32, f32, f32) {
+    let s0 = d::STRENGTH;
+    let style = d::STYLE_WEIGHT * (s / s0);
+    let content = d::CONTENT_WEIGHT * ((1.0 - s) / (1.0 - s0));
+    let end = match s >= s0 {
+        true => d::CONTENT_END,
+        false => d::CONTENT_END + (1.0 - d::CONTENT_END) * ((s0 - s) / s0),
+    };
+    (style, content, end)
 }
 
 fn stem(p: &Path) -> String {
@@ -75,6 +117,11 @@ impl StyleConfig {
                 return Err(bad(format!("{name} {v} is out of range: use a weight between 0 and 1000000")));
             }
         }
+        if let Some(s) = a.strength {
+            if !(s.is_finite() && d::STRENGTH_RANGE.contains(&s)) {
+                return Err(bad(format!("--strength {s} is out of range: use 0 (barely) to 1 (all painting), e.g. {}", d::STRENGTH)));
+            }
+        }
         if a.style_weight == 0.0 {
             return Err(bad("--style-weight 0 turns the style off, so the run would only copy the mesh's own texture: use a positive weight, e.g. 1".into()));
         }
@@ -93,6 +140,11 @@ impl StyleConfig {
             }
         }
         let out = resolve_out(a.out, a.resume.as_deref(), &mesh, &style)?;
+        // clap refuses --strength beside the options it sets.
+        let (style_weight, content_weight, content_end) = match a.strength {
+            Some(s) => strength_weights(s),
+            None => (a.style_weight, a.content_weight, a.content_end),
+        };
         let optim = optim::Config {
             // A preset's steps arrive as --steps (args::parse_from).
             steps: a.steps.unwrap_or(d::STEPS) as usize,
@@ -101,17 +153,20 @@ impl StyleConfig {
             start_render_size: a.start_render_size.unwrap_or(a.render_size),
             samples: a.samples,
             mip: !a.no_mip,
-            style_weight: a.style_weight,
-            content_weight: a.content_weight,
+            style_weight,
+            content_weight,
             gram_decay: a.gram_decay,
             param: a.param,
             lr: a.lr,
             lr_end: a.lr_end,
-            content_end: a.content_end,
+            content_end,
             seed: a.seed,
             background: a.view.background.unwrap_or(STYLE_BACKGROUND),
             cameras: CameraRange::default(),
             eval_views: EVAL_VIEWS,
+            keep_colors: a.keep_colors,
+            // Needs the mesh: `protect` fills it in.
+            protect: None,
         };
         let mut formats = a.export.export;
         if a.export.zip {
@@ -133,7 +188,8 @@ impl StyleConfig {
         });
         let precision = precision(a.precision)?;
         let report = !a.export.no_report;
-        Ok(StyleConfig { mesh, style, out, weights: a.weights, style_size: a.style_size, precision, cpu: a.view.cpu, optim, export, checkpoint_every, resume, uv, report })
+        let (strength, protect) = (a.strength, a.protect.map(ProtectArg::parse));
+        Ok(StyleConfig { mesh, style, out, weights: a.weights, style_size: a.style_size, precision, cpu: a.view.cpu, optim, export, checkpoint_every, resume, uv, report, strength, protect })
     }
 
     /// What must match for a checkpoint to be resumed: every option that
@@ -165,6 +221,12 @@ impl StyleConfig {
             format!("--background={:?}", c.background),
             // The two rasterizers differ in the last bits: a run continues on the one it began with.
             format!("--cpu={}", if self.cpu { "on" } else { "off" }),
+            format!("--strength={}", self.strength.map_or("unset".into(), |s| s.to_string())),
+            format!("--keep-colors={}", if c.keep_colors { "on" } else { "off" }),
+            match &self.protect {
+                Some(p) => format!("--protect={}:{}", p.material.as_deref().unwrap_or(""), file_hash(&p.mask)?),
+                None => "--protect=none".into(),
+            },
         ];
         for (i, m) in mesh.materials.iter().enumerate() {
             if let Some(p) = &m.texture_path {
@@ -202,6 +264,62 @@ fn resolve_out(out: Option<PathBuf>, resume: Option<&Path>, mesh: &Path, style: 
         ))),
         _ => Ok(derived),
     }
+}
+
+/// The controls that depend on the mesh, checked against it: `--keep-colors`
+/// and `--strength 0` need the mesh's own colours, `--protect` a textured
+/// material (named, when there are several) and a readable mask, resampled
+/// to `--texture-size` (said on stderr) when its size differs.
+pub fn check_controls(cfg: &mut StyleConfig, mesh: &crate::mesh::Mesh) -> Result<(), CliError> {
+    let shown = crate::input::shown(&cfg.mesh);
+    let textured = mesh.materials.iter().any(|m| m.texture.is_some());
+    if cfg.optim.keep_colors && !textured {
+        return Err(bad_file(format!(
+            "{shown}: --keep-colors keeps the object's own colours, and the mesh has no texture or vertex colours              (give a textured mesh, or leave --keep-colors out)"
+        )));
+    }
+    if cfg.strength == Some(0.0) && !textured {
+        return Err(bad_file(format!(
+            "{shown}: --strength 0 keeps only the object's own texture, and the mesh has no texture or vertex colours              (give a textured mesh, or a higher --strength)"
+        )));
+    }
+    if let Some(arg) = cfg.protect.clone() {
+        cfg.optim.protect = Some(protect(&arg, mesh, cfg.optim.texture_size, &shown)?);
+    }
+    Ok(())
+}
+
+/// `--protect` resolved: the material, the mask at the texture's size.
+fn protect(arg: &ProtectArg, mesh: &crate::mesh::Mesh, size: u32, shown: &str) -> Result<optim::Protect, CliError> {
+    let names = || mesh.materials.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ");
+    let material = match (&arg.material, mesh.materials.len()) {
+        (None, 1) => 0,
+        (None, n) => {
+            return Err(bad(format!(
+                "--protect {}: {shown} has {n} materials ({}): say which one the mask covers, --protect MATERIAL={}",
+                arg.mask.display(),
+                names(),
+                arg.mask.display()
+            )))
+        }
+        (Some(name), _) => mesh.materials.iter().position(|m| &m.name == name).ok_or_else(|| {
+            bad(format!("--protect {name}={}: {shown} has no material {name} (its materials: {})", arg.mask.display(), names()))
+        })?,
+    };
+    let Some(original) = &mesh.materials[material].texture else {
+        return Err(bad_file(format!(
+            "{shown}: --protect keeps texels of the mesh's own texture, and material {} has none (give a textured mesh, or leave --protect out)",
+            mesh.materials[material].name
+        )));
+    };
+    let mask = crate::image_io::Image::load(&arg.mask).with_context(|| format!("reading the --protect mask {}", crate::input::shown(&arg.mask)))?;
+    if (mask.width, mask.height) != (size, size) {
+        eprintln!(
+            "texstyle: --protect: the mask is {}×{}, resampled (bilinear) to the texture's {size}×{size}",
+            mask.width, mask.height
+        );
+    }
+    Ok(optim::Protect::new(material, &mask, original, size))
 }
 
 /// `texstyle render`, checked.
@@ -328,6 +446,35 @@ mod tests {
             assert_eq!(e.exit, super::super::Exit::BadInput, "{bad:?}");
             assert!(e.error.to_string().contains(mention), "{bad:?}: {}", e.error);
         }
+    }
+
+    #[test]
+    fn strength_maps_onto_the_weights_and_its_default_is_the_defaults_exactly() {
+        assert_eq!(strength_weights(d::STRENGTH), (d::STYLE_WEIGHT, d::CONTENT_WEIGHT, d::CONTENT_END));
+        assert_eq!(strength_weights(0.0), (0.0, 2.0 * d::CONTENT_WEIGHT, 1.0));
+        assert_eq!(strength_weights(1.0), (2.0 * d::STYLE_WEIGHT, 0.0, d::CONTENT_END));
+        // More strength: more style against content, never less.
+        let ratio = |s: f32| strength_weights(s).0 / strength_weights(s).1;
+        assert!((1..10).all(|i| ratio(i as f32 / 10.0) < ratio((i + 1) as f32 / 10.0)));
+        let c = style(&["--strength", "0.5"]).unwrap();
+        assert_eq!((c.optim.style_weight, c.optim.content_weight, c.optim.content_end), (d::STYLE_WEIGHT, d::CONTENT_WEIGHT, d::CONTENT_END));
+        let c = style(&["--strength", "0.3"]).unwrap();
+        assert_eq!((c.optim.style_weight, c.optim.content_weight, c.optim.content_end), strength_weights(0.3));
+        for bad in ["-0.1", "1.01", "nan"] {
+            assert!(style(&["--strength", bad]).unwrap_err().error.to_string().contains("--strength"), "{bad}");
+        }
+        // The options it sets are refused beside it (by the parser).
+        for other in ["--style-weight", "--content-weight", "--content-end"] {
+            assert!(super::super::Cli::try_parse_from(["texstyle", "m.obj", "--style", "s.jpg", "--strength", "0.3", other, "0.5"]).is_err(), "{other}");
+        }
+    }
+
+    #[test]
+    fn protect_reads_an_optional_material_name() {
+        let p = ProtectArg::parse(PathBuf::from("face.png"));
+        assert_eq!(p, ProtectArg { material: None, mask: PathBuf::from("face.png") });
+        let p = ProtectArg::parse(PathBuf::from("skin=masks/face.png"));
+        assert_eq!(p, ProtectArg { material: Some("skin".into()), mask: PathBuf::from("masks/face.png") });
     }
 
     #[test]

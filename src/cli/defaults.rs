@@ -36,6 +36,10 @@ pub const GRAM_DECAY: f32 = 0.95;
 pub const LR: f64 = 0.06;
 pub const LR_END: f64 = 0.2;
 pub const CONTENT_END: f32 = 0.6;
+/// `--strength`: the balance [`STYLE_WEIGHT`], [`CONTENT_WEIGHT`] and
+/// [`CONTENT_END`] stand for (`config::strength_weights` maps it onto them).
+pub const STRENGTH: f32 = 0.5;
+pub const STRENGTH_RANGE: RangeInclusive<f32> = 0.0..=1.0;
 pub const SEED: u64 = 0;
 pub const CHECKPOINT_EVERY: u32 = 50;
 pub const CHECKPOINT_EVERY_RANGE: RangeInclusive<i64> = 0..=100_000;

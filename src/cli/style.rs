@@ -29,8 +29,9 @@ pub const PREVIEW: &str = "preview_before_after.png";
 pub const LOSS_CSV: &str = "loss.csv";
 
 pub fn run(a: StyleArgs) -> Result<(), CliError> {
-    let cfg = StyleConfig::from_args(a)?;
+    let mut cfg = StyleConfig::from_args(a)?;
     let mesh = load_mesh(&cfg)?;
+    config::check_controls(&mut cfg, &mesh)?;
     config::check_export(&cfg.export, &mesh)?;
     // A plan error exits 2 by its kind (`error::blame`).
     let plan = Plan::new(&mesh, cfg.export.clone(), (cfg.optim.texture_size, cfg.optim.texture_size))?;
@@ -84,6 +85,7 @@ fn prepare_outputs(cfg: &StyleConfig, mesh: &Mesh) -> Result<OutputSet, CliError
     };
     let mut inputs: Vec<PathBuf> = vec![cfg.mesh.clone(), cfg.style.clone()];
     inputs.extend(mesh.materials.iter().filter_map(|m| m.texture_path.clone()));
+    inputs.extend(cfg.protect.as_ref().map(|p| p.mask.clone()));
     inputs.extend(weights);
     let refs: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
     OutputSet::prepare(&cfg.out, &refs, cfg.resume).map_err(|e| bad_file(format!("{e:#}")))

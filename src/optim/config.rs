@@ -32,6 +32,10 @@ pub struct Config {
     pub cameras: CameraRange,
     /// Held-out views on which the style loss is measured before and after.
     pub eval_views: usize,
+    /// `--keep-colors`: the painting's colours matched to the object's first ([`super::colors`]).
+    pub keep_colors: bool,
+    /// `--protect`: texels of one material kept as they were ([`super::protect`]).
+    pub protect: Option<super::Protect>,
 }
 
 /// Where `step` (1-based) lies in a run of `steps`: 0 at the first, 1 at the last.
@@ -101,6 +105,8 @@ mod tests {
             background: [0.0; 3],
             cameras: CameraRange::default(),
             eval_views: 1,
+            keep_colors: false,
+            protect: None,
         }
     }
 

@@ -19,9 +19,11 @@
 //! `memory.rs` (the peak-memory estimate), `style.rs` (the painting and the
 //! held-out score). What of a run a checkpoint holds is [`crate::checkpoint`]'s.
 
+mod colors;
 mod config;
 mod log;
 mod memory;
+mod protect;
 mod style;
 
 use std::sync::Arc;
@@ -40,11 +42,14 @@ use crate::mesh::Mesh;
 use crate::raster::{Raster, RasterFrame, RasterMesh, ViewSize};
 use crate::fill::fill_unseen_materials;
 use crate::texture::{tensor_to_image, LearnedView, TextureParam};
+use protect::ProtectedView;
 use crate::vgg::Vgg;
 
 pub use config::Config;
 pub use log::{Column, StepLog};
+pub use colors::{match_colors, ColorStats};
 pub use memory::estimated_peak_bytes;
+pub use protect::Protect;
 pub use style::prepare_style;
 
 /// What a run produced.
@@ -128,6 +133,8 @@ pub struct Run<'a> {
     cfg: &'a Config,
     checkpoints: Checkpoints<'a>,
     style: StyleTargets,
+    /// The held-out judge's style targets, at style weight 1 (`None`: `style`'s are).
+    eval_targets: Option<StyleTargets>,
     /// `None`: no material has a texture (or the content weight is 0), style only.
     content: Option<Content<'a>>,
     /// The held-out views' view-projections.
@@ -153,8 +160,22 @@ impl<'a> Run<'a> {
         cfg: &'a Config,
         mut checkpoints: Checkpoints<'a>,
     ) -> Result<Run<'a>> {
+        let matched;
+        let painting = match cfg.keep_colors {
+            true => {
+                let object = colors::object_colors(raster, mesh, cfg)?.context("--keep-colors: no view sees the mesh")?;
+                matched = colors::match_colors(painting, &object);
+                &matched
+            }
+            false => painting,
+        };
         let painting = image_to_tensor(painting)?.to_device(vgg.device())?;
         let style = StyleTargets::new(vgg, &painting, cfg.style_weight).context("style targets")?;
+        // The held-out score stays comparable across style weights (--strength).
+        let eval_targets = match cfg.style_weight == 1.0 {
+            true => None,
+            false => Some(StyleTargets::new(vgg, &painting, 1.0).context("style targets")?),
+        };
         let state = fresh_state(cfg, mesh.materials.len(), style.terms.len())?;
         let with_content = mesh.materials.iter().any(|m| m.texture.is_some()) && cfg.content_weight > 0.0;
         let content = with_content.then(|| Content {
@@ -174,6 +195,7 @@ impl<'a> Run<'a> {
             cfg,
             checkpoints,
             style,
+            eval_targets,
             content,
             eval_cams: style::eval_cameras(cfg),
             mips,
@@ -212,9 +234,17 @@ impl<'a> Run<'a> {
         let mut entry = StepLog { step, ..Default::default() };
         let size = self.cfg.view_size_at(step);
         let (vp, frame) = timed(&mut entry.raster_ms, || self.raster(step, size))?;
-        let (table, content) = timed(&mut entry.lookup_ms, || self.lookup(&frame, vp, size))?;
+        let (table, content, protected) = timed(&mut entry.lookup_ms, || self.lookup(&frame, vp, size))?;
         let learned = timed(&mut entry.texture_ms, || self.state.param.view(&table, self.cfg.background))?;
-        let (parts, grad) = timed(&mut entry.network_ms, || self.network(step, &learned, content.as_ref()))?;
+        let shown = match &protected {
+            Some(p) => p.composite(&learned.image)?,
+            None => learned.image.clone(),
+        };
+        let (parts, grad) = timed(&mut entry.network_ms, || self.network(step, &shown, content.as_ref()))?;
+        let grad = match &protected {
+            Some(p) => p.pull_back(&grad)?,
+            None => grad,
+        };
         timed(&mut entry.optimizer_ms, || self.optimizer(step, &learned, &grad))?;
         (entry.style, entry.content, entry.total) = (parts.style, parts.content, parts.total);
         // Stop before a NaN reaches the log, a checkpoint or a published texture.
@@ -268,6 +298,10 @@ impl<'a> Run<'a> {
             .collect::<candle_core::Result<Vec<_>>>()?;
         let seen = &self.state.seen;
         fill_unseen_materials(&mut textures, seen);
+        // After the fill, so a protected texel is the original's whatever the views saw.
+        if let Some(p) = &self.cfg.protect {
+            p.compose_image(&mut textures[p.material]);
+        }
         let seen_fraction = seen.iter().filter(|&&s| s).count() as f64 / seen.len().max(1) as f64;
         Ok(Outcome {
             textures,
@@ -286,9 +320,9 @@ impl<'a> Run<'a> {
         Ok((vp, frame))
     }
 
-    /// Lookup phase: the view's lookup table (marking the texels it sees) and
-    /// the content image.
-    fn lookup(&mut self, frame: &RasterFrame, vp: glam::Mat4, size: ViewSize) -> Result<(Arc<LookupTable>, Option<Tensor>)> {
+    /// Lookup phase: the view's lookup table (marking the texels it sees),
+    /// the content image and, with `--protect`, the mask and original seen.
+    fn lookup(&mut self, frame: &RasterFrame, vp: glam::Mat4, size: ViewSize) -> Result<(Arc<LookupTable>, Option<Tensor>, Option<ProtectedView>)> {
         let (tris, materials, t) = (&self.mesh.tri_material, self.mesh.materials.len(), self.cfg.texture_size);
         let table = Arc::new(match &self.mips {
             Some(mips) => {
@@ -305,13 +339,36 @@ impl<'a> Run<'a> {
             }
             None => None,
         };
-        Ok((table, content))
+        let protected = match &self.cfg.protect {
+            Some(p) => Some(self.protected_view(frame, p, content.as_ref())?),
+            None => None,
+        };
+        Ok((table, content, protected))
+    }
+
+    /// The mask and the original through `frame` (the original is the
+    /// content image when there is one: the same render).
+    fn protected_view(&self, frame: &RasterFrame, p: &Protect, content: Option<&Tensor>) -> Result<ProtectedView> {
+        let (tris, bg) = (&self.mesh.tri_material, self.cfg.background);
+        let original = match content {
+            Some(c) => c.to_device(&Device::Cpu)?,
+            None => {
+                let originals: Vec<Option<&Image>> = self.mesh.materials.iter().map(|m| m.texture.as_ref()).collect();
+                let flat: Vec<[f32; 3]> = self.mesh.materials.iter().map(|m| m.diffuse).collect();
+                image_to_tensor(&lookup::render(frame, tris, &originals, &flat, bg))?
+            }
+        };
+        // White (restyle) on the other materials and the background.
+        let masks: Vec<Option<&Image>> = (0..self.mesh.materials.len()).map(|m| (m == p.material).then(|| p.mask())).collect();
+        let flat = vec![[1.0f32; 3]; masks.len()];
+        let mask = image_to_tensor(&lookup::render(frame, tris, &masks, &flat, [1.0; 3]))?;
+        Ok(ProtectedView { mask, original })
     }
 
     /// Network phase: the losses and their gradient in the learned view (on the CPU).
-    fn network(&mut self, step: usize, learned: &LearnedView, content: Option<&Tensor>) -> Result<(LossParts, Tensor)> {
+    fn network(&mut self, step: usize, shown: &Tensor, content: Option<&Tensor>) -> Result<(LossParts, Tensor)> {
         let obj = loss::objective(self.vgg, &self.style, content, self.cfg.content_weight_at(step))?;
-        let view = learned.image.to_device(self.vgg.device())?;
+        let view = shown.to_device(self.vgg.device())?;
         let memory = &mut self.state.memory;
         let (parts, grad_image) = obj.loss_and_grad_with(self.vgg, &view, &mut |l, g| Ok(memory.update(l, g)?))?;
         Ok((parts, grad_image.to_device(&Device::Cpu)?))
@@ -338,8 +395,18 @@ impl<'a> Run<'a> {
     }
 
     /// The mean style loss of `texture` on the held-out views.
+    /// (With `--protect`, of the texture as exported: protected texels put back.)
     fn eval_style(&mut self, texture: &Tensor) -> Result<f32> {
-        style::eval_style(self.raster, self.mesh, self.vgg, &self.style, texture, &self.eval_cams, self.cfg)
+        let composed;
+        let texture = match &self.cfg.protect {
+            Some(p) => {
+                composed = p.compose_tensor(texture)?;
+                &composed
+            }
+            None => texture,
+        };
+        let targets = self.eval_targets.as_ref().unwrap_or(&self.style);
+        style::eval_style(self.raster, self.mesh, self.vgg, targets, texture, &self.eval_cams, self.cfg)
     }
 }
 

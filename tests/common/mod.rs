@@ -94,6 +94,8 @@ pub fn config(steps: usize, seed: u64) -> Config {
         background: [0.0; 3],
         cameras: CameraRange::default(),
         eval_views: 4,
+        keep_colors: false,
+        protect: None,
     }
 }
 
