@@ -11,9 +11,10 @@
 //! `d(1 − cos)/df = −(ŝ − cos · f̂) / ‖f‖`. A position whose feature is zero (every channel
 //! off) has no direction: distance 1, no gradient.
 //!
-//! The search is one product of unit rows, view `[P, C]` against painting `[N, C]`, in blocks
-//! of view rows (each thread keeps one `[block, N]` tile and its argmax, never the whole
-//! `[P, N]`). It runs on the CPU whatever the network's device.
+//! The search is one product of unit rows, view `[P, C]` against painting `[N, C]`, by the fast
+//! path's GEMM with the painting packed once, in blocks of view rows (each thread keeps one
+//! `[block, N]` tile and its argmax, never the whole `[P, N]`). It runs on the CPU whatever the
+//! network's device.
 
 use std::sync::Arc;
 
@@ -26,8 +27,10 @@ use crate::vgg::{self, Layer, Vgg};
 pub const NNFM_LAYERS: [&str; 3] = ["relu3_1", "relu3_2", "relu3_3"];
 
 /// The most painting positions kept per layer: beyond, positions are taken evenly (in raster
-/// order). The search costs `2·P·N·C` flops per layer; see the README's levers table.
-pub const MAX_PAINTING_POSITIONS: usize = 4096;
+/// order). The search costs `2·P·N·C` flops per layer: with all three layers, 4096 positions
+/// took ~1.2–2 s of a ~4.5 s dev-profile step at 256² views (bunny × Starry Night, loaded
+/// 2-core machine); 1024 is a quarter of that.
+pub const MAX_PAINTING_POSITIONS: usize = 1024;
 
 /// View rows per block of the search.
 const BLOCK: usize = 64;
@@ -42,6 +45,25 @@ pub struct NnfmTerm {
     pub painting: Arc<[f32]>,
     pub channels: usize,
     pub weight: f32,
+    /// The same rows transposed to `[channels, padded]` (zero columns up to a multiple of 32),
+    /// packed for the GEMM ([`crate::simd::gemm_packed`]).
+    packed: Arc<[f32]>,
+    padded: usize,
+}
+
+impl NnfmTerm {
+    /// The term of unit rows `painting` (`[positions, channels]`) at `layer`.
+    pub fn new(layer: Layer, painting: Vec<f32>, channels: usize, weight: f32) -> NnfmTerm {
+        let n = painting.len() / channels;
+        let padded = n.div_ceil(32) * 32;
+        let mut bt = vec![0.0f32; channels * padded];
+        for (j, row) in painting.chunks(channels).enumerate() {
+            row.iter().enumerate().for_each(|(k, &v)| bt[k * padded + j] = v);
+        }
+        let nr = crate::simd::isa().nr();
+        let packed = crate::simd::pack_panels(&bt, channels, padded, nr).into();
+        NnfmTerm { layer, painting: painting.into(), channels, weight, packed, padded }
+    }
 }
 
 impl std::fmt::Debug for NnfmTerm {
@@ -73,7 +95,7 @@ impl NnfmTargets {
                 let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(ZERO_NORM);
                 kept.extend(row.iter().map(|x| x / norm));
             }
-            terms.push(NnfmTerm { layer: *layer, painting: kept.into(), channels: c, weight: weight / n });
+            terms.push(NnfmTerm::new(*layer, kept, c, weight / n));
         }
         Ok(NnfmTargets { terms })
     }
@@ -86,24 +108,21 @@ fn rows_of(f: &Tensor) -> candle_core::Result<(Vec<f32>, usize, usize, usize)> {
     Ok((x.flatten_all()?.to_vec1::<f32>()?, b, h * w, c))
 }
 
-/// For each row of `x` (`[rows, c]`, unit or zero rows), the index of the most similar row of
-/// `s` (`[n, c]`, unit rows) and that cosine.
-fn nearest(x: &[f32], s: &[f32], c: usize) -> Vec<(usize, f32)> {
-    let n = s.len() / c;
+/// For each row of `x` (`[rows, c]`, unit or zero rows), the index of the most similar painting
+/// row of `term` and that cosine.
+fn nearest(x: &[f32], term: &NnfmTerm) -> Vec<(usize, f32)> {
+    let (c, n, np) = (term.channels, term.painting.len() / term.channels, term.padded);
+    let isa = crate::simd::isa();
     x.par_chunks(BLOCK * c)
         .flat_map_iter(|block| {
             let m = block.len() / c;
-            let mut dots = vec![0.0f32; m * n];
-            // SAFETY: `dots` is [m, n] row-major, `block` [m, c] row-major, `s` [n, c] row-major
-            // read as its transpose [c, n] (column stride c, row stride 1); all in bounds.
-            unsafe {
-                gemm::gemm(
-                    m, n, c, dots.as_mut_ptr(), 1, n as isize, false, block.as_ptr(), 1, c as isize, s.as_ptr(), c as isize, 1,
-                    0.0, 1.0, false, false, false, gemm::Parallelism::None,
-                );
-            }
-            dots.chunks(n)
-                .map(|row| row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (j, &d)| if d > best.1 { (j, d) } else { best }))
+            let mut dots = vec![0.0f32; m * np];
+            // SAFETY: `block` is [m, c] row-major, `packed` [c, np] packed for `isa`, `dots` [m, np];
+            // `np` is a multiple of 32 as the vector levels need.
+            unsafe { crate::simd::gemm_packed(isa, m, np, c, block.as_ptr(), c, term.packed.as_ptr(), dots.as_mut_ptr(), np) };
+            // The padding columns are no painting positions.
+            dots.chunks(np)
+                .map(|row| row[..n].iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (j, &d)| if d > best.1 { (j, d) } else { best }))
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -127,7 +146,7 @@ pub fn nnfm(f: &Tensor, term: &NnfmTerm) -> vgg::Result<(f32, Tensor)> {
         let inv = if n > ZERO_NORM { 1.0 / n } else { 0.0 };
         row.iter_mut().for_each(|v| *v *= inv);
     }
-    let near = nearest(&x, &term.painting, c);
+    let near = nearest(&x, term);
     let scale = term.weight / p as f32;
     let mut value = 0.0f64;
     // x becomes the gradient in place: −scale · (ŝ − cos · f̂) / ‖f‖ per row.
