@@ -18,6 +18,8 @@
 //!   that was too small.
 //! - Content: `content_weight / ‖T_c‖² · ‖F_c(learned) − T_c‖²` at
 //!   [`CONTENT_LAYER`], `T_c = F_c(content image)`.
+//! - NNFM (`nnfm.rs`, optional): each view feature pulled to its nearest painting feature by
+//!   cosine distance, at [`NNFM_LAYERS`], beside the Gram loss.
 //! - Per image of a batch, summed over the batch. The gradient flows as if
 //!   `G_used` were `G_now`: `dL/dG_now = w · d distance(G_used − T)`, pulled
 //!   back to the features here and to the image by the network.
@@ -25,6 +27,19 @@
 use candle_core::{DType, Tensor};
 
 use crate::vgg::{self, Layer, Vgg, VggError};
+
+mod nnfm;
+pub use nnfm::{nnfm, NnfmTargets, NnfmTerm, MAX_PAINTING_POSITIONS, NNFM_LAYERS};
+
+/// Which losses a run minimizes (`--loss`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LossKind {
+    /// Gram matrices (with their moving average across views) and the content term.
+    Gram,
+    /// The same, plus nearest-neighbour feature matching at relu3_1–relu3_3.
+    #[value(name = "gram+nnfm")]
+    GramNnfm,
+}
 
 /// Style layers of Gatys et al.
 pub const STYLE_LAYERS: [&str; 5] = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"];
@@ -121,6 +136,7 @@ pub struct ContentTerm {
 pub struct Objective {
     pub style: Vec<StyleTerm>,
     pub content: Option<ContentTerm>,
+    pub nnfm: Vec<NnfmTerm>,
 }
 
 /// Loss values of one call. `grams[i]` is the current Gram `G_now` of style term `i`,
@@ -130,6 +146,7 @@ pub struct LossParts {
     pub total: f32,
     pub style: f32,
     pub content: f32,
+    pub nnfm: f32,
     pub style_per_term: Vec<f32>,
     pub grams: Vec<Tensor>,
 }
@@ -138,9 +155,10 @@ pub struct LossParts {
 pub type GramUsed<'a> = dyn FnMut(usize, &Tensor) -> vgg::Result<Tensor> + 'a;
 
 impl Objective {
-    /// The layers the objective reads: the style terms' in order, then the content term's.
+    /// The layers the objective reads: the style terms' in order, then the content term's, then NNFM's.
     pub fn layers(&self) -> Vec<Layer> {
-        self.style.iter().map(|s| s.layer).chain(self.content.as_ref().map(|c| c.layer)).collect()
+        let style = self.style.iter().map(|s| s.layer);
+        style.chain(self.content.as_ref().map(|c| c.layer)).chain(self.nnfm.iter().map(|n| n.layer)).collect()
     }
 
     /// The loss of `image` (`[batch, 3, h, w]` RGB in [0, 1]), forward only, `G_used = G_now`.
@@ -167,8 +185,8 @@ impl Objective {
         Ok((parts, fwd.backward(&seeds)?))
     }
 
-    /// Loss parts and `dL/dF` per feature (style terms in order, then content), from the
-    /// features at [`Objective::layers`].
+    /// Loss parts and `dL/dF` per feature (style terms in order, then content, then NNFM), from
+    /// the features at [`Objective::layers`].
     fn evaluate(&self, features: &[Tensor], gram_used: &mut GramUsed<'_>) -> vgg::Result<(LossParts, Vec<Option<Tensor>>)> {
         let mut seeds = Vec::with_capacity(features.len());
         let (mut style_per_term, mut grams) = (Vec::new(), Vec::new());
@@ -205,8 +223,14 @@ impl Objective {
             content = c.weight * value;
             seeds.push(Some((d * c.weight as f64)?));
         }
+        let mut matched = 0.0;
+        for (term, f) in self.nnfm.iter().zip(&features[seeds.len()..]) {
+            let (value, d) = nnfm(f, term)?;
+            matched += value;
+            seeds.push(Some(d));
+        }
         let style: f32 = style_per_term.iter().sum();
-        Ok((LossParts { total: style + content, style, content, style_per_term, grams }, seeds))
+        Ok((LossParts { total: style + content + matched, style, content, nnfm: matched, style_per_term, grams }, seeds))
     }
 }
 
@@ -297,7 +321,7 @@ pub fn objective(vgg: &Vgg, style: &StyleTargets, content: Option<&Tensor>, cont
         Some(img) if content_weight > 0.0 => Some(content_term(vgg, img, CONTENT_LAYER.parse()?, content_weight)?),
         _ => None,
     };
-    Ok(Objective { style: style.terms.clone(), content })
+    Ok(Objective { style: style.terms.clone(), content, nnfm: Vec::new() })
 }
 
 /// The content term of `img` (`[1, 3, H, W]`) at `layer`: its features as the

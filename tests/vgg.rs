@@ -5,7 +5,7 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use texstyle::vgg::ops::conv3x3::{DirectConv, Tile, WinogradConv};
-use texstyle::loss::{gram, gram_backward, ContentTerm, Objective, StyleTerm, STYLE_LAYERS};
+use texstyle::loss::{gram, gram_backward, ContentTerm, NnfmTargets, Objective, StyleTerm, NNFM_LAYERS, STYLE_LAYERS};
 use texstyle::rng::SplitMix;
 use texstyle::vgg::ops::{maxpool, Act};
 use texstyle::vgg::weights::{self, Arch, Preprocess, VggWeights, WeightsError};
@@ -178,6 +178,7 @@ fn objective(vgg: &Vgg, img: &Tensor) -> Objective {
     Objective {
         style: style.iter().zip(targets).map(|(l, t)| StyleTerm { layer: *l, target: t.get(0).unwrap(), weight: 1e3 }).collect(),
         content: Some(ContentTerm { layer: content, target: ct, weight: 1e-6 }),
+        nnfm: Vec::new(),
     }
 }
 
@@ -535,6 +536,7 @@ fn bf16_network_stays_near_f32_on_real_weights() {
     let obj = Objective {
         style: style.iter().zip(grams(&exact, &target, &style)).map(|(l, t)| StyleTerm { layer: *l, target: t.get(0).unwrap(), weight: 1e3 }).collect(),
         content: Some(ContentTerm { layer: content, target: exact.features(&picture(3), &[content]).unwrap().remove(0), weight: 1e-6 }),
+        nnfm: Vec::new(),
     };
     let (pe, ge) = obj.loss_and_grad(&exact, &img).unwrap();
     let (pb, gb) = obj.loss_and_grad(&bf16, &img).unwrap();
@@ -546,4 +548,96 @@ fn bf16_network_stays_near_f32_on_real_weights() {
     eprintln!("bf16 vs f32: loss {} vs {} ({rel:.2e}), gradient cosine {cos:.5}", pb.total, pe.total);
     assert!(rel < 3e-2 && cos > 0.98, "loss {rel:.2e} apart, gradient cosine {cos:.5}");
     assert!(rel > 0.0, "the bf16 network gave f32's loss bit for bit: it did not run in bf16");
+}
+
+/// NNFM terms of `painting` at ARF's layers, every painting position kept.
+fn nnfm_objective(vgg: &Vgg, painting: &Tensor, weight: f32) -> Objective {
+    let ls = layers(&NNFM_LAYERS).unwrap();
+    Objective { nnfm: NnfmTargets::new(vgg, painting, weight, &ls, usize::MAX).unwrap().terms, ..Default::default() }
+}
+
+/// The NNFM value written out again in f64 loops from the features (not through `loss`'s
+/// code): per layer, the mean over view positions of `1 − max_j cos(f_p, s_j)`, the search by
+/// brute force over every painting position.
+fn nnfm_by_hand(vgg: &Vgg, img: &Tensor, painting: &Tensor, weight: f64) -> f64 {
+    let ls = layers(&NNFM_LAYERS).unwrap();
+    let rows = |t: &Tensor| -> (Vec<Vec<f64>>, usize) {
+        let (_, c, h, w) = t.dims4().unwrap();
+        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        ((0..h * w).map(|p| (0..c).map(|k| v[k * h * w + p] as f64).collect()).collect(), c)
+    };
+    let unit = |r: &[f64]| {
+        let n = r.iter().map(|x| x * x).sum::<f64>().sqrt();
+        r.iter().map(|x| if n > 0.0 { x / n } else { 0.0 }).collect::<Vec<f64>>()
+    };
+    let (fv, fp) = (vgg.features(img, &ls).unwrap(), vgg.features(painting, &ls).unwrap());
+    let mut total = 0.0;
+    for (f, s) in fv.iter().zip(&fp) {
+        let ((fr, _), (sr, _)) = (rows(f), rows(s));
+        let s_unit: Vec<Vec<f64>> = sr.iter().map(|r| unit(r)).collect();
+        let mean = fr.iter().map(|r| {
+            let u = unit(r);
+            let best = s_unit.iter().map(|s| s.iter().zip(&u).map(|(a, b)| a * b).sum::<f64>()).fold(f64::MIN, f64::max);
+            1.0 - best
+        }).sum::<f64>() / fr.len() as f64;
+        total += weight / ls.len() as f64 * mean;
+    }
+    total
+}
+
+/// NNFM's value against the formula by hand, on both backends; its gradient against the
+/// generic backend's and against central differences along the gradient, random directions and
+/// single pixels.
+#[test]
+fn nnfm_value_and_grad_match_by_hand_and_fd() {
+    let vgg = small_vgg(Backend::Fast);
+    let painting = image(40, 1, 40, 44);
+    let img = image(41, 1, 32, 32);
+    let obj = nnfm_objective(&vgg, &painting, 2.0);
+    let (p, g) = obj.loss_and_grad(&vgg, &img).unwrap();
+    let by_hand = nnfm_by_hand(&vgg, &img, &painting, 2.0);
+    assert!(p.nnfm > 0.01 && (p.nnfm as f64 - by_hand).abs() < 1e-4 * by_hand, "{} vs {by_hand} by hand", p.nnfm);
+    assert_eq!((p.total, p.style, p.content), (p.nnfm, 0.0, 0.0));
+    let gen = small_vgg(Backend::Generic);
+    let (pg, gg) = obj.loss_and_grad(&gen, &img).unwrap();
+    assert!((pg.nnfm - p.nnfm).abs() < 1e-4 * p.nnfm && max_rel(&g, &gg) < 2e-3, "generic: {} vs {}, grad {}", pg.nnfm, p.nnfm, max_rel(&g, &gg));
+    let l = |d: &Tensor, s: f64| obj.loss(&vgg, &(&img + (d * s).unwrap()).unwrap()).unwrap().nnfm as f64;
+    let gmax = g.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+    let mut dirs = vec![((&g / gmax).unwrap(), 1e-2), ((image(42, 1, 32, 32) - 0.5).unwrap(), 5e-2)];
+    // Single pixels, drawn among those with a large gradient (the slope stands above the f32
+    // noise of the loss).
+    let gv = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let strong: Vec<usize> = (0..gv.len()).filter(|&i| gv[i].abs() as f64 > 0.3 * gmax).collect();
+    let mut rng = SplitMix(43);
+    for _ in 0..4 {
+        let mut e = vec![0.0f32; gv.len()];
+        e[strong[(rng.uniform() * strong.len() as f32) as usize]] = 1.0;
+        dirs.push((Tensor::from_vec(e, (1, 3, 32, 32), &Device::Cpu).unwrap(), 5e-2));
+    }
+    for (i, (dir, tol)) in dirs.iter().enumerate() {
+        // Small enough that few ReLU or nearest-neighbour switches happen along the segment, large
+        // enough for f32 (seen: 0.5 %, 1 %, and 0.3–3.4 % on the pixels).
+        let eps = match i {
+            0 => 1e-3,
+            1 => 3e-4,
+            _ => 3e-3,
+        };
+        let fd = (l(dir, eps) - l(dir, -eps)) / (2.0 * eps);
+        let an = (&g * dir).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+        assert!((fd - an).abs() < tol * an.abs().max(fd.abs()), "direction {i}: fd {fd} vs analytic {an}");
+    }
+}
+
+/// The painting seen as itself: every view feature is a painting feature, at distance 0; with the
+/// painting's positions subsampled it no longer is.
+#[test]
+fn nnfm_of_the_painting_itself_is_zero() {
+    let vgg = small_vgg(Backend::Fast);
+    let painting = image(44, 1, 36, 36);
+    let p = nnfm_objective(&vgg, &painting, 1.0).loss(&vgg, &painting).unwrap();
+    assert!(p.nnfm.abs() < 1e-5, "{}", p.nnfm);
+    let ls = layers(&NNFM_LAYERS).unwrap();
+    let few = Objective { nnfm: NnfmTargets::new(&vgg, &painting, 1.0, &ls, 10).unwrap().terms, ..Default::default() };
+    assert!(few.loss(&vgg, &painting).unwrap().nnfm > 0.01);
+    assert!(nnfm_objective(&vgg, &painting, 1.0).loss(&vgg, &image(45, 1, 36, 36)).unwrap().nnfm > 0.01);
 }

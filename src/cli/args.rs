@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use super::defaults::{self as d, span};
 use super::recipe::{parse_pairing, parse_recipe, Pairing, Recipe};
+use crate::loss::LossKind;
 use crate::texture::ParamKind;
 
 /// Restyle the texture of a 3D mesh after a painting.
@@ -196,6 +197,17 @@ pub struct StyleArgs {
     /// Decay of the moving average of Gram matrices across views (0 = no memory, < 1).
     #[arg(long, value_name = "X", default_value_t = d::GRAM_DECAY, allow_negative_numbers = true)]
     pub gram_decay: f32,
+
+    /// The losses: gram (Gram matrices with their moving average across views, + content), or
+    /// gram+nnfm (also nearest-neighbour feature matching: each relu3_x feature of the view pulled
+    /// to the painting's most similar one, for crisper strokes; ARF, Zhang et al. 2022).
+    #[arg(long, value_enum, default_value_t = d::LOSS)]
+    pub loss: LossKind,
+
+    #[arg(long, value_name = "X", allow_negative_numbers = true,
+          help = format!("Weight of the NNFM term (the mean cosine distance from each view feature to the nearest \
+                          painting feature), with --loss gram+nnfm [default: {}]", d::NNFM_WEIGHT))]
+    pub nnfm_weight: Option<f32>,
 
     /// Texture parameterization.
     #[arg(long, value_enum, default_value_t = ParamKind::Pyramid)]

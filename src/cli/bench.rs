@@ -53,6 +53,7 @@ pub fn run(sizes: &[usize], warmup: usize, iters: usize, backend: Backend, preci
                 })
                 .collect::<anyhow::Result<_>>()?,
             content: None,
+            nnfm: Vec::new(),
         };
         let time = |f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<f64> {
             let mut ts = Vec::new();

@@ -122,6 +122,7 @@ impl StyleConfig {
                 return Err(bad(format!("--strength {s} is out of range: use 0 (barely) to 1 (all painting), e.g. {}", d::STRENGTH)));
             }
         }
+        let nnfm_weight = nnfm_weight(a.loss, a.nnfm_weight)?;
         if a.style_weight == 0.0 {
             return Err(bad("--style-weight 0 turns the style off, so the run would only copy the mesh's own texture: use a positive weight, e.g. 1".into()));
         }
@@ -156,6 +157,8 @@ impl StyleConfig {
             style_weight,
             content_weight,
             gram_decay: a.gram_decay,
+            loss: a.loss,
+            nnfm_weight,
             param: a.param,
             lr: a.lr,
             lr_end: a.lr_end,
@@ -215,6 +218,8 @@ impl StyleConfig {
             format!("--style-weight={}", c.style_weight),
             format!("--content-weight={}", c.content_weight),
             format!("--gram-decay={}", c.gram_decay),
+            format!("--loss={:?}", c.loss),
+            format!("--nnfm-weight={}", c.nnfm_weight),
             format!("--param={:?}", c.param),
             format!("--lr={}", c.lr),
             format!("--seed={}", c.seed),
@@ -239,6 +244,23 @@ impl StyleConfig {
     /// The output files' base name: the mesh's.
     pub fn name(&self) -> String {
         stem(&self.mesh)
+    }
+}
+
+/// `--nnfm-weight`, checked against `--loss` (the weight of a term that is off is refused, not
+/// ignored).
+fn nnfm_weight(loss: crate::loss::LossKind, weight: Option<f32>) -> Result<f32, CliError> {
+    use crate::loss::LossKind;
+    match (loss, weight) {
+        (LossKind::Gram, Some(w)) => Err(bad(format!("--nnfm-weight {w} weighs the NNFM term, which --loss gram leaves out: add --loss gram+nnfm, or drop --nnfm-weight"))),
+        (LossKind::Gram, None) => Ok(d::NNFM_WEIGHT),
+        (LossKind::GramNnfm, w) => {
+            let w = w.unwrap_or(d::NNFM_WEIGHT);
+            if !(w.is_finite() && w > 0.0 && w <= 1e6) {
+                return Err(bad(format!("--nnfm-weight {w} is out of range: use a positive weight up to 1000000, e.g. {}", d::NNFM_WEIGHT)));
+            }
+            Ok(w)
+        }
     }
 }
 
@@ -426,6 +448,10 @@ mod tests {
         let c = style(&[]).unwrap();
         assert_eq!(c.out, PathBuf::from("texstyle-out/m_s"));
         assert_eq!((c.optim.background, c.optim.eval_views, c.cpu), (STYLE_BACKGROUND, EVAL_VIEWS, false));
+        assert_eq!(c.optim.loss, d::LOSS);
+        let c = style(&["--loss", "gram+nnfm", "--nnfm-weight", "3"]).unwrap();
+        assert_eq!((c.optim.loss, c.optim.nnfm_weight), (crate::loss::LossKind::GramNnfm, 3.0));
+        assert_eq!(style(&["--loss", "gram+nnfm"]).unwrap().optim.nnfm_weight, d::NNFM_WEIGHT);
         let c = style(&["--background", "ff0000", "--cpu", "--out", "o"]).unwrap();
         assert_eq!((c.optim.background, c.cpu, c.out), ([1.0, 0.0, 0.0], true, PathBuf::from("o")));
         for (bad, mention) in [
@@ -441,6 +467,9 @@ mod tests {
             (&["--print-size", "inf"], "--print-size"),
             (&["--print-size", "1000000"], "--print-size"),
             (&["--close-holes"], "--close-holes"),
+            (&["--nnfm-weight", "2"], "--loss gram+nnfm"),
+            (&["--loss", "gram+nnfm", "--nnfm-weight", "0"], "--nnfm-weight 0"),
+            (&["--loss", "gram+nnfm", "--nnfm-weight", "nan"], "--nnfm-weight NaN"),
         ] {
             let e = style(bad).unwrap_err();
             assert_eq!(e.exit, super::super::Exit::BadInput, "{bad:?}");

@@ -33,6 +33,10 @@ pub const SAMPLES_RANGE: RangeInclusive<i64> = 1..=4;
 pub const STYLE_WEIGHT: f32 = 1.0;
 pub const CONTENT_WEIGHT: f32 = 0.5;
 pub const GRAM_DECAY: f32 = 0.95;
+/// `--loss`.
+pub const LOSS: crate::loss::LossKind = crate::loss::LossKind::Gram;
+/// `--nnfm-weight` (with `--loss gram+nnfm`).
+pub const NNFM_WEIGHT: f32 = 1.0;
 pub const LR: f64 = 0.06;
 pub const LR_END: f64 = 0.2;
 pub const CONTENT_END: f32 = 0.6;

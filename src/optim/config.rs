@@ -2,6 +2,7 @@
 //! learning rate and the content weight of each step.
 
 use crate::camera::CameraRange;
+use crate::loss::LossKind;
 use crate::raster::ViewSize;
 use crate::texture::ParamKind;
 
@@ -21,6 +22,9 @@ pub struct Config {
     pub style_weight: f32,
     pub content_weight: f32,
     pub gram_decay: f32,
+    /// The losses: Gram (+ content), or also NNFM with weight `nnfm_weight`.
+    pub loss: LossKind,
+    pub nnfm_weight: f32,
     pub param: ParamKind,
     pub lr: f64,
     /// The learning rate falls from `lr` to `lr · lr_end` on a cosine over the run.
@@ -97,6 +101,8 @@ mod tests {
             style_weight: 1.0,
             content_weight: 0.5,
             gram_decay: 0.95,
+            loss: LossKind::Gram,
+            nnfm_weight: 1.0,
             param: ParamKind::Fft,
             lr: 0.1,
             lr_end: 0.1,

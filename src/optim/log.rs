@@ -10,6 +10,8 @@ pub struct StepLog {
     pub step: usize,
     pub style: f32,
     pub content: f32,
+    /// The NNFM term (0 without `--loss gram+nnfm`).
+    pub nnfm: f32,
     pub total: f32,
     /// Wall time since the loop started, in seconds.
     pub seconds: f64,
@@ -113,10 +115,11 @@ macro_rules! column {
 
 impl StepLog {
     /// Every column, in `loss.csv` and checkpoint order.
-    pub const COLUMNS: [Column; 10] = [
+    pub const COLUMNS: [Column; 11] = [
         column!(step, None),
         column!(style, None),
         column!(content, None),
+        column!(nnfm, None),
         column!(total, None),
         column!(seconds, Some(3)),
         column!(texture_ms, Some(2)),
@@ -167,6 +170,7 @@ mod tests {
             step: 7,
             style: 0.125,
             content: 0.1,
+            nnfm: 0.5,
             total: 3.0,
             seconds: 1.23456,
             texture_ms: 2.0,
@@ -183,8 +187,8 @@ mod tests {
         sample().write_csv_row(&mut s);
         assert_eq!(
             s,
-            "step,style,content,total,seconds,texture_ms,raster_ms,lookup_ms,network_ms,optimizer_ms\n\
-             7,0.125,0.1,3,1.235,2.00,0.25,10.00,100.00,1.50\n"
+            "step,style,content,nnfm,total,seconds,texture_ms,raster_ms,lookup_ms,network_ms,optimizer_ms\n\
+             7,0.125,0.1,0.5,3,1.235,2.00,0.25,10.00,100.00,1.50\n"
         );
     }
 

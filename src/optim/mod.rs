@@ -37,7 +37,7 @@ use crate::camera::ViewSampler;
 use crate::checkpoint::{Checkpoint, State};
 use crate::image_io::{image_to_tensor, Image};
 use crate::lookup::{self, LookupTable};
-use crate::loss::{self, GramMemory, LossParts, StyleTargets};
+use crate::loss::{self, GramMemory, LossKind, LossParts, NnfmTargets, StyleTargets};
 use crate::mesh::Mesh;
 use crate::raster::{Raster, RasterFrame, RasterMesh, ViewSize};
 use crate::fill::fill_unseen_materials;
@@ -135,6 +135,8 @@ pub struct Run<'a> {
     style: StyleTargets,
     /// The held-out judge's style targets, at style weight 1 (`None`: `style`'s are).
     eval_targets: Option<StyleTargets>,
+    /// The painting's NNFM features (no terms without `--loss gram+nnfm`).
+    nnfm: NnfmTargets,
     /// `None`: no material has a texture (or the content weight is 0), style only.
     content: Option<Content<'a>>,
     /// The held-out views' view-projections.
@@ -176,6 +178,13 @@ impl<'a> Run<'a> {
             true => None,
             false => Some(StyleTargets::new(vgg, &painting, 1.0).context("style targets")?),
         };
+        let nnfm = match cfg.loss {
+            LossKind::Gram => NnfmTargets::default(),
+            LossKind::GramNnfm => {
+                let layers = crate::vgg::layers(&loss::NNFM_LAYERS)?;
+                NnfmTargets::new(vgg, &painting, cfg.nnfm_weight, &layers, loss::MAX_PAINTING_POSITIONS).context("NNFM targets")?
+            }
+        };
         let state = fresh_state(cfg, mesh.materials.len(), style.terms.len())?;
         let with_content = mesh.materials.iter().any(|m| m.texture.is_some()) && cfg.content_weight > 0.0;
         let content = with_content.then(|| Content {
@@ -196,6 +205,7 @@ impl<'a> Run<'a> {
             checkpoints,
             style,
             eval_targets,
+            nnfm,
             content,
             eval_cams: style::eval_cameras(cfg),
             mips,
@@ -246,7 +256,7 @@ impl<'a> Run<'a> {
             None => grad,
         };
         timed(&mut entry.optimizer_ms, || self.optimizer(step, &learned, &grad))?;
-        (entry.style, entry.content, entry.total) = (parts.style, parts.content, parts.total);
+        (entry.style, entry.content, entry.nnfm, entry.total) = (parts.style, parts.content, parts.nnfm, parts.total);
         // Stop before a NaN reaches the log, a checkpoint or a published texture.
         if !entry.total.is_finite() {
             return Err(NotFinite { step }.into());
@@ -367,7 +377,8 @@ impl<'a> Run<'a> {
 
     /// Network phase: the losses and their gradient in the learned view (on the CPU).
     fn network(&mut self, step: usize, shown: &Tensor, content: Option<&Tensor>) -> Result<(LossParts, Tensor)> {
-        let obj = loss::objective(self.vgg, &self.style, content, self.cfg.content_weight_at(step))?;
+        let mut obj = loss::objective(self.vgg, &self.style, content, self.cfg.content_weight_at(step))?;
+        obj.nnfm = self.nnfm.terms.clone();
         let view = shown.to_device(self.vgg.device())?;
         let memory = &mut self.state.memory;
         let (parts, grad_image) = obj.loss_and_grad_with(self.vgg, &view, &mut |l, g| Ok(memory.update(l, g)?))?;

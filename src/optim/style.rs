@@ -39,6 +39,7 @@ pub(super) fn eval_style(
     let obj = loss::Objective {
         style: style.terms.clone(),
         content: None,
+        nnfm: Vec::new(),
     };
     let mut sum = 0.0;
     for vp in cams {

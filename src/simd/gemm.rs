@@ -6,8 +6,7 @@ use super::Isa;
 /// Packs `b` (`[k, n]` row-major) into panels of `nr` columns: panel `p` holds columns
 /// `p·nr ..` as `[k, width]` rows, panels one after the other (the last may be narrower). With
 /// `nr >= n` this is `b` itself.
-// Only tests call it: the convs write this layout in place as they transform their weights.
-#[cfg_attr(not(test), allow(dead_code))]
+// The convs write this layout in place as they transform their weights; NNFM packs with it.
 pub(crate) fn pack_panels(b: &[f32], k: usize, n: usize, nr: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(k * n);
     for p0 in (0..n).step_by(nr.min(n)) {

@@ -18,7 +18,7 @@ mod gram;
 mod x86;
 
 pub(crate) use bf16::{gemm_bf16, pack_panels_bf16};
-pub(crate) use gemm::gemm_packed;
+pub(crate) use gemm::{gemm_packed, pack_panels};
 pub use gram::gram_xtx;
 
 /// Instruction set level of the fast path's kernels.

@@ -11,6 +11,7 @@ use texstyle::camera::CameraRange;
 use texstyle::checkpoint::Checkpoint;
 use texstyle::gpu::Gpu;
 use texstyle::image_io::Image;
+use texstyle::loss::LossKind;
 use texstyle::mesh::Mesh;
 use texstyle::optim::{prepare_style, Checkpoints, Config, Outcome, Run};
 use texstyle::raster::{Raster, RasterMesh};
@@ -86,6 +87,8 @@ pub fn config(steps: usize, seed: u64) -> Config {
         style_weight: 1.0,
         content_weight: 0.5,
         gram_decay: 0.95,
+        loss: LossKind::Gram,
+        nnfm_weight: 1.0,
         param: ParamKind::Fft,
         lr: 0.05,
         lr_end: 1.0,
