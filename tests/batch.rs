@@ -137,6 +137,12 @@ fn a_broken_mesh_fails_alone_and_a_rerun_skips_finished_jobs() {
     let sheet = Image::load(&out.join("contact_sheet.png")).unwrap();
     let preview = Image::load(&out.join("cube_waves/preview_before_after.png")).unwrap();
     assert_eq!((sheet.width, sheet.height), (preview.width + 8, 2 * preview.height + 12), "one row per finished job");
+    // The batch's gallery page: a card per job linking to its own page, the failed one too.
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for link in ["cube_stripes/index.html", "cube_waves/index.html", "broken_waves/index.html"] {
+        assert!(page.contains(link), "{link} not in the gallery");
+    }
+    assert!(out.join("cube_waves/index.html").is_file(), "each finished job has its own page");
 
     let logs = |id: &str| std::fs::read_to_string(out.join(".batch").join(format!("{id}.log"))).unwrap().len();
     let before = (logs("cube_stripes"), logs("broken_waves"));

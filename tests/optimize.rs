@@ -196,7 +196,7 @@ fn the_command_writes_obj_mtl_png_preview_and_log() {
         assert!(dir.path().join(f).is_file(), "{f} missing; stderr: {err}");
     }
     let csv = std::fs::read_to_string(dir.path().join("loss.csv")).unwrap();
-    assert!(csv.starts_with("step,style,content,total,seconds"));
+    assert!(csv.starts_with("step,style,content,nnfm,total,seconds"), "{csv}");
     assert_eq!(csv.lines().count(), 4);
     let preview = Image::load(&dir.path().join("preview_before_after.png")).unwrap();
     assert_eq!((preview.width, preview.height), (8 * 260 + 4, 2 * 260 + 4));

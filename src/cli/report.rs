@@ -112,7 +112,7 @@ pub fn exports(made: &[crate::export::Made], other: &[PathBuf], staging: &std::p
     }
 }
 
-/// `step,style,content,total,seconds,…` ([`StepLog::COLUMNS`]) one line per step.
+/// `step,style,content,nnfm,total,seconds,…` ([`StepLog::COLUMNS`]) one line per step.
 pub fn loss_csv(log: &[StepLog]) -> String {
     let mut s = StepLog::csv_header();
     for l in log {

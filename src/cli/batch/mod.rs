@@ -187,8 +187,29 @@ fn gather(jobs: &[Job], out: &Path) -> Result<(), CliError> {
     if let Some(sheet) = row::contact_sheet_of(&rows)? {
         sheet.save_png(&out.join(SHEET))?;
     }
+    let page = crate::page::batch_index(&rows.iter().map(|r| gallery_job(r, out)).collect::<Vec<_>>());
+    crate::image_io::write_atomic(&out.join(crate::cli::defaults::REPORT_PAGE), page.as_bytes())?;
     drop(lock);
     Ok(())
+}
+
+/// A `batch.csv` row as a card of the batch's `index.html`: links and the
+/// thumbnail (the job's before/after preview) relative to `out`.
+fn gallery_job(r: &Row, out: &Path) -> crate::page::GalleryJob {
+    let folder = r.folder.strip_prefix(out).unwrap_or(&r.folder).to_path_buf();
+    let preview = folder.join(super::style::PREVIEW);
+    crate::page::GalleryJob {
+        id: r.id.clone(),
+        mesh: r.mesh.display().to_string(),
+        style: r.style.display().to_string(),
+        status: r.status.clone(),
+        exit_code: r.exit_code,
+        wall_s: r.wall_s.unwrap_or(0.0),
+        style_loss: r.style_loss,
+        content_loss: r.content_loss,
+        thumbnail: out.join(&preview).is_file().then(|| preview.display().to_string()),
+        folder,
+    }
 }
 
 /// `--slurm`: writes `OUT/submit.sbatch` and submits it (not with `--dry-run`).
