@@ -16,8 +16,9 @@
 //!   default): `Ĝ_t = EMA_t / (1 − decay^t)`. The reference started its EMA
 //!   at zero without the correction, so its first ~45 steps compared a Gram
 //!   that was too small.
-//! - Content: `content_weight / ‖T_c‖² · ‖F_c(learned) − T_c‖²` at
-//!   [`CONTENT_LAYER`], `T_c = F_c(content image)`.
+//! - Content: per content layer `c` (by default [`CONTENT_LAYER`]),
+//!   `content_weight / (L_c · ‖T_c‖²) · ‖F_c(learned) − T_c‖²`, `T_c = F_c(content image)`:
+//!   like the style, a relative error per layer, averaged over the `L_c` layers.
 //! - NNFM (`nnfm.rs`, optional): each view feature pulled to its nearest painting feature by
 //!   cosine distance, at [`NNFM_LAYERS`], beside the Gram loss.
 //! - Per image of a batch, summed over the batch. The gradient flows as if
@@ -43,7 +44,7 @@ pub enum LossKind {
 
 /// Style layers of Gatys et al.
 pub const STYLE_LAYERS: [&str; 5] = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"];
-/// Content layer.
+/// Content layer of Gatys et al. (the default of `--content-layers`).
 pub const CONTENT_LAYER: &str = "relu4_2";
 
 /// The distance between a value and its target, as a function of the residual `r`:
@@ -135,7 +136,7 @@ pub struct ContentTerm {
 #[derive(Debug, Clone, Default)]
 pub struct Objective {
     pub style: Vec<StyleTerm>,
-    pub content: Option<ContentTerm>,
+    pub content: Vec<ContentTerm>,
     pub nnfm: Vec<NnfmTerm>,
 }
 
@@ -158,7 +159,7 @@ impl Objective {
     /// The layers the objective reads: the style terms' in order, then the content term's, then NNFM's.
     pub fn layers(&self) -> Vec<Layer> {
         let style = self.style.iter().map(|s| s.layer);
-        style.chain(self.content.as_ref().map(|c| c.layer)).chain(self.nnfm.iter().map(|n| n.layer)).collect()
+        style.chain(self.content.iter().map(|c| c.layer)).chain(self.nnfm.iter().map(|n| n.layer)).collect()
     }
 
     /// The loss of `image` (`[batch, 3, h, w]` RGB in [0, 1]), forward only, `G_used = G_now`.
@@ -207,7 +208,7 @@ impl Objective {
             grams.push(g_now);
         }
         let mut content = 0.0;
-        if let (Some(c), Some(f)) = (&self.content, features.get(self.style.len())) {
+        for (c, f) in self.content.iter().zip(&features[self.style.len()..]) {
             let (b, ch, h, w) = f.dims4()?;
             match c.target.dims4() {
                 Ok((tb, tc, th, tw)) if (tc, th, tw) == (ch, h, w) && (tb == 1 || tb == b) => {}
@@ -220,7 +221,7 @@ impl Objective {
                 }
             }
             let (value, d) = distance(&f.broadcast_sub(&c.target)?)?;
-            content = c.weight * value;
+            content += c.weight * value;
             seeds.push(Some((d * c.weight as f64)?));
         }
         let mut matched = 0.0;
@@ -314,12 +315,23 @@ impl StyleTargets {
     }
 }
 
-/// The objective for one view: the style targets, and the content term
-/// when a content image (`[1, 3, H, W]`) exists.
-pub fn objective(vgg: &Vgg, style: &StyleTargets, content: Option<&Tensor>, content_weight: f32) -> vgg::Result<Objective> {
+/// The objective for one view: the style targets, and a content term per layer of
+/// `content_layers` when a content image (`[1, 3, H, W]`) exists.
+pub fn objective(vgg: &Vgg, style: &StyleTargets, content: Option<&Tensor>, content_weight: f32, content_layers: &[Layer]) -> vgg::Result<Objective> {
     let content = match content {
-        Some(img) if content_weight > 0.0 => Some(content_term(vgg, img, CONTENT_LAYER.parse()?, content_weight)?),
-        _ => None,
+        Some(img) if content_weight > 0.0 && !content_layers.is_empty() => {
+            let targets = vgg.features(img, content_layers)?;
+            let n = content_layers.len() as f32;
+            content_layers
+                .iter()
+                .zip(targets)
+                .map(|(&layer, target)| {
+                    let norm = target.sqr()?.sum_all()?.to_scalar::<f32>()?.max(1e-12);
+                    Ok(ContentTerm { layer, target, weight: content_weight / (n * norm) })
+                })
+                .collect::<vgg::Result<Vec<_>>>()?
+        }
+        _ => Vec::new(),
     };
     Ok(Objective { style: style.terms.clone(), content, nnfm: Vec::new() })
 }

@@ -173,11 +173,13 @@ fn image(seed: u64, b: usize, h: usize, w: usize) -> Tensor {
 fn objective(vgg: &Vgg, img: &Tensor) -> Objective {
     let style = layers(&STYLE_LAYERS).unwrap();
     let targets = grams(vgg, &image(99, 1, img.dim(2).unwrap(), img.dim(3).unwrap()), &style);
-    let content: Layer = "conv4_2".parse().unwrap();
-    let ct = vgg.features(&image(98, 1, img.dim(2).unwrap(), img.dim(3).unwrap()), &[content]).unwrap().remove(0);
+    // Several content layers (`--content-layers`), one of them also a style layer: the
+    // backward must add both seeds there.
+    let content = layers(&["conv4_2", "relu2_2", "relu3_1"]).unwrap();
+    let cts = vgg.features(&image(98, 1, img.dim(2).unwrap(), img.dim(3).unwrap()), &content).unwrap();
     Objective {
         style: style.iter().zip(targets).map(|(l, t)| StyleTerm { layer: *l, target: t.get(0).unwrap(), weight: 1e3 }).collect(),
-        content: Some(ContentTerm { layer: content, target: ct, weight: 1e-6 }),
+        content: content.iter().zip(cts).map(|(&layer, target)| ContentTerm { layer, target, weight: 1e-6 }).collect(),
         nnfm: Vec::new(),
     }
 }
@@ -205,7 +207,7 @@ fn loss_by_hand(vgg: &Vgg, img: &Tensor, obj: &Objective) -> f64 {
             }
         }
     }
-    if let Some(ct) = &obj.content {
+    for ct in &obj.content {
         let f = vgg.features(img, &[ct.layer]).unwrap().remove(0);
         let t = ct.target.broadcast_as(f.shape()).unwrap();
         total += v(&f).iter().zip(v(&t)).map(|(a, b)| ct.weight as f64 * (*a as f64 - b as f64).powi(2)).sum::<f64>();
@@ -275,6 +277,44 @@ fn loss_grad_matches_fd() {
     }
 }
 
+/// Several content layers, one of them also a style layer (the backward adds both seeds there),
+/// each weighted as `loss::objective` does (relative error): the gradient against central
+/// differences, and each term must count (the loss moves when any one target moves).
+#[test]
+fn multi_layer_content_grad_matches_fd() {
+    let vgg = small_vgg_pre(Backend::Fast, Preprocess::TorchvisionRgb);
+    let img = image(8, 1, 24, 24);
+    let mut obj = objective(&vgg, &img);
+    obj.style.retain(|s| s.layer.to_string() == "relu3_1");
+    let norm = |t: &Tensor| t.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+    obj.style[0].weight = 1.0 / norm(&obj.style[0].target);
+    for c in &mut obj.content {
+        c.weight = 1.0 / norm(&c.target);
+    }
+    let (parts, g) = obj.loss_and_grad(&vgg, &img).unwrap();
+    assert!(parts.content > parts.style, "the content terms must dominate: {parts:?}");
+    let gmax = g.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+    for seed in 0..3u64 {
+        // Along the gradient, then along the gradient on a random half of the inputs (large
+        // slopes against the loss's f32 rounding, yet each pixel's own value is tested).
+        let dir = match seed {
+            0 => (&g / gmax).unwrap(),
+            _ => ((&g * image(200 + seed, 1, 24, 24).ge(0.5).unwrap().to_dtype(candle_core::DType::F32).unwrap()).unwrap() / gmax).unwrap(),
+        };
+        let tol = 1e-2;
+        let eps = 1e-3;
+        let l = |s: f64| obj.loss(&vgg, &(&img + (&dir * s).unwrap()).unwrap()).unwrap().total as f64;
+        let fd = (l(eps) - l(-eps)) / (2.0 * eps);
+        let an = (&g * &dir).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+        assert!((fd - an).abs() < tol * an.abs().max(fd.abs()), "direction {seed}: fd {fd} vs analytic {an}");
+    }
+    for i in 0..obj.content.len() {
+        let mut moved = obj.clone();
+        moved.content[i].target = (&moved.content[i].target * 0.5).unwrap();
+        assert!(moved.loss(&vgg, &img).unwrap().content > parts.content * 1.01, "content term {i} does not count");
+    }
+}
+
 /// `G_used` from the hook sets the residual while the gradient is taken through `G_now`:
 /// `G_used = G_now + D` (D = 0.3 T, constant) must give the loss and gradient of the plain objective with
 /// target `T − D`, and differ from the plain objective with target `T`.
@@ -283,7 +323,7 @@ fn gram_hook_uses_residual_of_g_used() {
     let vgg = small_vgg(Backend::Fast);
     let img = image(7, 1, 16, 16);
     let mut obj = objective(&vgg, &img);
-    obj.content = None;
+    obj.content = Vec::new();
     obj.style.truncate(2);
     let d: Vec<Tensor> = obj.style.iter().map(|s| (&s.target * 0.3).unwrap()).collect();
     let (p, g) = obj.loss_and_grad_with(&vgg, &img, &mut |i, g_now| Ok((g_now + &d[i])?)).unwrap();
@@ -535,7 +575,7 @@ fn bf16_network_stays_near_f32_on_real_weights() {
     let content: Layer = "relu4_2".parse().unwrap();
     let obj = Objective {
         style: style.iter().zip(grams(&exact, &target, &style)).map(|(l, t)| StyleTerm { layer: *l, target: t.get(0).unwrap(), weight: 1e3 }).collect(),
-        content: Some(ContentTerm { layer: content, target: exact.features(&picture(3), &[content]).unwrap().remove(0), weight: 1e-6 }),
+        content: vec![ContentTerm { layer: content, target: exact.features(&picture(3), &[content]).unwrap().remove(0), weight: 1e-6 }],
         nnfm: Vec::new(),
     };
     let (pe, ge) = obj.loss_and_grad(&exact, &img).unwrap();

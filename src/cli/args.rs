@@ -194,6 +194,10 @@ pub struct StyleArgs {
     #[arg(long, value_name = "[MATERIAL=]MASK")]
     pub protect: Option<PathBuf>,
 
+    /// VGG16 layers the content loss compares, comma-separated (shallower ones keep colours and small features).
+    #[arg(long, value_name = "LIST", default_value = d::CONTENT_LAYERS)]
+    pub content_layers: String,
+
     /// Decay of the moving average of Gram matrices across views (0 = no memory, < 1).
     #[arg(long, value_name = "X", default_value_t = d::GRAM_DECAY, allow_negative_numbers = true)]
     pub gram_decay: f32,

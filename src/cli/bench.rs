@@ -52,7 +52,7 @@ pub fn run(sizes: &[usize], warmup: usize, iters: usize, backend: Backend, preci
                     Ok(StyleTerm { layer: *l, target: Tensor::from_vec(t, (c, c), &dev)?, weight: 1.0 })
                 })
                 .collect::<anyhow::Result<_>>()?,
-            content: None,
+            content: Vec::new(),
             nnfm: Vec::new(),
         };
         let time = |f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<f64> {

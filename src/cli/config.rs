@@ -140,6 +140,7 @@ impl StyleConfig {
                 )));
             }
         }
+        let content_layers = content_layers(&a.content_layers)?;
         let out = resolve_out(a.out, a.resume.as_deref(), &mesh, &style)?;
         // clap refuses --strength beside the options it sets.
         let (style_weight, content_weight, content_end) = match a.strength {
@@ -156,6 +157,7 @@ impl StyleConfig {
             mip: !a.no_mip,
             style_weight,
             content_weight,
+            content_layers,
             gram_decay: a.gram_decay,
             loss: a.loss,
             nnfm_weight,
@@ -217,6 +219,7 @@ impl StyleConfig {
             format!("--mip={}", c.mip),
             format!("--style-weight={}", c.style_weight),
             format!("--content-weight={}", c.content_weight),
+            format!("--content-layers={}", c.content_layers.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",")),
             format!("--gram-decay={}", c.gram_decay),
             format!("--loss={:?}", c.loss),
             format!("--nnfm-weight={}", c.nnfm_weight),
@@ -265,6 +268,27 @@ fn nnfm_weight(loss: crate::loss::LossKind, weight: Option<f32>) -> Result<f32, 
 }
 
 /// `--out`, or the folder a `--resume OUT.partial` belongs to (the two must agree).
+/// `--content-layers`: VGG16 layer names (relu or conv, block 1–5), at most one of each.
+fn content_layers(list: &str) -> Result<Vec<crate::vgg::Layer>, CliError> {
+    let mut layers: Vec<crate::vgg::Layer> = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let layer: crate::vgg::Layer = name
+            .parse()
+            .ok()
+            // VGG16: two convs in blocks 1–2, three in blocks 3–5.
+            .filter(|l: &crate::vgg::Layer| (1..=5).contains(&l.block) && (1..=if l.block <= 2 { 2 } else { 3 }).contains(&l.index))
+            .ok_or_else(|| bad(format!("--content-layers: {name} is not a VGG16 layer: name layers such as relu2_2,relu4_2")))?;
+        if layers.contains(&layer) {
+            return Err(bad(format!("--content-layers names {name} twice: name each layer once")));
+        }
+        layers.push(layer);
+    }
+    if layers.is_empty() {
+        return Err(bad("--content-layers is empty: name at least one layer (e.g. relu4_2), or use --content-weight 0 for no content loss".into()));
+    }
+    Ok(layers)
+}
+
 fn resolve_out(out: Option<PathBuf>, resume: Option<&Path>, mesh: &Path, style: &Path) -> Result<PathBuf, CliError> {
     let Some(work) = resume else {
         return Ok(out.unwrap_or_else(|| PathBuf::from("texstyle-out").join(format!("{}_{}", stem(mesh), stem(style)))));
@@ -452,6 +476,9 @@ mod tests {
         let c = style(&["--loss", "gram+nnfm", "--nnfm-weight", "3"]).unwrap();
         assert_eq!((c.optim.loss, c.optim.nnfm_weight), (crate::loss::LossKind::GramNnfm, 3.0));
         assert_eq!(style(&["--loss", "gram+nnfm"]).unwrap().optim.nnfm_weight, d::NNFM_WEIGHT);
+        let layers = |c: &StyleConfig| c.optim.content_layers.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+        assert_eq!(layers(&c), [crate::loss::CONTENT_LAYER]);
+        assert_eq!(layers(&style(&["--content-layers", " relu1_2, conv2_2,relu5_3"]).unwrap()), ["relu1_2", "conv2_2", "relu5_3"]);
         let c = style(&["--background", "ff0000", "--cpu", "--out", "o"]).unwrap();
         assert_eq!((c.optim.background, c.cpu, c.out), ([1.0, 0.0, 0.0], true, PathBuf::from("o")));
         for (bad, mention) in [
@@ -470,6 +497,10 @@ mod tests {
             (&["--nnfm-weight", "2"], "--loss gram+nnfm"),
             (&["--loss", "gram+nnfm", "--nnfm-weight", "0"], "--nnfm-weight 0"),
             (&["--loss", "gram+nnfm", "--nnfm-weight", "nan"], "--nnfm-weight NaN"),
+            (&["--content-layers", "relu9_1"], "relu9_1"),
+            (&["--content-layers", "relu1_3"], "relu1_3"),
+            (&["--content-layers", "relu4_2,relu4_2"], "twice"),
+            (&["--content-layers", ","], "--content-layers is empty"),
         ] {
             let e = style(bad).unwrap_err();
             assert_eq!(e.exit, super::super::Exit::BadInput, "{bad:?}");

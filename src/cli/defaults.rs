@@ -19,7 +19,7 @@ pub const LONG_STEPS: u32 = 400;
 pub const PRESET_FAST: &[&str] = &[
     "--steps", "200", "--texture-size", "512", "--render-size", "256", "--start-render-size", "256", "--samples", "2",
     "--style-weight", "1", "--content-weight", "0.5", "--gram-decay", "0.95", "--param", "pyramid", "--lr", "0.06",
-    "--lr-end", "0.2", "--content-end", "0.6", "--style-size", "512",
+    "--lr-end", "0.2", "--content-end", "0.6", "--style-size", "512", "--content-layers", "relu4_2", "--loss", "gram",
 ];
 pub const STEPS_RANGE: RangeInclusive<i64> = 1..=100_000;
 pub const TEXTURE_SIZE: u32 = 512;
@@ -32,6 +32,8 @@ pub const SAMPLES: u32 = 2;
 pub const SAMPLES_RANGE: RangeInclusive<i64> = 1..=4;
 pub const STYLE_WEIGHT: f32 = 1.0;
 pub const CONTENT_WEIGHT: f32 = 0.5;
+/// `--content-layers`.
+pub const CONTENT_LAYERS: &str = "relu4_2";
 pub const GRAM_DECAY: f32 = 0.95;
 /// `--loss`.
 pub const LOSS: crate::loss::LossKind = crate::loss::LossKind::Gram;

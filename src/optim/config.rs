@@ -21,6 +21,8 @@ pub struct Config {
     pub mip: bool,
     pub style_weight: f32,
     pub content_weight: f32,
+    /// The layers the content loss compares (each a relative error, averaged).
+    pub content_layers: Vec<crate::vgg::Layer>,
     pub gram_decay: f32,
     /// The losses: Gram (+ content), or also NNFM with weight `nnfm_weight`.
     pub loss: LossKind,
@@ -100,6 +102,7 @@ mod tests {
             mip: true,
             style_weight: 1.0,
             content_weight: 0.5,
+            content_layers: vec![crate::loss::CONTENT_LAYER.parse().unwrap()],
             gram_decay: 0.95,
             loss: LossKind::Gram,
             nnfm_weight: 1.0,

@@ -377,7 +377,7 @@ impl<'a> Run<'a> {
 
     /// Network phase: the losses and their gradient in the learned view (on the CPU).
     fn network(&mut self, step: usize, shown: &Tensor, content: Option<&Tensor>) -> Result<(LossParts, Tensor)> {
-        let mut obj = loss::objective(self.vgg, &self.style, content, self.cfg.content_weight_at(step))?;
+        let mut obj = loss::objective(self.vgg, &self.style, content, self.cfg.content_weight_at(step), &self.cfg.content_layers)?;
         obj.nnfm = self.nnfm.terms.clone();
         let view = shown.to_device(self.vgg.device())?;
         let memory = &mut self.state.memory;

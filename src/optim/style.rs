@@ -38,7 +38,7 @@ pub(super) fn eval_style(
     let (m, _, th, tw) = texture.dims4()?;
     let obj = loss::Objective {
         style: style.terms.clone(),
-        content: None,
+        content: Vec::new(),
         nnfm: Vec::new(),
     };
     let mut sum = 0.0;

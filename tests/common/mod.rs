@@ -86,6 +86,7 @@ pub fn config(steps: usize, seed: u64) -> Config {
         mip: true,
         style_weight: 1.0,
         content_weight: 0.5,
+        content_layers: vec![texstyle::loss::CONTENT_LAYER.parse().unwrap()],
         gram_decay: 0.95,
         loss: LossKind::Gram,
         nnfm_weight: 1.0,

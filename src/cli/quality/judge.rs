@@ -77,7 +77,7 @@ impl Judge {
                     let img = image_to_tensor(&original)?.to_device(vgg.device())?;
                     let content = if has_content { Some(loss::content_term(vgg, &img, deep, 1.0)?) } else { None };
                     let shallow = if has_content { Some(loss::content_term(vgg, &img, shallow, 1.0)?) } else { None };
-                    Ok(View { objective: Objective { style: targets.terms.clone(), content, nnfm: Vec::new() }, shallow })
+                    Ok(View { objective: Objective { style: targets.terms.clone(), content: content.into_iter().collect(), nnfm: Vec::new() }, shallow })
                 })
                 .collect::<Result<Vec<_>>>()?;
             views.push(at_size);
@@ -112,7 +112,7 @@ impl View {
         let features = vgg.features(image, &layers)?;
         let parts = self.objective.loss_of_features(&features[..n])?;
         let shallow = match &self.shallow {
-            Some(c) => Objective { style: Vec::new(), content: Some(c.clone()), nnfm: Vec::new() }.loss_of_features(&features[n..])?.content,
+            Some(c) => Objective { style: Vec::new(), content: vec![c.clone()], nnfm: Vec::new() }.loss_of_features(&features[n..])?.content,
             None => 0.0,
         };
         Ok(SizeScore { style: parts.style, content: parts.content, content_shallow: shallow })
