@@ -159,6 +159,32 @@ fn a_broken_mesh_fails_alone_and_a_rerun_skips_finished_jobs() {
     assert_eq!(text(&o).matches("is done already").count(), 0, "{}", text(&o));
 }
 
+/// `batch.csv`'s held-out scores: the run's closing lines, content against
+/// the mesh's own texture (spot has one; the flat-coloured cube none).
+#[test]
+fn batch_csv_holds_the_held_out_style_and_content_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    inputs(dir.path());
+    let spot = common::repo("meshes/spot/spot.obj");
+    let body = format!("{TINY}steps = 2\n[[jobs]]\nmesh = \"{}\"\nstyle = \"stripes.png\"\n[[jobs]]\nmesh = \"cube.obj\"\nstyle = \"stripes.png\"\n", spot.display());
+    let out = dir.path().join("out");
+    let o = batch(&job_file(dir.path(), &body), &out, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let text = std::fs::read_to_string(out.join("batch.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.splitn(10, ',').collect()).collect();
+    let score = |row: &[&str], col: usize| row[col].parse::<f32>().ok();
+    let (spot_row, cube_row) = (&rows[0], &rows[1]);
+    assert_eq!((spot_row[0], cube_row[0]), ("spot_stripes", "cube_stripes"));
+    let log = std::fs::read_to_string(out.join(".batch/spot_stripes.log")).unwrap();
+    let line = log.lines().find(|l| l.contains("content loss on the same views:")).expect("the run's closing content line");
+    let content = score(spot_row, 7).unwrap_or_else(|| panic!("no content score in {spot_row:?}"));
+    assert!(line.contains(&format!("{content:.4}")), "{line} vs {content}");
+    // Two steps from a random start keep little of spot's texture, but some.
+    assert!(content > 0.05 && content < 1.5, "{content}");
+    assert!(score(spot_row, 6).is_some_and(|s| s > 0.0), "{spot_row:?}");
+    assert!(score(cube_row, 6).is_some() && cube_row[7].is_empty(), "no texture, no content score: {cube_row:?}");
+}
+
 /// Texture bytes of every job's output set.
 fn textures(out: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v = Vec::new();

@@ -54,7 +54,16 @@ pub fn summary(outcome: &Outcome, eval_views: usize, total_s: f64) {
         change(outcome.eval_before, outcome.eval_after),
         100.0 * outcome.seen_fraction
     );
+    if let Some(c) = outcome.eval_content_after {
+        eprintln!(
+            "texstyle: {HELD_OUT_CONTENT} {c:.4} (relative error to the mesh's own texture at {}: 0 = unchanged, 1 = nothing kept)",
+            crate::optim::HELD_OUT_CONTENT_LAYERS.join(" and ")
+        );
+    }
 }
+
+/// How the closing line of the held-out content score starts (`batch` reads it).
+pub const HELD_OUT_CONTENT: &str = "content loss on the same views:";
 
 /// Mean milliseconds per step of each part of a step, in the order a step runs them.
 pub fn time_split(log: &[StepLog]) -> Vec<(&'static str, f64)> {

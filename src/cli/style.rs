@@ -259,6 +259,7 @@ fn write_page(cfg: &StyleConfig, mesh: &Mesh, run: &RunInfo, made: &[export::Mad
         log: &run.outcome.log,
         eval: (run.outcome.eval_before, run.outcome.eval_after),
         eval_views: cfg.optim.eval_views,
+        eval_content: run.outcome.eval_content_after,
         seen_fraction: run.outcome.seen_fraction,
         total_s: run.total_s,
         time_split: report::time_split(&run.outcome.log),

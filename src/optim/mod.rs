@@ -50,7 +50,7 @@ pub use log::{Column, StepLog};
 pub use colors::{match_colors, ColorStats};
 pub use memory::estimated_peak_bytes;
 pub use protect::Protect;
-pub use style::prepare_style;
+pub use style::{prepare_style, HELD_OUT_CONTENT_LAYERS};
 
 /// What a run produced.
 pub struct Outcome {
@@ -62,6 +62,9 @@ pub struct Outcome {
     /// Mean style loss on the held-out views, for the initial and the final texture.
     pub eval_before: f32,
     pub eval_after: f32,
+    /// Mean content loss of the final texture on the same views (relative
+    /// error at [`HELD_OUT_CONTENT_LAYERS`]); `None` when the mesh has no texture.
+    pub eval_content_after: Option<f32>,
     pub used_content: bool,
 }
 
@@ -218,7 +221,7 @@ impl<'a> Run<'a> {
             Some(saved) => run.state.restore(&saved, vgg.device())?,
             None => {
                 let initial = run.state.param.texture()?;
-                run.state.eval_before = run.eval_style(&initial)?;
+                run.state.eval_before = run.eval_held_out(&initial, false)?.style;
             }
         }
         run.seconds_before = run.state.log.last().map_or(0.0, |l| l.seconds);
@@ -302,7 +305,7 @@ impl<'a> Run<'a> {
         if !final_texture.sum_all()?.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?.is_finite() {
             return Err(NotFinite { step: self.state.log.len() }.into());
         }
-        let eval_after = self.eval_style(&final_texture)?;
+        let eval_after = self.eval_held_out(&final_texture, true)?;
         let mut textures = (0..self.mesh.materials.len())
             .map(|m| tensor_to_image(&final_texture.get(m)?))
             .collect::<candle_core::Result<Vec<_>>>()?;
@@ -318,7 +321,8 @@ impl<'a> Run<'a> {
             seen_fraction,
             log: self.state.log,
             eval_before: self.state.eval_before,
-            eval_after,
+            eval_after: eval_after.style,
+            eval_content_after: eval_after.content,
             used_content: self.content.is_some(),
         })
     }
@@ -405,9 +409,10 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// The mean style loss of `texture` on the held-out views.
+    /// The mean style loss of `texture` on the held-out views and, with
+    /// `content`, its content loss there (see [`style::eval_held_out`]).
     /// (With `--protect`, of the texture as exported: protected texels put back.)
-    fn eval_style(&mut self, texture: &Tensor) -> Result<f32> {
+    fn eval_held_out(&mut self, texture: &Tensor, content: bool) -> Result<style::HeldOut> {
         let composed;
         let texture = match &self.cfg.protect {
             Some(p) => {
@@ -417,7 +422,7 @@ impl<'a> Run<'a> {
             None => texture,
         };
         let targets = self.eval_targets.as_ref().unwrap_or(&self.style);
-        style::eval_style(self.raster, self.mesh, self.vgg, targets, texture, &self.eval_cams, self.cfg)
+        style::eval_held_out(self.raster, self.mesh, self.vgg, targets, texture, &self.eval_cams, self.cfg, content)
     }
 }
 

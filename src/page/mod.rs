@@ -47,6 +47,8 @@ pub struct RunPage<'a> {
     /// Held-out style loss before and after, and on how many views.
     pub eval: (f32, f32),
     pub eval_views: usize,
+    /// Content loss of the final texture on the same views (`None`: no texture to keep).
+    pub eval_content: Option<f32>,
     pub seen_fraction: f64,
     /// Wall time of the whole run, seconds.
     pub total_s: f64,
@@ -65,9 +67,13 @@ pub fn run_page(p: &RunPage) -> Result<String> {
     let _ = write!(h, "<section><h2>Loss</h2>{}", plot::loss_svg(p.log, p.eval)?);
     let _ = write!(
         h,
-        "<p>Style loss on {} held-out views (views no step trained on): {:.4} before, {:.4} after. {:.0} % of texels were seen by some view; the rest were filled from their neighbours.</p></section>",
+        "<p>Style loss on {} held-out views (views no step trained on): {:.4} before, {:.4} after. {:.0} % of texels were seen by some view; the rest were filled from their neighbours.</p>",
         p.eval_views, p.eval.0, p.eval.1, 100.0 * p.seen_fraction
     );
+    if let Some(c) = p.eval_content {
+        let _ = write!(h, "<p>Content loss on the same views: {c:.4} (relative error to the mesh's own texture at {}: 0 = unchanged, 1 = nothing kept).</p>", crate::optim::HELD_OUT_CONTENT_LAYERS.join(" and "));
+    }
+    h.push_str("</section>");
     time_split(&mut h, p);
     let _ = write!(h, "<section><h2>Reproduce</h2><pre id=\"command\">{}</pre></section>", esc(&p.command));
     options::section(&mut h, &p.options);

@@ -14,6 +14,7 @@ fn page_with(options: Vec<OptionRow>, exports: Vec<ExportRow>) -> String {
         log: &log,
         eval: (0.9, 0.45),
         eval_views: 4,
+        eval_content: Some(0.3125),
         seen_fraction: 0.84,
         total_s: 12.0,
         time_split: vec![("raster", 10.0), ("network", 30.0)],
@@ -39,7 +40,7 @@ fn the_page_embeds_the_model_viewer_the_glb_and_the_pictures() {
     assert!(!ours.contains("http://") && !ours.contains("https://") && !ours.contains("type=\"module\""));
     assert!(html.contains("<h1>bunny × &lt;scream&gt;</h1>"));
     assert!(html.contains("<pre id=\"command\">texstyle &#39;my mesh.obj&#39; --style &#39;it&#39;\\&#39;&#39;s.jpg&#39;</pre>"), "{}", &ours[..2000.min(ours.len())]);
-    assert!(html.contains("4 held-out views") && html.contains("0.9000 before, 0.4500 after") && html.contains("84 %"));
+    assert!(html.contains("4 held-out views") && html.contains("0.9000 before, 0.4500 after") && html.contains("Content loss on the same views: 0.3125") && html.contains("84 %"));
     assert!(html.contains("<td>network</td><td>30.0 ms</td><td>75 %</td>"));
 }
 

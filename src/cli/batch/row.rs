@@ -24,7 +24,8 @@ pub struct Row {
     pub wall_s: Option<f64>,
     /// Style loss on the run's held-out views, after (the run's closing summary).
     pub style_loss: Option<f32>,
-    /// Content loss of the last step (`loss.csv`): a style run measures no held-out content loss.
+    /// Content loss on the same held-out views, after (the run's closing
+    /// summary): relative error to the mesh's own texture; none without one.
     pub content_loss: Option<f32>,
     /// The job's output folder.
     pub folder: PathBuf,

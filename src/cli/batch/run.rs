@@ -100,16 +100,13 @@ pub fn run(job: &Job, paths: &Paths, display: &Display) -> Row {
                 _ => "failed",
             }
             .into();
-            row.style_loss = out.style_after;
+            (row.style_loss, row.content_loss) = (out.style_after, out.content_after);
             row.message = out.error.unwrap_or_default();
         }
         Err(e) => {
             row.status = "failed".into();
             row.message = format!("{e:#}");
         }
-    }
-    if row.status == "done" {
-        row.content_loss = last_content_loss(&paths.folder.join(crate::cli::style::LOSS_CSV));
     }
     record(&row, paths, key.as_deref());
     row
@@ -131,6 +128,7 @@ fn record(row: &Row, paths: &Paths, key: Option<&str>) {
 struct ChildOutcome {
     code: i32,
     style_after: Option<f32>,
+    content_after: Option<f32>,
     error: Option<String>,
 }
 
@@ -152,10 +150,10 @@ fn spawn_and_wait(job: &Job, paths: &Paths, display: &Display) -> anyhow::Result
     let _ = std::fs::write(paths.file("running"), format!("{} {}\n", host.trim(), child.id()));
     let saw_interrupt = AtomicBool::new(false);
     let stderr = child.stderr.take().expect("piped");
-    let (status, (style_after, error)) = std::thread::scope(|s| {
+    let (status, (style_after, content_after, error)) = std::thread::scope(|s| {
         let reader = s.spawn(|| read_output(stderr, log, &saw_interrupt, &job.id, display));
         let status = wait_forwarding_signals(&mut child, &saw_interrupt);
-        (status, reader.join().unwrap_or((None, None)))
+        (status, reader.join().unwrap_or((None, None, None)))
     });
     let status = status?;
     #[cfg(unix)]
@@ -166,7 +164,7 @@ fn spawn_and_wait(job: &Job, paths: &Paths, display: &Display) -> anyhow::Result
     #[cfg(not(unix))]
     let code = status.code().unwrap_or(1);
     let error = error.or_else(|| (code != 0).then(|| format!("the run ended with exit code {code} (see {})", log_path.display())));
-    Ok(ChildOutcome { code, style_after, error })
+    Ok(ChildOutcome { code, style_after, content_after, error })
 }
 
 /// The run in its own process group, so a terminal's Ctrl-C reaches only the
@@ -218,9 +216,9 @@ fn wait_forwarding_signals(child: &mut Child, saw_interrupt: &AtomicBool) -> any
 }
 
 /// Copies the run's stderr to its log and the display; returns the held-out
-/// style loss after the run and its last error line.
-fn read_output(stderr: impl std::io::Read, mut log: std::fs::File, saw_interrupt: &AtomicBool, id: &str, display: &Display) -> (Option<f32>, Option<String>) {
-    let (mut style_after, mut error) = (None, None);
+/// style and content losses after the run and its last error line.
+fn read_output(stderr: impl std::io::Read, mut log: std::fs::File, saw_interrupt: &AtomicBool, id: &str, display: &Display) -> (Option<f32>, Option<f32>, Option<String>) {
+    let (mut style_after, mut content_after, mut error) = (None, None, None);
     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
         let _ = writeln!(log, "{line}");
         if line.starts_with("texstyle: interrupted") {
@@ -232,9 +230,12 @@ fn read_output(stderr: impl std::io::Read, mut log: std::fs::File, saw_interrupt
         if let Some(v) = held_out_after(&line) {
             style_after = Some(v);
         }
+        if let Some(v) = held_out_content(&line) {
+            content_after = Some(v);
+        }
         display.job_line(id, &line);
     }
-    (style_after, error)
+    (style_after, content_after, error)
 }
 
 /// `… held-out views: 0.1234 before, 0.0456 after …` → 0.0456 (the summary line of `report::summary`).
@@ -244,12 +245,10 @@ fn held_out_after(line: &str) -> Option<f32> {
     after.split_once(" after")?.0.parse().ok()
 }
 
-/// The `content` column of the last row of a `loss.csv`.
-fn last_content_loss(csv: &Path) -> Option<f32> {
-    let text = std::fs::read_to_string(csv).ok()?;
-    let mut lines = text.lines();
-    let col = lines.next()?.split(',').position(|h| h == "content")?;
-    lines.last()?.split(',').nth(col)?.parse().ok()
+/// `texstyle: content loss on the same views: 0.3123 (…` → 0.3123 (`report::summary`).
+fn held_out_content(line: &str) -> Option<f32> {
+    let rest = line.strip_prefix("texstyle: ")?.strip_prefix(crate::cli::report::HELD_OUT_CONTENT)?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -259,5 +258,12 @@ mod tests {
         let l = "texstyle: style loss on 4 held-out views: 0.9000 before, 0.4500 after (2.0× lower); 97 % of texels seen";
         assert_eq!(super::held_out_after(l), Some(0.45));
         assert_eq!(super::held_out_after("step 3/3"), None);
+    }
+
+    #[test]
+    fn the_summary_line_gives_the_held_out_content_loss() {
+        let l = format!("texstyle: {} 0.3125 (relative error …)", crate::cli::report::HELD_OUT_CONTENT);
+        assert_eq!(super::held_out_content(&l), Some(0.3125));
+        assert_eq!(super::held_out_content("texstyle: content loss 0.5"), None);
     }
 }
