@@ -143,8 +143,9 @@ pub struct StyleArgs {
 
     #[arg(long, value_enum, default_value_t = Preset::Default, help = format!(
         "A measured recipe, a set of option values: default (the defaults), fast (texstyle 0.1's default recipe, \
-         {} steps, about a minute on 2 cores, kept as it was) or long ({} steps, about twice the time, \
-         for a better result: README, Quality). Options given on the command line win over the preset's", d::STEPS, d::LONG_STEPS))]
+         200 steps at 256² views, about half the default's time, kept as it was: for quick looks) or long ({} steps, \
+         about twice the time, for a better result: README, Quality). Options given on the command line win over the \
+         preset's", d::LONG_STEPS))]
     pub preset: Preset,
 
     #[arg(long, value_name = "TEXELS", default_value_t = d::TEXTURE_SIZE, value_parser = clap::value_parser!(u32).range(d::TEXTURE_SIZE_RANGE),

@@ -477,7 +477,7 @@ mod tests {
         assert_eq!((c.optim.loss, c.optim.nnfm_weight), (crate::loss::LossKind::GramNnfm, 3.0));
         assert_eq!(style(&["--loss", "gram+nnfm"]).unwrap().optim.nnfm_weight, d::NNFM_WEIGHT);
         let layers = |c: &StyleConfig| c.optim.content_layers.iter().map(|l| l.to_string()).collect::<Vec<_>>();
-        assert_eq!(layers(&c), [crate::loss::CONTENT_LAYER]);
+        assert_eq!(layers(&c).join(","), d::CONTENT_LAYERS);
         assert_eq!(layers(&style(&["--content-layers", " relu1_2, conv2_2,relu5_3"]).unwrap()), ["relu1_2", "conv2_2", "relu5_3"]);
         let c = style(&["--background", "ff0000", "--cpu", "--out", "o"]).unwrap();
         assert_eq!((c.optim.background, c.cpu, c.out), ([1.0, 0.0, 0.0], true, PathBuf::from("o")));

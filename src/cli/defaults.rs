@@ -8,9 +8,9 @@ use std::ops::RangeInclusive;
 // The style transfer.
 
 /// Optimization steps when neither `--steps` nor a preset says.
-pub const STEPS: u32 = 200;
+pub const STEPS: u32 = 130;
 /// `--preset long`: the default recipe over this many steps (every schedule stretched over them).
-pub const LONG_STEPS: u32 = 400;
+pub const LONG_STEPS: u32 = 260;
 /// `--preset fast`: the default recipe of texstyle 0.1 (about 50 s for the
 /// textured bunny on 2 cores) spelled out, so it keeps its result and its
 /// time whatever the defaults become. When a default changes, or an option
@@ -22,18 +22,18 @@ pub const PRESET_FAST: &[&str] = &[
     "--lr-end", "0.2", "--content-end", "0.6", "--style-size", "512", "--content-layers", "relu4_2", "--loss", "gram",
 ];
 pub const STEPS_RANGE: RangeInclusive<i64> = 1..=100_000;
-pub const TEXTURE_SIZE: u32 = 512;
+pub const TEXTURE_SIZE: u32 = 1024;
 pub const TEXTURE_SIZE_RANGE: RangeInclusive<i64> = 16..=4096;
-pub const RENDER_SIZE: u32 = 256;
+pub const RENDER_SIZE: u32 = 384;
 /// `--render-size` and `--start-render-size`.
 pub const RENDER_SIZE_RANGE: RangeInclusive<i64> = 32..=2048;
 /// Supersampling per axis, of the style transfer and of `render`.
 pub const SAMPLES: u32 = 2;
 pub const SAMPLES_RANGE: RangeInclusive<i64> = 1..=4;
 pub const STYLE_WEIGHT: f32 = 1.0;
-pub const CONTENT_WEIGHT: f32 = 0.5;
+pub const CONTENT_WEIGHT: f32 = 0.7;
 /// `--content-layers`.
-pub const CONTENT_LAYERS: &str = "relu4_2";
+pub const CONTENT_LAYERS: &str = "relu1_2,relu2_2,relu4_2";
 pub const GRAM_DECAY: f32 = 0.95;
 /// `--loss`.
 pub const LOSS: crate::loss::LossKind = crate::loss::LossKind::Gram;
@@ -41,7 +41,7 @@ pub const LOSS: crate::loss::LossKind = crate::loss::LossKind::Gram;
 pub const NNFM_WEIGHT: f32 = 1.0;
 pub const LR: f64 = 0.06;
 pub const LR_END: f64 = 0.2;
-pub const CONTENT_END: f32 = 0.6;
+pub const CONTENT_END: f32 = 0.72;
 /// `--strength`: the balance [`STYLE_WEIGHT`], [`CONTENT_WEIGHT`] and
 /// [`CONTENT_END`] stand for (`config::strength_weights` maps it onto them).
 pub const STRENGTH: f32 = 0.5;

@@ -188,6 +188,8 @@ impl<'a> Run<'a> {
                 NnfmTargets::new(vgg, &painting, cfg.nnfm_weight, &layers, loss::MAX_PAINTING_POSITIONS).context("NNFM targets")?
             }
         };
+        // The painting's forwards are done: their buffers fit no view.
+        vgg.release_buffers();
         let state = fresh_state(cfg, mesh.materials.len(), style.terms.len())?;
         let with_content = mesh.materials.iter().any(|m| m.texture.is_some()) && cfg.content_weight > 0.0;
         let content = with_content.then(|| Content {

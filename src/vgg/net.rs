@@ -200,6 +200,12 @@ impl FastNet {
         }
     }
 
+    /// Frees every pooled buffer: after a forward at a size no later call uses (the painting's),
+    /// its buffers would otherwise stay allocated for the rest of the run.
+    pub fn release_buffers(&self) {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     fn give(&self, a: Act) {
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(a);
     }
