@@ -24,9 +24,10 @@ pub fn prepare_style(img: &Image, max_side: u32) -> Image {
     img.clone().resized_to_fit(max_side)
 }
 
-/// Layers of the held-out content score: those of `bench quality`'s judge
-/// (relu4_2 for shapes and colour regions, relu3_1 for small features such
-/// as an eye), so a run's closing line and `batch.csv` read like the judge.
+/// Layers of the held-out content score, also `bench quality`'s judge's
+/// (`JUDGE_CONTENT_LAYERS`): relu4_2 for shapes and colour regions, relu3_1
+/// for small features such as an eye; so a run's closing line and
+/// `batch.csv` read like the judge.
 pub const HELD_OUT_CONTENT_LAYERS: [&str; 2] = ["relu4_2", "relu3_1"];
 
 /// The held-out scores of a texture: means over the views.

@@ -31,7 +31,7 @@ pub const JUDGE_STYLE_SIZE: u32 = 512;
 /// 8–12 px at 256² in 2–3 cells and the colours and edges that make it an eye;
 /// relu2_2 (stride 2) is close to comparing pixels, so any brushwork would
 /// read as lost content everywhere.
-pub const JUDGE_CONTENT_LAYERS: [&str; 2] = ["relu4_2", "relu3_1"];
+pub const JUDGE_CONTENT_LAYERS: [&str; 2] = crate::optim::HELD_OUT_CONTENT_LAYERS;
 const JUDGE_BACKGROUND: [f32; 3] = crate::preview::STYLE_BACKGROUND;
 
 /// The judge's numbers for one texture at one view size: relative errors
