@@ -31,6 +31,8 @@ fn parse(line: &str) -> HashMap<String, String> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As the command line does, so the figures match a run's.
+    texstyle::reuse_freed_large_blocks();
     let (warmup, iters) = (env_usize("VGG_BENCH_WARMUP", 2), env_usize("VGG_BENCH_ITERS", 5));
     let backend = match std::env::var("VGG_BENCH_BACKEND").as_deref() {
         Ok("generic") => Backend::Generic,

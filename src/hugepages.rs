@@ -1,4 +1,5 @@
-//! Large zeroed `f32` buffers that ask Linux for transparent huge pages.
+//! Large buffers: zeroed `f32` buffers that ask Linux for transparent huge
+//! pages, and the allocator setting that lets freed large blocks be reused.
 //!
 //! The texture side's buffers (θ, Adam's moments, the pyramid's work
 //! buffers: ~64 MB each at 2048²) are read and written at a view's sites,
@@ -34,4 +35,20 @@ fn advise(buf: &[f32]) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = buf;
+}
+
+/// Makes glibc's `malloc` serve large blocks from its heap instead of a fresh
+/// `mmap` each time. Every step allocates and frees the same ~38 MB blocks
+/// (relu1 features at 384² views, their gradients); glibc maps any block over
+/// 32 MB anew and unmaps it on free, so each step paid ~9,000 page faults per
+/// block: 0.18 s of a 1.02 s step (textured bunny, default recipe, 2-core
+/// EPYC). With the heap reused the step took 0.85 s and peak memory rose from
+/// 1387 to 1403 MB. Call it first thing in `main`, before threads start; a
+/// no-op off glibc.
+pub fn reuse_freed_large_blocks() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before other threads allocate.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+    }
 }

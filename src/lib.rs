@@ -32,3 +32,6 @@ pub mod rng;
 pub mod simd;
 pub mod texture;
 pub mod vgg;
+
+/// For binaries' `main`: see its docs.
+pub use hugepages::reuse_freed_large_blocks;

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use texstyle::cli::{self, Exit};
 
 fn main() -> ExitCode {
+    texstyle::reuse_freed_large_blocks();
     quiet_mesa_runtime_dir();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let parsed = match cli::args::parse_from(std::env::args_os()) {
