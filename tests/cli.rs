@@ -233,8 +233,8 @@ fn bench_quality_judges_pauses_and_finals_and_pausing_does_not_change_the_result
     let tiny: Vec<&Vec<String>> = rows.iter().filter(|r| r[1] == "tiny").collect();
     assert_eq!(tiny.iter().map(|r| (r[2].as_str(), r[3].as_str())).collect::<Vec<_>>(), [("0.000001s", "1"), ("end", "3")], "{paused}");
     for r in &rows {
-        // style and content (deep, shallow) at 256² and 512².
-        let v: Vec<f32> = r[5..11].iter().map(|x| x.parse().unwrap()).collect();
+        // style, content (deep, shallow), edges and sharpness at 256² and 512².
+        let v: Vec<f32> = r[5..15].iter().map(|x| x.parse().unwrap()).collect();
         assert!(v.iter().all(|x| *x > 0.0 && x.is_finite()), "{r:?}");
     }
     let plain = run("1000", plain_dir.path());
@@ -244,6 +244,15 @@ fn bench_quality_judges_pauses_and_finals_and_pausing_does_not_change_the_result
     let sheet = Image::load(&paused_dir.path().join(format!("spot_x_{}.png", Path::new(&style).file_stem().unwrap().to_str().unwrap()))).unwrap();
     // Rows: original, tiny, fft; columns: the 8 turntable views and 2 close-up crops.
     assert_eq!((sheet.width, sheet.height), (10 * 260 + 4, 3 * 260 + 4));
+    // The final texture is kept, and judged again as a given texture it scores the same.
+    let saved = plain_dir.path().join(format!("textures/spot_x_{}_tiny.png", Path::new(&style).file_stem().unwrap().to_str().unwrap()));
+    let again_dir = tempfile::tempdir().unwrap();
+    let again = format!("tiny=texture:{}", saved.display());
+    let o = texstyle(&["bench", "quality", "--pair", &pair, "--recipe", &again, "--out", again_dir.path().to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rejudged = std::fs::read_to_string(again_dir.path().join("quality.csv")).unwrap();
+    let scores = |l: String| l.split(',').skip(5).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(scores(last(&rejudged, "tiny")), scores(last(&plain, "tiny")), "{rejudged}\n{plain}");
 }
 
 /// A small textured sphere (`sphere.obj`, `sphere.mtl`, `tex.png`: coloured bands with dark
@@ -269,7 +278,8 @@ fn write_textured_sphere(dir: &Path) -> std::path::PathBuf {
 }
 
 /// `bench quality` scores a given texture with no optimization: the mesh's own texture has no
-/// content loss at either size or layer, noise has plenty; a bad texture recipe is exit 2.
+/// content loss at either size or layer, noise has plenty and more edges; a bad texture recipe is
+/// exit 2.
 #[test]
 fn bench_quality_scores_a_given_texture_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
@@ -286,13 +296,17 @@ fn bench_quality_scores_a_given_texture_as_it_is() {
         line.split(',').skip(5).map(|v| v.parse().unwrap()).collect()
     };
     let (own, noise) = (row("own"), row("noise"));
-    assert_eq!(header[5..], ["style_256", "content_256", "content_shallow_256", "style_512", "content_512", "content_shallow_512"], "{csv}");
+    assert_eq!(header[5..], ["style_256", "content_256", "content_shallow_256", "edges_256", "sharpness_256", "style_512", "content_512", "content_shallow_512", "edges_512", "sharpness_512"], "{csv}");
     assert!(own.iter().chain(&noise).all(|v| v.is_finite() && *v >= 0.0), "{csv}");
-    for c in [1, 2, 4, 5] {
+    for c in [1, 2, 6, 7] {
         assert!(own[c] < 1e-4, "the mesh's own texture, column {}: {csv}", header[5 + c]);
         assert!(noise[c] > 0.1, "noise, column {}: {csv}", header[5 + c]);
     }
-    assert!(own[0] > 0.0 && own[3] > 0.0, "the style is far from the painting: {csv}");
+    assert!(own[0] > 0.0 && own[5] > 0.0, "the style is far from the painting: {csv}");
+    // Edges and sharpness: noise is all edges.
+    for c in [3, 4, 8, 9] {
+        assert!(noise[c] > own[c], "edges of noise against the own texture, column {}: {csv}", header[5 + c]);
+    }
     let mean = std::fs::read_to_string(out.join("quality_mean.csv")).unwrap();
     assert_eq!(mean.lines().count(), 3, "{mean}");
     // A missing texture, a reference where the pairing has none, a mesh with two materials.

@@ -134,6 +134,9 @@ pub fn run(recipes: &[Recipe], pairings: &[Pairing], at: &[f64], out: &Path, cpu
                 scores.push(s);
             };
             let (mesh, mut raster, textures) = run_recipe(recipe, pairing, &painting, &at, cpu, &mut nets, &mut judge, &mut on_judged)?;
+            if recipe.options().is_some() {
+                save_textures(out, &pairing.name(), &recipe.name, &textures)?;
+            }
             let sheet = match &mut sheet {
                 Some(s) => s,
                 None => sheet.insert(Sheet::new(&mut raster, &mesh)?),
@@ -169,6 +172,23 @@ impl Nets<'_> {
         }
         Ok(self.bf16.as_ref().expect("loaded above"))
     }
+}
+
+/// A recipe's final textures in `out/textures/PAIRING_RECIPE.png` (`…_RECIPE_mK.png` per
+/// material K when there are several), so that any can be judged again later as
+/// `NAME=texture:PATH` without running the recipe again.
+fn save_textures(out: &Path, pairing: &str, recipe: &str, textures: &[Image]) -> Result<()> {
+    let dir = out.join("textures");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let safe: String = recipe.chars().map(|c| if c.is_ascii_alphanumeric() || "@_.-".contains(c) { c } else { '_' }).collect();
+    for (k, t) in textures.iter().enumerate() {
+        let name = match textures.len() {
+            1 => format!("{pairing}_{safe}.png"),
+            _ => format!("{pairing}_{safe}_m{k}.png"),
+        };
+        t.save_png(&dir.join(name))?;
+    }
+    Ok(())
 }
 
 /// A texture exactly as the export writes it (8 bits per channel).

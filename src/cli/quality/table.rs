@@ -19,13 +19,13 @@ pub struct Score {
     pub sizes: Vec<SizeScore>,
 }
 
-/// The score columns' names: `style_256,content_256,content_shallow_256,style_512,…`.
+/// The score columns' names: `style_256,content_256,content_shallow_256,edges_256,sharpness_256,style_512,…`.
 fn score_columns() -> String {
-    JUDGE_SIZES.iter().map(|s| format!("style_{0},content_{0},content_shallow_{0}", s.width)).collect::<Vec<_>>().join(",")
+    JUDGE_SIZES.iter().flat_map(|s| SizeScore::NAMES.map(|n| format!("{n}_{}", s.width))).collect::<Vec<_>>().join(",")
 }
 
 fn values(sizes: &[SizeScore], sep: &str) -> String {
-    sizes.iter().map(|s| [s.style, s.content, s.content_shallow].map(|v| format!("{v:.5}")).join(sep)).collect::<Vec<_>>().join(sep)
+    sizes.iter().map(|s| s.values().map(|v| format!("{v:.5}")).join(sep)).collect::<Vec<_>>().join(sep)
 }
 
 /// The header of the printed lines.
@@ -77,14 +77,16 @@ pub fn means(scores: &[Score]) -> Vec<Mean> {
         m.step += s.step as f64;
         m.seconds += s.seconds;
         for (a, b) in m.sizes.iter_mut().zip(&s.sizes) {
-            (a.style, a.content, a.content_shallow) = (a.style + b.style, a.content + b.content, a.content_shallow + b.content_shallow);
+            let (mut x, y) = (a.values(), b.values());
+            x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
+            *a = SizeScore::from_values(x);
         }
     }
     for m in &mut out {
         let n = m.runs as f64;
         (m.step, m.seconds) = (m.step / n, m.seconds / n);
         for a in &mut m.sizes {
-            (a.style, a.content, a.content_shallow) = (a.style / n as f32, a.content / n as f32, a.content_shallow / n as f32);
+            *a = SizeScore::from_values(a.values().map(|v| v / n as f32));
         }
     }
     out
@@ -102,9 +104,9 @@ pub fn means_csv(means: &[Mean]) -> String {
 /// The means as a Markdown table (three decimals), for the terminal and the README.
 pub fn means_markdown(means: &[Mean]) -> String {
     let cols = score_columns().replace(',', " | ");
-    let mut md = format!("| pairing | recipe | at | runs | step | s | {cols} |\n|{}\n", "---|".repeat(6 + 3 * JUDGE_SIZES.len()));
+    let mut md = format!("| pairing | recipe | at | runs | step | s | {cols} |\n|{}\n", "---|".repeat(6 + SizeScore::NAMES.len() * JUDGE_SIZES.len()));
     for m in means {
-        let v: Vec<String> = m.sizes.iter().flat_map(|s| [s.style, s.content, s.content_shallow]).map(|v| format!("{v:.3}")).collect();
+        let v: Vec<String> = m.sizes.iter().flat_map(|s| s.values()).map(|v| format!("{v:.3}")).collect();
         md += &format!("| {} | {} | {} | {} | {:.0} | {:.1} | {} |\n", m.pairing, m.recipe, m.at, m.runs, m.step, m.seconds, v.join(" | "));
     }
     md
@@ -122,14 +124,16 @@ mod tests {
             at: at.into(),
             step: 10,
             seconds: v as f64,
-            sizes: vec![SizeScore { style: v, content: 2.0 * v, content_shallow: 0.0 }; JUDGE_SIZES.len()],
+            sizes: vec![SizeScore { style: v, content: 2.0 * v, sharpness: 3.0 * v, ..SizeScore::default() }; JUDGE_SIZES.len()],
         };
         let scores = [sc("d@0", "end", 1.0), sc("d@1", "end", 3.0), sc("d@0", "30s", 5.0), sc("ref", "end", 7.0)];
         let m = means(&scores);
         assert_eq!(m.iter().map(|m| (m.recipe.as_str(), m.at.as_str(), m.runs)).collect::<Vec<_>>(), [("d", "end", 2), ("d", "30s", 1), ("ref", "end", 1)]);
-        assert_eq!((m[0].sizes[1].style, m[0].sizes[1].content, m[0].seconds), (2.0, 4.0, 2.0));
+        assert_eq!((m[0].sizes[1].style, m[0].sizes[1].content, m[0].sizes[1].sharpness, m[0].seconds), (2.0, 4.0, 6.0, 2.0));
         let csv = scores_csv(&scores);
-        assert!(csv.starts_with("pairing,recipe,at,step,seconds,style_256,content_256,content_shallow_256,style_512,content_512,content_shallow_512\n"), "{csv}");
+        let header = "pairing,recipe,at,step,seconds,style_256,content_256,content_shallow_256,edges_256,sharpness_256,style_512,content_512,content_shallow_512,edges_512,sharpness_512\n";
+        assert!(csv.starts_with(header), "{csv}");
+        assert!(csv.lines().nth(1).is_some_and(|l| l.ends_with(",3.00000")), "{csv}");
         assert_eq!(means_markdown(&m).lines().count(), 2 + 3);
     }
 }
