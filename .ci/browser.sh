@@ -9,9 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
-if ! command -v chromium >/dev/null || ! command -v npm >/dev/null; then
+# Only what is missing: a machine with NodeSource's nodejs (npm inside) refuses Debian's npm.
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+command -v npm >/dev/null || need+=(nodejs npm)
+if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends chromium nodejs npm
+  apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
