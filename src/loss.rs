@@ -7,10 +7,11 @@
 //!
 //! - Gram: `G = F Fᵀ / (C·H·W)` of the `[C, H·W]` feature matrix.
 //! - Style: per layer `l` of [`STYLE_LAYERS`],
-//!   `style_weight / (L · ‖T_l‖²) · ‖G_used,l − T_l‖²`, with `T_l` the
+//!   `style_weight · w_l / (L · ‖T_l‖²) · ‖G_used,l − T_l‖²`, with `T_l` the
 //!   painting's Gram and `G = F Fᵀ / (C·H·W)`. Dividing by `‖T_l‖²` makes
 //!   every layer a relative error of about the same size, so no layer's
-//!   activation scale drowns the others.
+//!   activation scale drowns the others; `w_l` (`--style-layer-weights`, mean 1)
+//!   then leans on some: the first layers for crisp, fine strokes.
 //! - Memory across views: `G_used = G_now + stopgrad(Ĝ − G_now)`, `Ĝ` the
 //!   bias-corrected exponential moving average of `G_now` (decay 0.95 by
 //!   default): `Ĝ_t = EMA_t / (1 − decay^t)`. The reference started its EMA
@@ -367,6 +368,14 @@ impl StyleTargets {
             .collect::<vgg::Result<Vec<_>>>()?;
         Ok(StyleTargets { terms })
     }
+
+    /// The same targets with layer `l`'s weight times `factors[l]` (`--style-layer-weights`).
+    pub fn with_layer_weights(mut self, factors: &[f32]) -> StyleTargets {
+        for (t, f) in self.terms.iter_mut().zip(factors) {
+            t.weight *= f;
+        }
+        self
+    }
 }
 
 /// The objective for one view: the style targets, and a content term per layer of
@@ -420,6 +429,14 @@ mod tests {
         let expect = 2.0 * (1.0 - w_new) + 4.0 * w_new;
         let got = used.get(0).unwrap().get(0).unwrap().to_scalar::<f32>().unwrap();
         assert!((got - expect).abs() < 1e-4, "{got} vs {expect}");
+    }
+
+    #[test]
+    fn layer_weights_scale_each_style_term() {
+        let t = Tensor::new(&[[1.0f32]], &Device::Cpu).unwrap();
+        let terms = STYLE_LAYERS.iter().map(|l| StyleTerm { layer: l.parse().unwrap(), target: t.clone(), weight: 0.5 }).collect();
+        let w = StyleTargets { terms }.with_layer_weights(&[2.0, 0.0, 1.0, 1.0, 1.0]);
+        assert_eq!(w.terms.iter().map(|t| t.weight).collect::<Vec<_>>(), [1.0, 0.0, 0.5, 0.5, 0.5]);
     }
 
     #[test]

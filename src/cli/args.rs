@@ -195,6 +195,12 @@ pub struct StyleArgs {
     #[arg(long, value_name = "[MATERIAL=]MASK")]
     pub protect: Option<PathBuf>,
 
+    /// Relative weights of the five style layers relu1_1, relu2_1, relu3_1, relu4_1, relu5_1, comma-separated,
+    /// scaled so their mean is 1 (--style-weight stays the whole style's weight): more on the first two
+    /// paints crisper, finer strokes; more on the last two, larger shapes.
+    #[arg(long, value_name = "W1,…,W5", default_value = d::STYLE_LAYER_WEIGHTS)]
+    pub style_layer_weights: String,
+
     /// VGG16 layers the content loss compares, comma-separated (shallower ones keep colours and small features).
     #[arg(long, value_name = "LIST", default_value = d::CONTENT_LAYERS)]
     pub content_layers: String,

@@ -141,6 +141,7 @@ impl StyleConfig {
             }
         }
         let content_layers = content_layers(&a.content_layers)?;
+        let style_layer_weights = style_layer_weights(&a.style_layer_weights)?;
         let out = resolve_out(a.out, a.resume.as_deref(), &mesh, &style)?;
         // clap refuses --strength beside the options it sets.
         let (style_weight, content_weight, content_end) = match a.strength {
@@ -158,6 +159,7 @@ impl StyleConfig {
             style_weight,
             content_weight,
             content_layers,
+            style_layer_weights,
             gram_decay: a.gram_decay,
             loss: a.loss,
             nnfm_weight,
@@ -220,6 +222,7 @@ impl StyleConfig {
             format!("--style-weight={}", c.style_weight),
             format!("--content-weight={}", c.content_weight),
             format!("--content-layers={}", c.content_layers.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",")),
+            format!("--style-layer-weights={:?}", c.style_layer_weights),
             format!("--gram-decay={}", c.gram_decay),
             format!("--loss={:?}", c.loss),
             format!("--nnfm-weight={}", c.nnfm_weight),
@@ -269,6 +272,29 @@ fn nnfm_weight(loss: crate::loss::LossKind, weight: Option<f32>) -> Result<f32, 
 
 /// `--out`, or the folder a `--resume OUT.partial` belongs to (the two must agree).
 /// `--content-layers`: VGG16 layer names (relu or conv, block 1–5), at most one of each.
+/// `--style-layer-weights`: five finite weights, none negative, some positive, scaled to mean 1.
+fn style_layer_weights(list: &str) -> Result<[f32; 5], CliError> {
+    let n = crate::loss::STYLE_LAYERS.len();
+    let usage = "give five weights for relu1_1,relu2_1,relu3_1,relu4_1,relu5_1, e.g. 1,1,1,1,1 (equal) or 3,3,1,1,1 (crisper strokes)";
+    let values = list
+        .split(',')
+        .map(|w| w.trim().parse::<f32>().ok().filter(|w| w.is_finite() && *w >= 0.0))
+        .collect::<Option<Vec<f32>>>()
+        .ok_or_else(|| bad(format!("--style-layer-weights {list}: each weight must be a number of 0 or more: {usage}")))?;
+    if values.len() != n {
+        return Err(bad(format!("--style-layer-weights {list}: {} weights given: {usage}", values.len())));
+    }
+    let sum: f32 = values.iter().sum();
+    if !(sum > 0.0 && sum.is_finite()) {
+        return Err(bad(format!("--style-layer-weights {list}: all zero turns the style off: {usage}")));
+    }
+    let mut w = [0.0; 5];
+    for (w, v) in w.iter_mut().zip(values) {
+        *w = v * n as f32 / sum;
+    }
+    Ok(w)
+}
+
 fn content_layers(list: &str) -> Result<Vec<crate::vgg::Layer>, CliError> {
     let mut layers: Vec<crate::vgg::Layer> = Vec::new();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -479,6 +505,14 @@ mod tests {
         let layers = |c: &StyleConfig| c.optim.content_layers.iter().map(|l| l.to_string()).collect::<Vec<_>>();
         assert_eq!(layers(&c).join(","), d::CONTENT_LAYERS);
         assert_eq!(layers(&style(&["--content-layers", " relu1_2, conv2_2,relu5_3"]).unwrap()), ["relu1_2", "conv2_2", "relu5_3"]);
+        let weights = d::STYLE_LAYER_WEIGHTS.split(',').map(|w| w.parse::<f32>().unwrap());
+        let sum: f32 = weights.clone().sum();
+        let expect: Vec<f32> = weights.map(|w| w * 5.0 / sum).collect();
+        assert_eq!(style(&[]).unwrap().optim.style_layer_weights.to_vec(), expect);
+        // Relative weights, scaled to mean 1: the style weight stays the whole style's.
+        let w = style(&["--style-layer-weights", " 3, 3,1,1,1"]).unwrap().optim.style_layer_weights;
+        assert_eq!(w, [15.0 / 9.0, 15.0 / 9.0, 5.0 / 9.0, 5.0 / 9.0, 5.0 / 9.0]);
+        assert_eq!(style(&["--style-layer-weights", "0,0,2,0,0"]).unwrap().optim.style_layer_weights, [0.0, 0.0, 5.0, 0.0, 0.0]);
         let c = style(&["--background", "ff0000", "--cpu", "--out", "o"]).unwrap();
         assert_eq!((c.optim.background, c.cpu, c.out), ([1.0, 0.0, 0.0], true, PathBuf::from("o")));
         for (bad, mention) in [
@@ -501,6 +535,12 @@ mod tests {
             (&["--content-layers", "relu1_3"], "relu1_3"),
             (&["--content-layers", "relu4_2,relu4_2"], "twice"),
             (&["--content-layers", ","], "--content-layers is empty"),
+            (&["--style-layer-weights", "1,1,1,1"], "4 weights given"),
+            (&["--style-layer-weights", "1,1,1,1,1,1"], "6 weights given"),
+            (&["--style-layer-weights", "1,1,-1,1,1"], "0 or more"),
+            (&["--style-layer-weights", "1,1,nan,1,1"], "0 or more"),
+            (&["--style-layer-weights", "1,1,x,1,1"], "0 or more"),
+            (&["--style-layer-weights", "0,0,0,0,0"], "all zero"),
         ] {
             let e = style(bad).unwrap_err();
             assert_eq!(e.exit, super::super::Exit::BadInput, "{bad:?}");

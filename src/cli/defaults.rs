@@ -20,6 +20,7 @@ pub const PRESET_FAST: &[&str] = &[
     "--steps", "200", "--texture-size", "512", "--render-size", "256", "--start-render-size", "256", "--samples", "2",
     "--style-weight", "1", "--content-weight", "0.5", "--gram-decay", "0.95", "--param", "pyramid", "--lr", "0.06",
     "--lr-end", "0.2", "--content-end", "0.6", "--style-size", "512", "--content-layers", "relu4_2", "--loss", "gram",
+    "--style-layer-weights", "1,1,1,1,1",
 ];
 pub const STEPS_RANGE: RangeInclusive<i64> = 1..=100_000;
 pub const TEXTURE_SIZE: u32 = 1024;
@@ -32,6 +33,8 @@ pub const SAMPLES: u32 = 2;
 pub const SAMPLES_RANGE: RangeInclusive<i64> = 1..=4;
 pub const STYLE_WEIGHT: f32 = 1.0;
 pub const CONTENT_WEIGHT: f32 = 0.7;
+/// `--style-layer-weights`: relu1_1, relu2_1, relu3_1, relu4_1, relu5_1, scaled to mean 1.
+pub const STYLE_LAYER_WEIGHTS: &str = "1,1,1,1,1";
 /// `--content-layers`.
 pub const CONTENT_LAYERS: &str = "relu1_2,relu2_2,relu4_2";
 pub const GRAM_DECAY: f32 = 0.95;

@@ -72,7 +72,7 @@ pub fn builtin_recipe(name: &str) -> Option<Recipe> {
 pub const V1_DEFAULTS: &[&str] = &[
     "--steps", "300", "--render-size", "256", "--texture-size", "512", "--param", "fft", "--lr", "0.05",
     "--content-weight", "0.5", "--gram-decay", "0.95", "--samples", "1", "--style-size", "512", "--lr-end", "1",
-    "--content-end", "1", "--precision", "f32",
+    "--content-end", "1", "--precision", "f32", "--content-layers", "relu4_2", "--loss", "gram", "--style-layer-weights", "1,1,1,1,1",
 ];
 
 /// `NAME` (built in), `NAME=texture:PATH` (an image scored as the mesh's

@@ -23,6 +23,8 @@ pub struct Config {
     pub content_weight: f32,
     /// The layers the content loss compares (each a relative error, averaged).
     pub content_layers: Vec<crate::vgg::Layer>,
+    /// Per style layer ([`crate::loss::STYLE_LAYERS`]), a factor on its weight (mean 1).
+    pub style_layer_weights: [f32; 5],
     pub gram_decay: f32,
     /// The losses: Gram (+ content), or also NNFM with weight `nnfm_weight`.
     pub loss: LossKind,
@@ -103,6 +105,7 @@ mod tests {
             style_weight: 1.0,
             content_weight: 0.5,
             content_layers: vec![crate::loss::CONTENT_LAYER.parse().unwrap()],
+            style_layer_weights: [1.0; 5],
             gram_decay: 0.95,
             loss: LossKind::Gram,
             nnfm_weight: 1.0,

@@ -175,9 +175,9 @@ impl<'a> Run<'a> {
             false => painting,
         };
         let painting = image_to_tensor(painting)?.to_device(vgg.device())?;
-        let style = StyleTargets::new(vgg, &painting, cfg.style_weight).context("style targets")?;
-        // The held-out score stays comparable across style weights (--strength).
-        let eval_targets = match cfg.style_weight == 1.0 {
+        let style = StyleTargets::new(vgg, &painting, cfg.style_weight).context("style targets")?.with_layer_weights(&cfg.style_layer_weights);
+        // The held-out score stays comparable across style weights (--strength, --style-layer-weights).
+        let eval_targets = match cfg.style_weight == 1.0 && cfg.style_layer_weights == [1.0; 5] {
             true => None,
             false => Some(StyleTargets::new(vgg, &painting, 1.0).context("style targets")?),
         };

@@ -87,6 +87,7 @@ pub fn config(steps: usize, seed: u64) -> Config {
         style_weight: 1.0,
         content_weight: 0.5,
         content_layers: vec![texstyle::loss::CONTENT_LAYER.parse().unwrap()],
+        style_layer_weights: [1.0; 5],
         gram_decay: 0.95,
         loss: LossKind::Gram,
         nnfm_weight: 1.0,

@@ -287,6 +287,7 @@ mod tests {
         let o = &cfg.optim;
         assert_eq!((o.steps, o.texture_size, o.render_size, o.start_render_size, o.samples, o.param), (300, 512, 256, 256, 1, ParamKind::Fft));
         assert_eq!((o.lr, o.lr_end, o.content_weight, o.content_end, o.gram_decay, cfg.style_size), (0.05, 1.0, 0.5, 1.0, 0.95, 512));
+        assert_eq!((o.content_layers.len(), o.style_layer_weights), (1, [1.0; 5]));
         let mine = parse_recipe("fast=--steps 10 --lr 0.1").unwrap();
         assert_eq!((mine.name.as_str(), mine.options().unwrap().len()), ("fast", 4));
         assert!(parse_recipe("nonesuch").is_err());
@@ -302,6 +303,7 @@ mod tests {
         let o = &cfg.optim;
         assert_eq!((o.steps, o.texture_size, o.render_size, o.start_render_size, o.samples, o.param, o.mip), (200, 512, 256, 256, 2, ParamKind::Pyramid, true));
         assert_eq!((o.lr, o.lr_end, o.style_weight, o.content_weight, o.content_end, o.gram_decay, cfg.style_size), (0.06, 0.2, 1.0, 0.5, 0.6, 0.95, 512));
+        assert_eq!((o.content_layers.len(), o.style_layer_weights), (1, [1.0; 5]));
         let longer = recipe_config("f", &["--preset".into(), "fast".into(), "--steps".into(), "20".into()], &pairing).unwrap();
         assert_eq!(longer.optim.steps, 20, "an explicit flag wins over the preset");
     }
