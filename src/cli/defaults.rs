@@ -34,7 +34,7 @@ pub const SAMPLES_RANGE: RangeInclusive<i64> = 1..=4;
 pub const STYLE_WEIGHT: f32 = 1.0;
 pub const CONTENT_WEIGHT: f32 = 0.7;
 /// `--style-layer-weights`: relu1_1, relu2_1, relu3_1, relu4_1, relu5_1, scaled to mean 1.
-pub const STYLE_LAYER_WEIGHTS: &str = "1,1,1,1,1";
+pub const STYLE_LAYER_WEIGHTS: &str = "8,8,3,3,3";
 /// `--content-layers`.
 pub const CONTENT_LAYERS: &str = "relu1_2,relu2_2,relu4_2";
 pub const GRAM_DECAY: f32 = 0.95;
